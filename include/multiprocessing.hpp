@@ -1,0 +1,9 @@
+// The umbrella header: everything of Python's multiprocessing, in C++.
+// Users write `namespace mp = multiprocessing;` as Python users write `import multiprocessing as mp`.
+#pragma once
+
+#include "multiprocessing/errors.hpp"
+#include "multiprocessing/pickle.hpp"
+#include "multiprocessing/context.hpp"
+#include "multiprocessing/process.hpp"
+#include "multiprocessing/connection.hpp"

@@ -1,0 +1,360 @@
+// Pipe() and Connection: framed messages over a socketpair; mp::wait over connections and
+// process sentinels (Python: connection.py).
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "detail/posix.hpp"
+#include "errors.hpp"
+#include "pickle.hpp"
+
+namespace multiprocessing {
+
+namespace detail {
+
+/// One end of a pipe, shared by every copy of a Connection in this process.
+struct connection_state {
+    unique_fd fd;
+    bool readable = true;
+    bool writable = true;
+    // Received bytes not consumed yet: a small message arrives with its header in one read(2).
+    std::unique_ptr<char[]> buf;
+    std::size_t begin = 0, end = 0;
+    static constexpr std::size_t capacity = 64 * 1024;
+
+    [[nodiscard]] std::size_t buffered() const noexcept { return end - begin; }
+};
+
+/// Frame header: the payload length.
+using frame_header = std::uint64_t;
+inline constexpr std::uint64_t max_message_size = std::uint64_t{1} << 40;
+
+}  // namespace detail
+
+class Connection;
+/// Creates a connected pair (Python: Pipe). Duplex: both ends send and receive. Not duplex:
+/// `auto [r, w] = Pipe(false);` r only receives, w only sends.
+[[nodiscard]] std::pair<Connection, Connection> Pipe(bool duplex = true);
+
+/// One end of a Pipe: sends and receives whole messages (Python: multiprocessing.connection.Connection).
+/// Copies share the end; close() closes it for every copy in this process. A Connection passed to a
+/// Process is that child's copy of the same end.
+class Connection {
+public:
+    /// Takes ownership of a connected socket (or pipe) file descriptor.
+    explicit Connection(int fd, bool readable = true, bool writable = true)
+        : s_(std::make_shared<detail::connection_state>()) {
+        s_->fd.reset(fd);
+        s_->readable = readable;
+        s_->writable = writable;
+    }
+
+    /// Sends a picklable object; the peer receives it with recv<T>() of the same T.
+    template <class T>
+    void send(const T& obj) {
+        static_assert(picklable<T>, "mp::Connection::send: the type is not picklable (see mp::picklable)");
+        check_writable();
+        std::string msg(sizeof(detail::frame_header), '\0');
+        PickleWriter w(msg);
+        w.write_raw(detail::type_tag<T>);
+        w.dump(obj);
+        detail::frame_header len = msg.size() - sizeof(detail::frame_header);
+        std::memcpy(msg.data(), &len, sizeof len);
+        write_all(msg.data(), msg.size(), nullptr, 0);
+    }
+
+    /// Receives one object sent with send<T>(); blocks until one arrives. Raises mp::EOFError when
+    /// the peer has closed and nothing is left, mp::PicklingError if it was sent as another type.
+    template <class T>
+    [[nodiscard]] T recv() {
+        static_assert(picklable<T>, "mp::Connection::recv: the type is not picklable (see mp::picklable)");
+        return loads<T>(recv_bytes());
+    }
+
+    /// Sends raw bytes as one message: buf[offset, offset + size).
+    void send_bytes(std::string_view buf, std::size_t offset = 0, std::optional<std::size_t> size = {}) {
+        check_writable();
+        if (offset > buf.size())
+            throw ValueError("multiprocessing: send_bytes offset is past the end of the buffer");
+        std::size_t n = size.value_or(buf.size() - offset);
+        if (n > buf.size() - offset)
+            throw ValueError("multiprocessing: send_bytes offset + size is past the end of the buffer");
+        detail::frame_header len = n;
+        write_all(reinterpret_cast<const char*>(&len), sizeof len, buf.data() + offset, n);
+    }
+    /// Sends raw bytes as one message.
+    void send_bytes(std::span<const std::byte> buf, std::size_t offset = 0, std::optional<std::size_t> size = {}) {
+        send_bytes(std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()), offset, size);
+    }
+
+    /// Receives one message as bytes. If `maxlength` is given and the message is longer, raises
+    /// mp::ValueError and leaves the message unread, so a later call can still take it.
+    [[nodiscard]] std::string recv_bytes(std::optional<std::size_t> maxlength = {}) {
+        auto len = next_message_length(maxlength);
+        std::string out(len, '\0');
+        read_payload(out.data(), len);
+        return out;
+    }
+
+    /// Receives one message into `buf` at `offset` and returns its length. If it does not fit,
+    /// raises mp::BufferTooShort holding the whole message (nothing is lost).
+    std::size_t recv_bytes_into(std::span<std::byte> buf, std::size_t offset = 0) {
+        if (offset > buf.size())
+            throw ValueError("multiprocessing: recv_bytes_into offset is past the end of the buffer");
+        auto len = next_message_length(std::nullopt);
+        if (len > buf.size() - offset) {
+            std::string whole(len, '\0');
+            read_payload(whole.data(), len);
+            throw BufferTooShort(std::move(whole));
+        }
+        read_payload(reinterpret_cast<char*>(buf.data() + offset), len);
+        return len;
+    }
+    /// Receives one message into a contiguous container of bytes (std::string, std::vector<char>, ...).
+    template <class C>
+        requires requires(C& c) {
+            { std::data(c) } -> std::convertible_to<void*>;
+            std::size(c);
+        } && std::is_trivially_copyable_v<std::remove_cvref_t<decltype(*std::data(std::declval<C&>()))>>
+    std::size_t recv_bytes_into(C& buf, std::size_t offset = 0) {
+        auto bytes = std::as_writable_bytes(std::span(std::data(buf), std::size(buf)));
+        return recv_bytes_into(bytes, offset * sizeof(*std::data(buf)));
+    }
+
+    /// True if a message (or end of file) is ready now.
+    [[nodiscard]] bool poll() const { return poll_until(detail::deadline(std::chrono::seconds(0))); }
+    /// True if a message (or end of file) arrives within the timeout.
+    template <class Rep, class Period>
+    [[nodiscard]] bool poll(std::chrono::duration<Rep, Period> timeout) const {
+        return poll_until(detail::deadline(timeout));
+    }
+
+    /// Closes this end, for every copy in this process. Closing twice is harmless.
+    void close() noexcept {
+        if (s_) s_->fd.reset();
+    }
+    /// True once close() was called on any copy.
+    [[nodiscard]] bool closed() const noexcept { return !s_ || !s_->fd; }
+    /// True if this end can receive.
+    [[nodiscard]] bool readable() const noexcept { return s_ && s_->readable; }
+    /// True if this end can send.
+    [[nodiscard]] bool writable() const noexcept { return s_ && s_->writable; }
+    /// The file descriptor, for poll(2) or mp::wait().
+    [[nodiscard]] int fileno() const {
+        check_open();
+        return s_->fd.get();
+    }
+    /// True if received bytes are waiting in this process's buffer (a message may be ready
+    /// even though the descriptor is not readable).
+    [[nodiscard]] bool has_buffered_data() const noexcept { return s_ && s_->buffered() > 0; }
+
+    friend bool operator==(const Connection& a, const Connection& b) noexcept { return a.s_ == b.s_; }
+
+private:
+    void check_open() const {
+        if (!s_ || !s_->fd) throw ValueError("multiprocessing: the connection is closed");
+    }
+    void check_readable() const {
+        check_open();
+        if (!s_->readable) throw ValueError("multiprocessing: the connection is write-only; receive on the other end");
+    }
+    void check_writable() const {
+        check_open();
+        if (!s_->writable) throw ValueError("multiprocessing: the connection is read-only; send on the other end");
+    }
+
+    bool poll_until(const detail::deadline& until) const {
+        check_readable();
+        if (s_->buffered() > 0) return true;
+        return detail::wait_readable(s_->fd.get(), until);
+    }
+
+    /// Writes a header and a payload completely, in as few syscalls as the kernel allows.
+    void write_all(const char* a, std::size_t na, const char* b, std::size_t nb) {
+        iovec iov[2] = {{const_cast<char*>(a), na}, {const_cast<char*>(b), nb}};
+        int first = 0;
+        int count = nb ? 2 : 1;
+        while (first < count) {
+            msghdr msg{};
+            msg.msg_iov = iov + first;
+            msg.msg_iovlen = static_cast<std::size_t>(count - first);
+            ssize_t r = ::sendmsg(s_->fd.get(), &msg, MSG_NOSIGNAL);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EPIPE || errno == ECONNRESET)
+                    throw std::system_error(errno, std::generic_category(),
+                                            "multiprocessing: send: the other end of the connection is closed");
+                detail::throw_errno("sendmsg");
+            }
+            auto done = static_cast<std::size_t>(r);
+            while (first < count && done >= iov[first].iov_len) {
+                done -= iov[first].iov_len;
+                ++first;
+            }
+            if (first < count) {
+                iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
+                iov[first].iov_len -= done;
+            }
+        }
+    }
+
+    /// Reads more bytes into the buffer; false at end of file.
+    bool fill() {
+        auto& s = *s_;
+        if (!s.buf) s.buf = std::make_unique<char[]>(detail::connection_state::capacity);
+        if (s.begin == s.end) s.begin = s.end = 0;
+        if (s.end == detail::connection_state::capacity) {
+            std::memmove(s.buf.get(), s.buf.get() + s.begin, s.buffered());
+            s.end -= s.begin;
+            s.begin = 0;
+        }
+        for (;;) {
+            ssize_t r = ::read(s.fd.get(), s.buf.get() + s.end, detail::connection_state::capacity - s.end);
+            if (r > 0) {
+                s.end += static_cast<std::size_t>(r);
+                return true;
+            }
+            if (r == 0) return false;
+            if (errno == EINTR) continue;
+            if (errno == ECONNRESET) return false;
+            detail::throw_errno("read");
+        }
+    }
+
+    /// Waits for the next message's header and returns its length, leaving the header unread
+    /// if the message exceeds maxlength.
+    std::size_t next_message_length(std::optional<std::size_t> maxlength) {
+        check_readable();
+        auto& s = *s_;
+        while (s.buffered() < sizeof(detail::frame_header))
+            if (!fill())
+                throw EOFError(s.buffered() ? "multiprocessing: the connection was closed in the middle of a message"
+                                            : "multiprocessing: the other end of the connection is closed");
+        detail::frame_header len;
+        std::memcpy(&len, s.buf.get() + s.begin, sizeof len);
+        if (len > detail::max_message_size)
+            throw PicklingError("multiprocessing: corrupt message header (length " + std::to_string(len) + ")");
+        if (maxlength && len > *maxlength)
+            throw ValueError("multiprocessing: the message of " + std::to_string(len) +
+                             " bytes is longer than maxlength " + std::to_string(*maxlength) +
+                             "; it was left unread");
+        s.begin += sizeof len;
+        return static_cast<std::size_t>(len);
+    }
+
+    /// Copies the payload: first what is buffered, then straight from the socket.
+    void read_payload(char* dst, std::size_t len) {
+        auto& s = *s_;
+        std::size_t got = std::min(len, s.buffered());
+        if (got) std::memcpy(dst, s.buf.get() + s.begin, got);
+        s.begin += got;
+        while (got < len) {
+            ssize_t r = ::read(s.fd.get(), dst + got, len - got);
+            if (r > 0) {
+                got += static_cast<std::size_t>(r);
+                continue;
+            }
+            if (r < 0 && errno == EINTR) continue;
+            if (r == 0 || errno == ECONNRESET)
+                throw EOFError("multiprocessing: the connection was closed in the middle of a message");
+            detail::throw_errno("read");
+        }
+    }
+
+    std::shared_ptr<detail::connection_state> s_;
+};
+
+inline std::pair<Connection, Connection> Pipe(bool duplex) {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) detail::throw_errno("socketpair");
+    if (duplex) return {Connection(fds[0]), Connection(fds[1])};
+    // Python's order: the first end receives, the second sends.
+    ::shutdown(fds[0], SHUT_WR);
+    ::shutdown(fds[1], SHUT_RD);
+    return {Connection(fds[0], true, false), Connection(fds[1], false, true)};
+}
+
+namespace detail {
+
+inline int waitable_fd(int fd) noexcept { return fd; }
+inline int waitable_fd(const Connection& c) { return c.fileno(); }
+template <class... Ts>
+int waitable_fd(const std::variant<Ts...>& v) {
+    return std::visit([](const auto& x) { return waitable_fd(x); }, v);
+}
+
+inline bool ready_without_waiting(int) noexcept { return false; }
+inline bool ready_without_waiting(const Connection& c) noexcept { return c.has_buffered_data(); }
+template <class... Ts>
+bool ready_without_waiting(const std::variant<Ts...>& v) noexcept {
+    return std::visit([](const auto& x) { return ready_without_waiting(x); }, v);
+}
+
+template <class Range>
+auto wait_until(const Range& objects, const deadline& until) {
+    using T = std::remove_cvref_t<decltype(*std::begin(objects))>;
+    std::vector<T> ready;
+    for (const auto& o : objects)
+        if (ready_without_waiting(o)) ready.push_back(o);
+    if (!ready.empty()) return ready;
+    std::vector<pollfd> fds;
+    for (const auto& o : objects) fds.push_back(pollfd{waitable_fd(o), POLLIN, 0});
+    if (poll_until(fds.data(), fds.size(), until) <= 0) return ready;
+    std::size_t i = 0;
+    for (const auto& o : objects)
+        if (fds[i++].revents) ready.push_back(o);
+    return ready;
+}
+
+}  // namespace detail
+
+/// Waits until at least one object is ready and returns the ready ones (Python:
+/// multiprocessing.connection.wait). Objects: Connections, sentinels (int fds such as
+/// Process::sentinel()), or std::variant<Connection, int> for a mix.
+template <class Range>
+[[nodiscard]] auto wait(const Range& objects) {
+    return detail::wait_until(objects, detail::deadline());
+}
+
+/// As wait(objects), giving up after `timeout`: then the result is empty.
+template <class Range, class Rep, class Period>
+[[nodiscard]] auto wait(const Range& objects, std::chrono::duration<Rep, Period> timeout) {
+    return detail::wait_until(objects, detail::deadline(timeout));
+}
+
+/// Connections travel to children as their file descriptor (inherited, or SCM_RIGHTS).
+template <>
+struct pickler<Connection> {
+    static void dump(PickleWriter& w, const Connection& c) {
+        w.write_raw(w.add_fd(c.fileno()));
+        w(c.readable(), c.writable());
+    }
+    static Connection load(PickleReader& r) {
+        int fd = r.fd(r.read_raw<std::uint32_t>());
+        bool readable = r.load<bool>();
+        bool writable = r.load<bool>();
+        int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (own < 0) detail::throw_errno("fcntl(F_DUPFD_CLOEXEC)");
+        return Connection(own, readable, writable);
+    }
+};
+
+}  // namespace multiprocessing

@@ -1,0 +1,108 @@
+// RAII file descriptors, errno -> std::system_error, EINTR-safe waits with deadlines.
+#pragma once
+
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+
+namespace multiprocessing::detail {
+
+/// Throws std::system_error for the current errno, naming the failed call.
+[[noreturn]] inline void throw_errno(const char* call) {
+    throw std::system_error(errno, std::generic_category(), std::string("multiprocessing: ") + call);
+}
+
+/// Owns one file descriptor; closes it exactly once.
+class unique_fd {
+public:
+    unique_fd() noexcept = default;
+    explicit unique_fd(int fd) noexcept : fd_(fd) {}
+    unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    unique_fd& operator=(unique_fd&& o) noexcept {
+        if (this != &o) reset(std::exchange(o.fd_, -1));
+        return *this;
+    }
+    unique_fd(const unique_fd&) = delete;
+    unique_fd& operator=(const unique_fd&) = delete;
+    ~unique_fd() { reset(); }
+
+    [[nodiscard]] int get() const noexcept { return fd_; }
+    [[nodiscard]] explicit operator bool() const noexcept { return fd_ >= 0; }
+    [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+    void reset(int fd = -1) noexcept {
+        // close() must not be retried on EINTR on Linux: the fd is gone either way.
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = fd;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+using clock = std::chrono::steady_clock;
+
+/// An absolute point to stop waiting at, or none (wait forever).
+class deadline {
+public:
+    deadline() noexcept = default;  // forever
+    template <class Rep, class Period>
+    explicit deadline(std::chrono::duration<Rep, Period> timeout)
+        : at_(clock::now() + std::chrono::duration_cast<clock::duration>(
+                                 timeout < timeout.zero() ? timeout.zero() : timeout)) {}
+    static deadline from(const std::optional<clock::duration>& t) {
+        return t ? deadline(*t) : deadline();
+    }
+    [[nodiscard]] bool forever() const noexcept { return !at_; }
+    [[nodiscard]] bool expired() const noexcept { return at_ && clock::now() >= *at_; }
+    /// Time left, clamped at zero; empty when waiting forever.
+    [[nodiscard]] std::optional<clock::duration> remaining() const noexcept {
+        if (!at_) return std::nullopt;
+        auto left = *at_ - clock::now();
+        return left < clock::duration::zero() ? clock::duration::zero() : left;
+    }
+    [[nodiscard]] std::optional<timespec> remaining_timespec() const noexcept {
+        auto left = remaining();
+        if (!left) return std::nullopt;
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*left).count();
+        return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    }
+
+private:
+    std::optional<clock::time_point> at_;
+};
+
+/// ppoll() that retries on EINTR with the time left; returns the number of ready fds (0 = timeout).
+inline int poll_until(pollfd* fds, nfds_t n, const deadline& until) {
+    for (;;) {
+        auto ts = until.remaining_timespec();
+        int r = ::ppoll(fds, n, ts ? &*ts : nullptr, nullptr);
+        if (r >= 0) return r;
+        if (errno != EINTR) throw_errno("ppoll");
+    }
+}
+
+/// True when fd is readable (or hung up) before the deadline.
+inline bool wait_readable(int fd, const deadline& until) {
+    pollfd p{fd, POLLIN, 0};
+    return poll_until(&p, 1, until) > 0;
+}
+
+/// pidfd_open(2): a pollable handle that becomes readable when the process exits.
+inline unique_fd pidfd_open(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+    return unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+#else
+    (void)pid;
+    return unique_fd();
+#endif
+}
+
+}  // namespace multiprocessing::detail

@@ -1,0 +1,137 @@
+// What a process object is underneath: the launcher seam (Popen), the type-erased target (Task),
+// the shared state behind Process handles, and the per-process registry of children.
+#pragma once
+
+#include <sys/types.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../context.hpp"
+#include "posix.hpp"
+
+namespace multiprocessing::detail {
+
+/// One started child, as launched by a start method (Python: the popen_* classes).
+/// Everything above this seam is written once for every start method.
+class Popen {
+public:
+    virtual ~Popen() = default;
+    [[nodiscard]] virtual pid_t pid() const noexcept = 0;
+    /// A pollable fd that becomes readable when the child ends.
+    [[nodiscard]] virtual int sentinel() const noexcept = 0;
+    /// The exit code (-N for signal N) once the child has ended, else empty. Never blocks.
+    virtual std::optional<int> poll() = 0;
+    /// Waits for the child to end until the deadline; returns the exit code if it ended.
+    virtual std::optional<int> wait(const deadline& until) = 0;
+    /// Sends a signal unless the child has already been reaped.
+    virtual void send_signal(int sig) = 0;
+};
+
+/// What a child runs: the target with its arguments.
+class Task {
+public:
+    virtual ~Task() = default;
+    virtual void run() = 0;
+};
+
+/// The state behind every handle to one process (a child, this process, or our parent).
+struct ProcessState {
+    enum class role { child, self, parent };
+
+    role kind = role::child;
+    std::string name;
+    bool daemon = false;
+    std::vector<int> identity;          // Python's _identity: (1,), (1, 2) for a grandchild ...
+    std::optional<StartMethod> method;  // empty: the default start method at start()
+    std::unique_ptr<Task> target;       // dropped by the parent once started, as Python does
+    std::unique_ptr<Popen> popen;       // set by start()
+    bool closed = false;
+    pid_t pid = 0;                      // role::self and role::parent
+    unique_fd parent_pidfd;             // role::parent: readable when the parent ends
+    std::mutex mutex;                   // serializes start/close on one process
+};
+
+/// The registry of this process: who we are, our parent, our children. A forked child rebuilds it
+/// (become_child) and the fork happens with `mutex` held, so no copy is ever half-updated.
+struct process_globals {
+    std::mutex mutex;
+    std::vector<std::shared_ptr<ProcessState>> children;
+    std::shared_ptr<ProcessState> current;
+    std::shared_ptr<ProcessState> parent;
+    int counter = 0;  // processes created here, for "Process-N" names
+    bool exit_handler_registered = false;
+};
+
+inline process_globals& globals() {
+    static process_globals g;
+    return g;
+}
+
+/// This process's own state, created on first use ("MainProcess" in the main process).
+inline std::shared_ptr<ProcessState> current_state() {
+    auto& g = globals();
+    std::lock_guard lock(g.mutex);
+    if (!g.current) {
+        g.current = std::make_shared<ProcessState>();
+        g.current->kind = ProcessState::role::self;
+        g.current->name = "MainProcess";
+        g.current->pid = ::getpid();
+    }
+    return g.current;
+}
+
+/// Reaps children that have ended and drops them from the registry (Python: process._cleanup).
+inline void reap_finished_children() {
+    auto& g = globals();
+    std::lock_guard lock(g.mutex);
+    std::erase_if(g.children, [](const std::shared_ptr<ProcessState>& p) {
+        return !p->popen || p->popen->poll().has_value();
+    });
+}
+
+/// At exit, as Python's util._exit_function: terminate daemonic children, join all the others.
+inline void exit_cleanup() noexcept {
+    try {
+        auto& g = globals();
+        std::vector<std::shared_ptr<ProcessState>> kids;
+        {
+            std::lock_guard lock(g.mutex);
+            kids.swap(g.children);
+        }
+        for (auto& p : kids)
+            if (p->daemon && p->popen && !p->popen->poll()) p->popen->send_signal(SIGTERM);
+        for (auto& p : kids)
+            if (p->popen) (void)p->popen->wait(deadline());
+    } catch (...) {
+        // Exiting anyway: nothing useful can be done with an error here.
+    }
+}
+
+/// Registers exit_cleanup() to run when this process exits normally (once per process).
+inline void register_exit_handler() {
+    auto& g = globals();
+    std::lock_guard lock(g.mutex);
+    if (!g.exit_handler_registered) {
+        g.exit_handler_registered = true;
+        std::atexit([] { exit_cleanup(); });
+    }
+}
+
+/// Flushes C and C++ standard streams, so buffered output is neither lost nor printed twice.
+inline void flush_std_streams() noexcept {
+    try {
+        std::cout.flush();
+        std::cerr.flush();
+    } catch (...) {
+    }
+    std::fflush(nullptr);
+}
+
+}  // namespace multiprocessing::detail

@@ -1,0 +1,634 @@
+// What can cross a process boundary, and how: the `picklable` concept, dumps/loads, pickler<T>.
+// (Python: pickle + multiprocessing/reduction.py.)
+//
+// The format is native-endian and binary, meant for processes of one program on one machine.
+// Every read is bounds-checked: corrupt or truncated data raises mp::PicklingError.
+#pragma once
+
+#include <boost/pfr.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "errors.hpp"
+
+namespace multiprocessing {
+
+class PickleWriter;
+class PickleReader;
+
+/// Customization point: specialize with `static void dump(PickleWriter&, const T&)` and
+/// `static T load(PickleReader&)` to make a type picklable without touching it (like
+/// nlohmann::adl_serializer). The primary template is what "not specialized" looks like.
+template <class T, class Enable = void>
+struct pickler {
+    using mp_primary_template = void;
+};
+
+namespace detail {
+
+enum class pickle_kind { none, user, member, builtin, aggregate };
+
+/// Built-in codecs for standard types; `enabled` is false for everything else.
+template <class T, class Enable = void>
+struct builtin_codec {
+    static constexpr bool enabled = false;
+};
+
+template <class T>
+concept has_user_pickler = !requires { typename pickler<T>::mp_primary_template; };
+
+template <class T>
+concept has_serialize_member = requires(T& t, PickleWriter& w, PickleReader& r) {
+    t.serialize(w);
+    t.serialize(r);
+};
+
+template <class T>
+consteval pickle_kind kind_of();
+
+template <class T, std::size_t... I>
+consteval bool fields_picklable(std::index_sequence<I...>) {
+    return ((kind_of<boost::pfr::tuple_element_t<I, T>>() != pickle_kind::none) && ...);
+}
+
+template <class T>
+consteval bool aggregate_picklable() {
+    if constexpr (std::is_aggregate_v<T> && !std::is_array_v<T> && !std::is_union_v<T> &&
+                  std::is_default_constructible_v<T>) {
+        return fields_picklable<T>(std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
+    } else {
+        return false;
+    }
+}
+
+template <class T>
+consteval pickle_kind kind_of() {
+    if constexpr (std::is_reference_v<T> || std::is_pointer_v<T> || std::is_member_pointer_v<T> ||
+                  std::is_function_v<T> || std::is_void_v<T> || std::is_const_v<T> ||
+                  std::is_volatile_v<T>) {
+        return pickle_kind::none;
+    } else if constexpr (has_user_pickler<T>) {
+        return pickle_kind::user;
+    } else if constexpr (has_serialize_member<T>) {
+        return pickle_kind::member;
+    } else if constexpr (builtin_codec<T>::enabled) {
+        return pickle_kind::builtin;
+    } else if constexpr (aggregate_picklable<T>()) {
+        return pickle_kind::aggregate;
+    } else {
+        return pickle_kind::none;
+    }
+}
+
+}  // namespace detail
+
+/// A type whose values can be sent to another process: arithmetic, enums, std strings and
+/// containers, pair/tuple/optional/variant, chrono types, aggregates of picklable members
+/// (through Boost.PFR, no user code), types with a `serialize(Ar&)` member, types with a
+/// `pickler<T>` specialization, and the library's shared objects. Never raw pointers or references.
+template <class T>
+concept picklable = detail::kind_of<T>() != detail::pickle_kind::none;
+
+namespace detail {
+
+template <class T>
+struct is_std_array : std::false_type {};
+template <class T, std::size_t N>
+struct is_std_array<std::array<T, N>> : std::true_type {};
+
+/// Plain bytes that can be copied as one block and are valid for any bit pattern.
+template <class T>
+consteval bool is_bitwise();
+
+template <class T, std::size_t... I>
+consteval bool fields_bitwise(std::index_sequence<I...>) {
+    return (is_bitwise<boost::pfr::tuple_element_t<I, T>>() && ...);
+}
+
+template <class T>
+consteval bool is_bitwise() {
+    if constexpr (std::is_same_v<T, bool>) {
+        return false;  // only 0 and 1 are valid bools; each is checked on load
+    } else if constexpr (std::is_integral_v<T> || std::is_floating_point_v<T> ||
+                         std::is_same_v<T, std::byte>) {
+        return true;
+    } else if constexpr (is_std_array<T>::value) {
+        return is_bitwise<typename T::value_type>();
+    } else if constexpr (kind_of<T>() == pickle_kind::aggregate) {
+        return std::is_trivially_copyable_v<T> &&
+               fields_bitwise<T>(std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
+    } else {
+        return false;
+    }
+}
+
+template <class T>
+inline constexpr bool bitwise_v = is_bitwise<T>();
+
+/// Compile-time type name, from the compiler's signature of this function.
+template <class T>
+constexpr std::string_view type_name() noexcept {
+    std::string_view p = __PRETTY_FUNCTION__;
+    auto start = p.find("T = ") + 4;
+    auto end = p.find_first_of(";]", start);
+    return p.substr(start, end - start);
+}
+
+constexpr std::uint64_t fnv1a(std::string_view s) noexcept {
+    std::uint64_t h = 1469598103934665603ull;
+    for (char c : s) {
+        h ^= static_cast<unsigned char>(c);
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/// A tag that tells apart messages pickled from different types.
+template <class T>
+inline constexpr std::uint64_t type_tag = fnv1a(type_name<T>());
+
+}  // namespace detail
+
+/// Appends the pickled form of values to a byte string. `w(a, b, c)` and `w & a` pickle in order.
+class PickleWriter {
+public:
+    /// `fds`, when given, collects file descriptors that travel beside the bytes (SCM_RIGHTS or
+    /// inheritance); objects that need one refuse to pickle without it.
+    explicit PickleWriter(std::string& out, std::vector<int>* fds = nullptr) noexcept
+        : out_(&out), fds_(fds) {}
+
+    static constexpr bool is_loading = false;
+
+    void write_bytes(const void* p, std::size_t n) { out_->append(static_cast<const char*>(p), n); }
+    template <class T>
+        requires std::is_trivially_copyable_v<T>
+    void write_raw(const T& v) {
+        write_bytes(&v, sizeof v);
+    }
+    void write_size(std::size_t n) { write_raw(static_cast<std::uint64_t>(n)); }
+
+    /// Registers a file descriptor to send with the message; returns its index.
+    std::uint32_t add_fd(int fd) {
+        if (!fds_)
+            throw PicklingError(
+                "multiprocessing: this object holds a file descriptor and can only be pickled "
+                "for a Process argument or a Connection message");
+        fds_->push_back(fd);
+        return static_cast<std::uint32_t>(fds_->size() - 1);
+    }
+
+    template <class T>
+    void dump(const T& v);
+
+    template <class... Ts>
+    PickleWriter& operator()(const Ts&... vs) {
+        (dump(vs), ...);
+        return *this;
+    }
+    template <class T>
+    PickleWriter& operator&(const T& v) {
+        dump(v);
+        return *this;
+    }
+    [[nodiscard]] std::string& buffer() noexcept { return *out_; }
+
+private:
+    std::string* out_;
+    std::vector<int>* fds_;
+};
+
+/// Reads pickled values back, checking every length against what is left.
+class PickleReader {
+public:
+    explicit PickleReader(std::string_view data, const std::vector<int>* fds = nullptr) noexcept
+        : data_(data), fds_(fds) {}
+
+    static constexpr bool is_loading = true;
+
+    [[nodiscard]] std::size_t remaining() const noexcept { return data_.size() - pos_; }
+    [[nodiscard]] std::size_t position() const noexcept { return pos_; }
+
+    /// Returns a pointer to the next n bytes and moves past them.
+    const char* read_bytes(std::size_t n) {
+        if (n > remaining())
+            throw PicklingError("multiprocessing: truncated or corrupt pickle: need " +
+                                std::to_string(n) + " bytes at offset " + std::to_string(pos_) +
+                                ", only " + std::to_string(remaining()) + " left");
+        const char* p = data_.data() + pos_;
+        pos_ += n;
+        return p;
+    }
+    template <class T>
+        requires std::is_trivially_copyable_v<T>
+    T read_raw() {
+        T v;
+        std::memcpy(&v, read_bytes(sizeof v), sizeof v);
+        return v;
+    }
+    /// Reads an element count, refusing counts that cannot fit in what is left.
+    std::size_t read_size(std::size_t min_element_size) {
+        auto n = read_raw<std::uint64_t>();
+        std::size_t cap = min_element_size ? remaining() / min_element_size : (std::size_t{1} << 24);
+        if (n > cap)
+            throw PicklingError("multiprocessing: corrupt pickle: a count of " + std::to_string(n) +
+                                " elements at offset " + std::to_string(pos_ - 8) +
+                                " exceeds the data left");
+        return static_cast<std::size_t>(n);
+    }
+    /// The file descriptor registered under `index` by PickleWriter::add_fd.
+    [[nodiscard]] int fd(std::uint32_t index) const {
+        if (!fds_ || index >= fds_->size())
+            throw PicklingError(
+                "multiprocessing: corrupt pickle: refers to a file descriptor that did not arrive");
+        return (*fds_)[index];
+    }
+
+    template <class T>
+    T load();
+
+    template <class... Ts>
+    PickleReader& operator()(Ts&... vs) {
+        ((vs = load<Ts>()), ...);
+        return *this;
+    }
+    template <class T>
+    PickleReader& operator&(T& v) {
+        v = load<T>();
+        return *this;
+    }
+
+private:
+    std::string_view data_;
+    std::size_t pos_ = 0;
+    const std::vector<int>* fds_;
+};
+
+namespace detail {
+
+/// Smallest number of bytes one value of T takes when pickled (0 when unknown); bounds the
+/// element counts read from untrusted data, so a corrupt count cannot allocate gigabytes.
+template <class T>
+constexpr std::size_t min_pickled_size();
+
+template <class T, std::size_t... I>
+constexpr std::size_t fields_min_size(std::index_sequence<I...>) {
+    return (std::size_t{0} + ... + min_pickled_size<boost::pfr::tuple_element_t<I, T>>());
+}
+
+template <class T>
+constexpr std::size_t min_pickled_size() {
+    constexpr auto kind = kind_of<T>();
+    if constexpr (bitwise_v<T>)
+        return sizeof(T);
+    else if constexpr (kind == pickle_kind::builtin)
+        return builtin_codec<T>::min_size;
+    else if constexpr (kind == pickle_kind::aggregate)
+        return fields_min_size<T>(std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
+    else
+        return 0;  // user-defined formats: unknown
+}
+
+template <class T>
+    requires(std::is_arithmetic_v<T>)
+struct builtin_codec<T> {
+    static constexpr bool enabled = true;
+    static constexpr std::size_t min_size = sizeof(T);
+    static void dump(PickleWriter& w, const T& v) { w.write_raw(v); }
+    static T load(PickleReader& r) {
+        if constexpr (std::is_same_v<T, bool>) {
+            auto b = r.read_raw<unsigned char>();
+            if (b > 1) throw PicklingError("multiprocessing: corrupt pickle: invalid bool");
+            return b == 1;
+        } else {
+            return r.read_raw<T>();
+        }
+    }
+};
+
+template <class T>
+    requires(std::is_enum_v<T>)
+struct builtin_codec<T> {
+    static constexpr bool enabled = true;
+    using U = std::underlying_type_t<T>;
+    static constexpr std::size_t min_size = sizeof(U);
+    static void dump(PickleWriter& w, const T& v) { w.write_raw(static_cast<U>(v)); }
+    static T load(PickleReader& r) { return static_cast<T>(r.read_raw<U>()); }
+};
+
+/// Sequences stored contiguously: one memcpy when the elements are plain bytes.
+template <class C>
+struct contiguous_codec {
+    using E = typename C::value_type;
+    static constexpr bool enabled = picklable<E>;
+    static constexpr std::size_t min_size = 8;
+    static void dump(PickleWriter& w, const C& c) {
+        w.write_size(c.size());
+        if constexpr (bitwise_v<E>)
+            w.write_bytes(c.data(), c.size() * sizeof(E));
+        else
+            for (const auto& e : c) w.dump(e);
+    }
+    static C load(PickleReader& r) {
+        auto n = r.read_size(min_pickled_size<E>());
+        C c;
+        if constexpr (bitwise_v<E>) {
+            c.resize(n);
+            if (n) std::memcpy(c.data(), r.read_bytes(n * sizeof(E)), n * sizeof(E));
+        } else {
+            c.reserve(n);
+            for (std::size_t i = 0; i < n; ++i) c.push_back(r.load<E>());
+        }
+        return c;
+    }
+};
+
+template <class Ch, class Tr, class A>
+struct builtin_codec<std::basic_string<Ch, Tr, A>> : contiguous_codec<std::basic_string<Ch, Tr, A>> {};
+template <class T, class A>
+struct builtin_codec<std::vector<T, A>> : contiguous_codec<std::vector<T, A>> {};
+
+template <class A>
+struct builtin_codec<std::vector<bool, A>> {
+    static constexpr bool enabled = true;
+    static constexpr std::size_t min_size = 8;
+    static void dump(PickleWriter& w, const std::vector<bool, A>& v) {
+        w.write_size(v.size());
+        for (bool b : v) w.write_raw(static_cast<unsigned char>(b));
+    }
+    static std::vector<bool, A> load(PickleReader& r) {
+        auto n = r.read_size(1);
+        std::vector<bool, A> v;
+        v.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) v.push_back(r.load<bool>());
+        return v;
+    }
+};
+
+template <class T, std::size_t N>
+struct builtin_codec<std::array<T, N>> {
+    static constexpr bool enabled = picklable<T>;
+    static constexpr std::size_t min_size = N * min_pickled_size<T>();
+    static void dump(PickleWriter& w, const std::array<T, N>& a) {
+        if constexpr (bitwise_v<T>)
+            w.write_bytes(a.data(), sizeof(T) * N);
+        else
+            for (const auto& e : a) w.dump(e);
+    }
+    static std::array<T, N> load(PickleReader& r) {
+        if constexpr (bitwise_v<T>) {
+            std::array<T, N> a;
+            std::memcpy(a.data(), r.read_bytes(sizeof(T) * N), sizeof(T) * N);
+            return a;
+        } else {
+            return [&]<std::size_t... I>(std::index_sequence<I...>) {
+                // Braced init evaluates left to right, so elements load in order.
+                return std::array<T, N>{((void)I, r.load<T>())...};
+            }(std::make_index_sequence<N>{});
+        }
+    }
+};
+
+/// Sequences and sets rebuilt by insertion at the end.
+template <class C, class E = typename C::value_type>
+struct inserting_codec {
+    static constexpr bool enabled = picklable<E>;
+    static constexpr std::size_t min_size = 8;
+    static void dump(PickleWriter& w, const C& c) {
+        w.write_size(static_cast<std::size_t>(std::distance(c.begin(), c.end())));
+        for (const auto& e : c) {
+            if constexpr (std::is_same_v<E, typename C::value_type>)
+                w.dump(e);
+            else
+                w(e.first, e.second);  // map entries: pair<const K, V> goes as pair<K, V>
+        }
+    }
+    static C load(PickleReader& r) {
+        auto n = r.read_size(min_pickled_size<E>());
+        C c;
+        for (std::size_t i = 0; i < n; ++i) c.insert(c.end(), r.load<E>());
+        return c;
+    }
+};
+
+template <class T, class A>
+struct builtin_codec<std::deque<T, A>> : inserting_codec<std::deque<T, A>> {};
+template <class T, class A>
+struct builtin_codec<std::list<T, A>> : inserting_codec<std::list<T, A>> {};
+template <class K, class C, class A>
+struct builtin_codec<std::set<K, C, A>> : inserting_codec<std::set<K, C, A>> {};
+template <class K, class C, class A>
+struct builtin_codec<std::multiset<K, C, A>> : inserting_codec<std::multiset<K, C, A>> {};
+template <class K, class H, class E, class A>
+struct builtin_codec<std::unordered_set<K, H, E, A>> : inserting_codec<std::unordered_set<K, H, E, A>> {};
+template <class K, class H, class E, class A>
+struct builtin_codec<std::unordered_multiset<K, H, E, A>>
+    : inserting_codec<std::unordered_multiset<K, H, E, A>> {};
+// Maps: value_type is pair<const K, V>, so elements go as pair<K, V>.
+template <class K, class V, class C, class A>
+struct builtin_codec<std::map<K, V, C, A>> : inserting_codec<std::map<K, V, C, A>, std::pair<K, V>> {};
+template <class K, class V, class C, class A>
+struct builtin_codec<std::multimap<K, V, C, A>>
+    : inserting_codec<std::multimap<K, V, C, A>, std::pair<K, V>> {};
+template <class K, class V, class H, class E, class A>
+struct builtin_codec<std::unordered_map<K, V, H, E, A>>
+    : inserting_codec<std::unordered_map<K, V, H, E, A>, std::pair<K, V>> {};
+template <class K, class V, class H, class E, class A>
+struct builtin_codec<std::unordered_multimap<K, V, H, E, A>>
+    : inserting_codec<std::unordered_multimap<K, V, H, E, A>, std::pair<K, V>> {};
+
+template <class A, class B>
+struct builtin_codec<std::pair<A, B>> {
+    static constexpr bool enabled = picklable<A> && picklable<B>;
+    static constexpr std::size_t min_size = min_pickled_size<A>() + min_pickled_size<B>();
+    static void dump(PickleWriter& w, const std::pair<A, B>& p) { w(p.first, p.second); }
+    static std::pair<A, B> load(PickleReader& r) {
+        A a = r.load<A>();  // sequenced: first before second
+        return {std::move(a), r.load<B>()};
+    }
+};
+
+template <class... Ts>
+struct builtin_codec<std::tuple<Ts...>> {
+    static constexpr bool enabled = (picklable<Ts> && ...);
+    static constexpr std::size_t min_size = (std::size_t{0} + ... + min_pickled_size<Ts>());
+    static void dump(PickleWriter& w, const std::tuple<Ts...>& t) {
+        std::apply([&](const auto&... e) { w(e...); }, t);
+    }
+    static std::tuple<Ts...> load(PickleReader& r) { return std::tuple<Ts...>{r.load<Ts>()...}; }
+};
+
+template <class T>
+struct builtin_codec<std::optional<T>> {
+    static constexpr bool enabled = picklable<T>;
+    static constexpr std::size_t min_size = 1;
+    static void dump(PickleWriter& w, const std::optional<T>& o) {
+        w.dump(o.has_value());
+        if (o) w.dump(*o);
+    }
+    static std::optional<T> load(PickleReader& r) {
+        if (!r.load<bool>()) return std::nullopt;
+        return r.load<T>();
+    }
+};
+
+template <>
+struct builtin_codec<std::monostate> {
+    static constexpr bool enabled = true;
+    static constexpr std::size_t min_size = 0;
+    static void dump(PickleWriter&, const std::monostate&) {}
+    static std::monostate load(PickleReader&) { return {}; }
+};
+
+template <class... Ts>
+struct builtin_codec<std::variant<Ts...>> {
+    static constexpr bool enabled = (picklable<Ts> && ...);
+    static constexpr std::size_t min_size = 4;
+    static void dump(PickleWriter& w, const std::variant<Ts...>& v) {
+        if (v.valueless_by_exception())
+            throw PicklingError("multiprocessing: cannot pickle a valueless std::variant");
+        w.write_raw(static_cast<std::uint32_t>(v.index()));
+        std::visit([&](const auto& e) { w.dump(e); }, v);
+    }
+    static std::variant<Ts...> load(PickleReader& r) {
+        auto index = r.read_raw<std::uint32_t>();
+        if (index >= sizeof...(Ts))
+            throw PicklingError("multiprocessing: corrupt pickle: variant index out of range");
+        using loader = std::variant<Ts...> (*)(PickleReader&);
+        static constexpr loader table[] = {[](PickleReader& rr) -> std::variant<Ts...> {
+            return std::variant<Ts...>(std::in_place_type<Ts>, rr.load<Ts>());
+        }...};
+        return table[index](r);
+    }
+};
+
+template <class Rep, class Period>
+struct builtin_codec<std::chrono::duration<Rep, Period>> {
+    static constexpr bool enabled = picklable<Rep>;
+    static constexpr std::size_t min_size = sizeof(Rep);
+    static void dump(PickleWriter& w, const std::chrono::duration<Rep, Period>& d) { w.dump(d.count()); }
+    static std::chrono::duration<Rep, Period> load(PickleReader& r) {
+        return std::chrono::duration<Rep, Period>(r.load<Rep>());
+    }
+};
+
+template <class Clock, class Dur>
+struct builtin_codec<std::chrono::time_point<Clock, Dur>> {
+    static constexpr bool enabled = picklable<Dur>;
+    static constexpr std::size_t min_size = min_pickled_size<Dur>();
+    static void dump(PickleWriter& w, const std::chrono::time_point<Clock, Dur>& t) {
+        w.dump(t.time_since_epoch());
+    }
+    static std::chrono::time_point<Clock, Dur> load(PickleReader& r) {
+        return std::chrono::time_point<Clock, Dur>(r.load<Dur>());
+    }
+};
+
+template <class T>
+void dump_aggregate(PickleWriter& w, const T& v) {
+    if constexpr (bitwise_v<T>)
+        w.write_bytes(&v, sizeof v);
+    else
+        boost::pfr::for_each_field(v, [&](const auto& f) { w.dump(f); });
+}
+
+template <class T>
+T load_aggregate(PickleReader& r) {
+    T v{};
+    if constexpr (bitwise_v<T>)
+        std::memcpy(static_cast<void*>(&v), r.read_bytes(sizeof v), sizeof v);
+    else
+        boost::pfr::for_each_field(v, [&](auto& f) { f = r.template load<std::remove_cvref_t<decltype(f)>>(); });
+    return v;
+}
+
+}  // namespace detail
+
+template <class T>
+void PickleWriter::dump(const T& v) {
+    static_assert(picklable<T>,
+                  "multiprocessing: this type is not picklable. Use arithmetic types, enums, std "
+                  "strings/containers/pair/tuple/optional/variant/chrono, aggregates of those, a "
+                  "type with a `template <class Ar> void serialize(Ar&)` member, or specialize "
+                  "mp::pickler<T>. Raw pointers and references cannot cross processes.");
+    constexpr auto kind = detail::kind_of<T>();
+    if constexpr (kind == detail::pickle_kind::user)
+        pickler<T>::dump(*this, v);
+    else if constexpr (kind == detail::pickle_kind::member)
+        const_cast<T&>(v).serialize(*this);  // cereal's convention: one member for both ways
+    else if constexpr (kind == detail::pickle_kind::builtin)
+        detail::builtin_codec<T>::dump(*this, v);
+    else
+        detail::dump_aggregate(*this, v);
+}
+
+template <class T>
+T PickleReader::load() {
+    static_assert(picklable<T>,
+                  "multiprocessing: this type is not picklable (see mp::picklable for what is)");
+    constexpr auto kind = detail::kind_of<T>();
+    if constexpr (kind == detail::pickle_kind::user) {
+        return pickler<T>::load(*this);
+    } else if constexpr (kind == detail::pickle_kind::member) {
+        static_assert(std::is_default_constructible_v<T>,
+                      "multiprocessing: a type picklable through serialize(Ar&) must be "
+                      "default-constructible to be unpickled; or specialize mp::pickler<T>");
+        T v{};
+        v.serialize(*this);
+        return v;
+    } else if constexpr (kind == detail::pickle_kind::builtin) {
+        return detail::builtin_codec<T>::load(*this);
+    } else {
+        return detail::load_aggregate<T>(*this);
+    }
+}
+
+/// Pickles a value into bytes (Python: pickle.dumps). The bytes carry a tag of T, so loads of
+/// another type fails cleanly.
+template <class T>
+[[nodiscard]] std::string dumps(const T& value) {
+    static_assert(picklable<T>,
+                  "multiprocessing::dumps: this type is not picklable (see mp::picklable)");
+    std::string out;
+    PickleWriter w(out);
+    w.write_raw(detail::type_tag<T>);
+    w.dump(value);
+    return out;
+}
+
+/// Rebuilds a value from dumps() bytes (Python: pickle.loads); raises mp::PicklingError if the
+/// bytes are corrupt, truncated, too long, or were pickled from another type.
+template <class T>
+[[nodiscard]] T loads(std::string_view data) {
+    static_assert(picklable<T>,
+                  "multiprocessing::loads: this type is not picklable (see mp::picklable)");
+    PickleReader r(data);
+    if (r.read_raw<std::uint64_t>() != detail::type_tag<T>)
+        throw PicklingError(std::string("multiprocessing: the data was not pickled from ") +
+                            std::string(detail::type_name<T>()) +
+                            "; receive with the type that was sent");
+    T v = r.load<T>();
+    if (r.remaining() != 0)
+        throw PicklingError("multiprocessing: corrupt pickle: " + std::to_string(r.remaining()) +
+                            " unexpected bytes after the value");
+    return v;
+}
+
+}  // namespace multiprocessing
