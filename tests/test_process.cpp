@@ -1,2 +1,367 @@
-#include <catch2/catch.hpp>
-int dummy_process_test_placeholder;
+// Process, current_process, parent_process, active_children: Python's semantics across real
+// processes. Targets are plain functions so the same tests run under every start method.
+#include "helpers.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <string>
+
+namespace {
+
+void do_nothing() {}
+void exit_with(int code) { std::exit(code); }
+void throw_runtime_error() { throw std::runtime_error("boom from the child"); }
+void do_abort() { std::abort(); }
+/// Blocks until the test sends a message (or closes every copy of the other end). A forked child
+/// inherits both ends of a pipe, as in Python, so closing the parent's copy alone is no signal.
+void block_until_told(mp::Connection c) {
+    try {
+        (void)c.recv<int>();
+    } catch (const mp::EOFError&) {
+    }
+}
+void report_identity(mp::Connection c) {
+    auto me = mp::current_process();
+    auto parent = mp::parent_process();
+    c.send(std::tuple<std::string, int, bool, int, std::string>(
+        me.name(), me.pid(), parent.has_value(), parent ? parent->pid() : 0,
+        parent ? parent->name() : std::string()));
+}
+void report_stdin(mp::Connection c) {
+    char ch;
+    c.send(static_cast<int>(::read(STDIN_FILENO, &ch, 1)));  // /dev/null: 0 bytes at once
+}
+void throw_into_pipe(int fd) {
+    ::dup2(fd, STDERR_FILENO);
+    throw std::invalid_argument("bad thing happened");
+}
+void report_cpu_count_with_one_cpu(mp::Connection c) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    ::sched_setaffinity(0, sizeof one, &one);
+    c.send(mp::cpu_count());
+}
+void start_daemon_grandchild_then_die(mp::Connection c) {
+    mp::Process g(block_until_told, c);
+    g.set_daemon(true);
+    g.start();
+    c.send(static_cast<int>(g.pid()));
+    ::kill(::getpid(), SIGKILL);  // no cleanup at all: the daemonic grandchild must still die
+}
+void start_daemon_grandchild_then_return(mp::Connection c) {
+    mp::Process g(block_until_told, c);
+    g.set_daemon(true);
+    g.start();
+    c.send(static_cast<int>(g.pid()));
+    // Returning runs the exit cleanup, which terminates daemonic children.
+}
+void start_grandchild_then_return(mp::Connection c) {
+    mp::Process g(block_until_told, c);
+    g.start();
+    c.send(static_cast<int>(g.pid()));
+    // Returning joins the non-daemonic grandchild first, as Python does.
+}
+void report_grandchild_name(mp::Connection c) {
+    mp::Process g(do_nothing);
+    c.send(g.name());
+}
+
+/// Waits (bounded) for an orphaned descendant to end; the test process is their subreaper.
+bool wait_gone(pid_t pid) {
+    auto fd = mp::detail::pidfd_open(pid);
+    if (!fd) return errno == ESRCH;
+    bool ended = mp::detail::wait_readable(fd.get(), mp::detail::deadline(mp_test::bound));
+    ::waitpid(pid, nullptr, WNOHANG);
+    return ended;
+}
+
+}  // namespace
+
+TEST_CASE("a process runs its target and reports exit codes as Python does", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+
+    SECTION("normal return is exit code 0") {
+        mp::Process p(ctx, do_nothing);
+        CHECK_FALSE(p.exitcode().has_value());
+        CHECK_FALSE(p.is_alive());
+        p.start();
+        mp_test::join(p);
+        CHECK(p.exitcode() == 0);
+        CHECK_FALSE(p.is_alive());
+    }
+    SECTION("std::exit(n) is exit code n") {
+        mp::Process p(ctx, exit_with, 7);
+        p.start();
+        mp_test::join(p);
+        CHECK(p.exitcode() == 7);
+    }
+    SECTION("an uncaught exception is exit code 1") {
+        mp::Process p(ctx, throw_runtime_error);
+        p.start();
+        mp_test::join(p);
+        CHECK(p.exitcode() == 1);
+    }
+    SECTION("a signal N is exit code -N") {
+        mp::Process p(ctx, do_abort);
+        p.start();
+        mp_test::join(p);
+        CHECK(p.exitcode() == -SIGABRT);
+    }
+}
+
+TEST_CASE("terminate and kill end a running child with -SIGTERM and -SIGKILL", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [keep, child_end] = mp::Pipe();
+    auto sig = GENERATE(SIGTERM, SIGKILL);
+    mp::Process p(ctx, block_until_told, child_end);
+    p.start();
+    CHECK(p.is_alive());
+    CHECK_FALSE(p.exitcode().has_value());
+    if (sig == SIGTERM)
+        p.terminate();
+    else
+        p.kill();
+    mp_test::join(p);
+    CHECK(p.exitcode() == -sig);
+    p.terminate();  // no effect once ended
+    CHECK(p.exitcode() == -sig);
+}
+
+TEST_CASE("join with a timeout returns when the time is up, or at once for zero", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [keep, child_end] = mp::Pipe();
+    mp::Process p(ctx, block_until_told, child_end);
+    p.start();
+    CHECK_FALSE(p.join(0s));
+    CHECK_FALSE(p.join(-5s));
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(p.join(50ms));
+    CHECK(std::chrono::steady_clock::now() - t0 >= 50ms);
+    CHECK(p.is_alive());
+    keep.send(1);  // lets the child return
+    mp_test::join(p);
+    CHECK(p.exitcode() == 0);
+}
+
+TEST_CASE("names, pids and the parent are those Python gives", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    CHECK(mp::current_process().name() == "MainProcess");
+    CHECK(mp::current_process().pid() == ::getpid());
+    CHECK_FALSE(mp::parent_process().has_value());
+
+    mp::Process a(ctx, do_nothing);
+    mp::Process b(ctx, do_nothing);
+    REQUIRE(a.name().rfind("Process-", 0) == 0);
+    int na = std::stoi(a.name().substr(8));
+    CHECK(b.name() == "Process-" + std::to_string(na + 1));
+    CHECK(a.pid() == 0);
+
+    auto [here, there] = mp::Pipe();
+    mp::Process p(ctx, report_identity, there);
+    p.set_name("worker-7");
+    p.start();
+    REQUIRE(here.poll(mp_test::bound));
+    auto [name, pid, has_parent, parent_pid, parent_name] =
+        here.recv<std::tuple<std::string, int, bool, int, std::string>>();
+    CHECK(name == "worker-7");
+    CHECK(pid == p.pid());
+    CHECK(pid != ::getpid());
+    CHECK(has_parent);
+    CHECK(parent_pid == ::getpid());
+    CHECK(parent_name == "MainProcess");
+    mp_test::join(p);
+}
+
+TEST_CASE("a grandchild is named Process-N:M", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [here, there] = mp::Pipe();
+    mp::Process p(ctx, report_grandchild_name, there);
+    p.start();
+    REQUIRE(here.poll(mp_test::bound));
+    CHECK(here.recv<std::string>() == p.name() + ":1");
+    mp_test::join(p);
+}
+
+TEST_CASE("misuse raises mp::ValueError with a message that says what to do", "[process][errors]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [keep, child_end] = mp::Pipe();
+    mp::Process p(ctx, block_until_told, child_end);
+    CHECK_THROWS_AS(p.join(), mp::ValueError);
+    CHECK_THROWS_WITH(p.join(1s), Catch::Contains("start()"));
+    CHECK_THROWS_AS((void)p.sentinel(), mp::ValueError);
+    p.start();
+    CHECK_THROWS_WITH(p.start(), Catch::Contains("twice"));
+    CHECK_THROWS_AS(p.set_daemon(true), mp::ValueError);
+    CHECK_THROWS_WITH(p.close(), Catch::Contains("join()"));
+    CHECK(p.is_alive());  // a refused close() changed nothing
+    keep.send(1);
+    mp_test::join(p);
+    p.close();
+    p.close();  // closing twice is harmless
+    CHECK_THROWS_WITH((void)p.name(), Catch::Contains("closed"));
+    CHECK_THROWS_AS((void)p.is_alive(), mp::ValueError);
+    CHECK_THROWS_AS(mp::current_process().join(), mp::ValueError);
+}
+
+TEST_CASE("the sentinel becomes readable when the child ends", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [keep, child_end] = mp::Pipe();
+    mp::Process p(ctx, block_until_told, child_end);
+    p.start();
+    std::vector<int> sentinels{p.sentinel()};
+    CHECK(mp::wait(sentinels, 0s).empty());
+    p.kill();
+    auto ready = mp::wait(sentinels, mp_test::bound);
+    REQUIRE(ready.size() == 1);
+    CHECK(ready[0] == p.sentinel());
+    mp_test::join(p);
+}
+
+TEST_CASE("active_children lists running children and forgets ended ones", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [keep, child_end] = mp::Pipe();
+    pid_t pid = 0;
+    {
+        mp::Process p(ctx, block_until_told, child_end);
+        p.start();
+        pid = p.pid();
+        // Dropping a running Process does not stop it (as in Python).
+    }
+    auto kids = mp::active_children();
+    REQUIRE(kids.size() == 1);
+    CHECK(kids[0].pid() == pid);
+    CHECK(kids[0].is_alive());
+    kids[0].terminate();
+    REQUIRE(kids[0].join(mp_test::bound));
+    CHECK(kids[0].exitcode() == -SIGTERM);
+    CHECK(mp::active_children().empty());
+    // Reaped: no zombie is left behind.
+    CHECK(::waitpid(pid, nullptr, WNOHANG) == -1);
+    CHECK(errno == ECHILD);
+}
+
+TEST_CASE("a Process that ended is reaped when dropped: no zombie", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    pid_t pid = 0;
+    {
+        mp::Process p(ctx, do_nothing);
+        p.start();
+        pid = p.pid();
+        pollfd fd{p.sentinel(), POLLIN, 0};
+        REQUIRE(::poll(&fd, 1, 20000) == 1);
+    }
+    CHECK(::waitpid(pid, nullptr, WNOHANG) == -1);
+    CHECK(errno == ECHILD);
+    CHECK(mp::active_children().empty());
+}
+
+TEST_CASE("processes move into containers", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < 4; ++i) ps.emplace_back(ctx, exit_with, i);
+    for (auto& p : ps) p.start();
+    for (auto& p : ps) mp_test::join(p);
+    for (int i = 0; i < 4; ++i) CHECK(ps[static_cast<std::size_t>(i)].exitcode() == i);
+    mp::Process moved = std::move(ps[0]);
+    CHECK(moved.exitcode() == 0);
+    CHECK_THROWS_AS((void)ps[0].name(), mp::ValueError);
+}
+
+TEST_CASE("an uncaught exception is printed to the child's stderr", "[process][errors]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    mp::Process p(ctx, throw_into_pipe, fds[1]);
+    p.start();
+    ::close(fds[1]);
+    mp_test::join(p);
+    std::string err;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) err.append(buf, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    CHECK(p.exitcode() == 1);
+    CHECK_THAT(err, Catch::Contains("Process " + p.name()));
+    CHECK_THAT(err, Catch::Contains("std::invalid_argument: bad thing happened"));
+}
+
+TEST_CASE("the child's stdin is /dev/null", "[process]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [here, there] = mp::Pipe();
+    mp::Process p(ctx, report_stdin, there);
+    p.start();
+    REQUIRE(here.poll(mp_test::bound));
+    CHECK(here.recv<int>() == 0);
+    mp_test::join(p);
+}
+
+TEST_CASE("cpu_count honours the affinity mask", "[context]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    CHECK(mp::cpu_count() >= 1);
+    auto [here, there] = mp::Pipe();
+    mp::Process p(ctx, report_cpu_count_with_one_cpu, there);
+    p.start();
+    REQUIRE(here.poll(mp_test::bound));
+    CHECK(here.recv<int>() == 1);
+    mp_test::join(p);
+}
+
+TEST_CASE("daemonic children never outlive their parent; others are joined at exit", "[process][daemon]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    // Orphaned grandchildren are re-parented to this test process, so it can watch and reap them.
+    REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    auto [here, there] = mp::Pipe();
+
+    SECTION("parent SIGKILLed: the daemonic grandchild dies too") {
+        mp::Process p(ctx, start_daemon_grandchild_then_die, there);
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        pid_t grandchild = here.recv<int>();
+        mp_test::join(p);
+        CHECK(p.exitcode() == -SIGKILL);
+        CHECK(wait_gone(grandchild));
+    }
+    SECTION("parent exits normally: the daemonic grandchild is terminated") {
+        mp::Process p(ctx, start_daemon_grandchild_then_return, there);
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        pid_t grandchild = here.recv<int>();
+        mp_test::join(p);
+        CHECK(p.exitcode() == 0);
+        CHECK(wait_gone(grandchild));
+    }
+    SECTION("parent exits normally: it first joins its non-daemonic grandchild") {
+        mp::Process p(ctx, start_grandchild_then_return, there);
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        pid_t grandchild = here.recv<int>();
+        CHECK_FALSE(p.join(200ms));  // still waiting for the grandchild, which waits for us
+        here.send(1);                // lets the grandchild return
+        mp_test::join(p);
+        CHECK(p.exitcode() == 0);
+        CHECK(wait_gone(grandchild));
+    }
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST_CASE("start methods: names, contexts and set_start_method", "[context]") {
+    CHECK(mp::get_context(mp::StartMethod::spawn).start_method() == mp::StartMethod::spawn);
+    CHECK(mp::get_context("forkserver").name() == "forkserver");
+    CHECK_THROWS_WITH((void)mp::get_context("threads"), Catch::Contains("'fork', 'spawn' and 'forkserver'"));
+    CHECK_THROWS_AS(mp::set_start_method("bogus"), mp::ValueError);
+    auto all = mp::get_all_start_methods();
+    REQUIRE(all.size() == 3);
+    CHECK(all[0] == "fork");
+    CHECK(mp::get_start_method() == mp::StartMethod::fork);
+    CHECK_THROWS_WITH(mp::set_start_method(mp::StartMethod::fork), Catch::Contains("force"));
+    mp::set_start_method("fork", true);
+    CHECK(mp::get_start_method() == "fork");
+}

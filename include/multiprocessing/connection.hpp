@@ -81,6 +81,10 @@ public:
         write_all(msg.data(), msg.size(), nullptr, 0);
     }
 
+    /// Sends a C string as a std::string (as Python's conn.send("text")); receive it with
+    /// recv<std::string>().
+    void send(const char* s) { send(std::string(s)); }
+
     /// Receives one object sent with send<T>(); blocks until one arrives. Raises mp::EOFError when
     /// the peer has closed and nothing is left, mp::PicklingError if it was sent as another type.
     template <class T>

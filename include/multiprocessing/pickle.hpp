@@ -7,6 +7,7 @@
 
 #include <boost/pfr.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -330,6 +331,8 @@ struct builtin_codec<T> {
     using U = std::underlying_type_t<T>;
     static constexpr std::size_t min_size = sizeof(U);
     static void dump(PickleWriter& w, const T& v) { w.write_raw(static_cast<U>(v)); }
+    // An enum without a fixed underlying type may hold only its enumerators' bit range; a corrupt
+    // value of one cannot be checked without reflection and is carried as is.
     static T load(PickleReader& r) { return static_cast<T>(r.read_raw<U>()); }
 };
 
@@ -353,7 +356,9 @@ struct contiguous_codec {
             c.resize(n);
             if (n) std::memcpy(c.data(), r.read_bytes(n * sizeof(E)), n * sizeof(E));
         } else {
-            c.reserve(n);
+            // With an unknown minimum size, n is only loosely bounded: reserve no more than the
+            // bytes left, so a corrupt count cannot allocate gigabytes.
+            c.reserve(min_pickled_size<E>() ? n : std::min(n, r.remaining()));
             for (std::size_t i = 0; i < n; ++i) c.push_back(r.load<E>());
         }
         return c;
@@ -512,9 +517,12 @@ struct builtin_codec<std::variant<Ts...>> {
         if (index >= sizeof...(Ts))
             throw PicklingError("multiprocessing: corrupt pickle: variant index out of range");
         using loader = std::variant<Ts...> (*)(PickleReader&);
-        static constexpr loader table[] = {[](PickleReader& rr) -> std::variant<Ts...> {
-            return std::variant<Ts...>(std::in_place_type<Ts>, rr.load<Ts>());
-        }...};
+        // By index, not by type: alternatives may repeat (std::variant<int, int>).
+        static constexpr auto table = []<std::size_t... I>(std::index_sequence<I...>) {
+            return std::array<loader, sizeof...(Ts)>{[](PickleReader& rr) -> std::variant<Ts...> {
+                return std::variant<Ts...>(std::in_place_index<I>, rr.load<Ts>());
+            }...};
+        }(std::index_sequence_for<Ts...>{});
         return table[index](r);
     }
 };

@@ -69,11 +69,13 @@ public:
 
     /// True from start() until the process ends.
     [[nodiscard]] bool is_alive() const {
-        const auto& s = state();
+        auto& s = state();
         switch (s.kind) {
             case detail::ProcessState::role::self: return true;
-            case detail::ProcessState::role::parent:
-                return s.parent_pidfd && !detail::wait_readable(s.parent_pidfd.get(), detail::deadline(std::chrono::seconds(0)));
+            case detail::ProcessState::role::parent: {
+                int fd = s.parent_sentinel();
+                return fd >= 0 && !detail::wait_readable(fd, detail::deadline(std::chrono::seconds(0)));
+            }
             case detail::ProcessState::role::child: break;
         }
         return s.popen && !s.popen->poll();
@@ -96,8 +98,8 @@ public:
 
     /// A file descriptor that becomes readable when the process ends, for mp::wait() or poll(2).
     [[nodiscard]] int sentinel() const {
-        const auto& s = state();
-        if (s.kind == detail::ProcessState::role::parent) return s.parent_pidfd.get();
+        auto& s = state();
+        if (s.kind == detail::ProcessState::role::parent) return s.parent_sentinel();
         if (!s.popen) throw ValueError("multiprocessing: process not started; call start() first");
         return s.popen->sentinel();
     }
@@ -124,8 +126,10 @@ private:
         switch (s.kind) {
             case detail::ProcessState::role::self:
                 throw ValueError("multiprocessing: a process cannot join itself");
-            case detail::ProcessState::role::parent:
-                return !s.parent_pidfd || detail::wait_readable(s.parent_pidfd.get(), until);
+            case detail::ProcessState::role::parent: {
+                int fd = s.parent_sentinel();
+                return fd < 0 || detail::wait_readable(fd, until);
+            }
             case detail::ProcessState::role::child: break;
         }
         if (!s.popen) throw ValueError("multiprocessing: can only join a started process; call start() first");
@@ -248,8 +252,10 @@ private:
             s->identity.push_back(++g.counter);
         }
         s->name = "Process";
-        for (std::size_t i = 0; i < s->identity.size(); ++i)
-            s->name += (i == 0 ? "-" : ":") + std::to_string(s->identity[i]);
+        for (std::size_t i = 0; i < s->identity.size(); ++i) {
+            s->name += i == 0 ? '-' : ':';
+            s->name += std::to_string(s->identity[i]);
+        }
         state_ = std::move(s);
     }
 };

@@ -26,24 +26,61 @@ struct child_identity {
     pid_t parent_pid = 0;
 };
 
-/// Makes this (new) process's registry describe itself: no children, counter reset, the given
-/// name, and the parent. Called with the registry mutex free (a forked child unlocks it first).
-inline void become_child(const child_identity& who) {
+/// The registry entries a child installs for itself and its parent. Built in the parent before
+/// fork, so the child allocates nothing (every page a forked child writes is a page copied).
+struct child_view {
+    std::shared_ptr<ProcessState> self;
+    std::shared_ptr<ProcessState> parent;
+};
+
+inline child_view make_child_view(const child_identity& who) {
+    child_view v{std::make_shared<ProcessState>(), std::make_shared<ProcessState>()};
+    v.self->kind = ProcessState::role::self;
+    v.self->name = who.name;
+    v.self->identity = who.identity;
+    v.self->daemon = who.daemon;
+    v.parent->kind = ProcessState::role::parent;
+    v.parent->name = who.parent_name;
+    v.parent->pid = who.parent_pid;
+    return v;
+}
+
+/// Makes this (new) process's registry describe itself: no children, counter reset, itself and
+/// its parent. The old entries are parked in `view`, not freed: a forked child exits without
+/// ever touching them. Called with the registry mutex free.
+inline void become_child(child_view& view) {
     auto& g = globals();
     std::lock_guard lock(g.mutex);
     g.children.clear();
     g.counter = 0;
-    g.current = std::make_shared<ProcessState>();
-    g.current->kind = ProcessState::role::self;
-    g.current->name = who.name;
-    g.current->identity = who.identity;
-    g.current->daemon = who.daemon;
-    g.current->pid = ::getpid();
-    g.parent = std::make_shared<ProcessState>();
-    g.parent->kind = ProcessState::role::parent;
-    g.parent->name = who.parent_name;
-    g.parent->pid = who.parent_pid;
-    g.parent->parent_pidfd = pidfd_open(who.parent_pid);
+    view.self->pid = ::getpid();
+    std::swap(g.current, view.self);
+    std::swap(g.parent, view.parent);
+}
+
+/// /dev/null, opened once by the parent so a forked child need not open it.
+inline int devnull_fd() noexcept {
+    static const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd;
+}
+
+/// Calls a forked child makes, resolved by the parent once: with lazy binding, the first call of
+/// a function in each child would otherwise cost the dynamic linker's lookup and its page faults.
+struct child_calls {
+    void (*exit)(int);
+    child_calls() noexcept {
+        void (*volatile exit_fn)(int) = ::_exit;  // volatile: take the GOT address, not a PLT call
+        exit = exit_fn;
+        int fd = devnull_fd();
+        if (fd >= 0) (void)::dup2(fd, fd);
+        (void)::prctl(PR_GET_PDEATHSIG, 0);
+        (void)::getppid();
+    }
+};
+
+inline const child_calls& resolved_child_calls() noexcept {
+    static const child_calls calls;
+    return calls;
 }
 
 /// Process-level setup shared by every start method.
@@ -51,14 +88,11 @@ inline void prepare_child_process(const child_identity& who) {
     if (who.daemon) {
         // A daemonic child never outlives its parent, even when the parent is SIGKILLed.
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != who.parent_pid) ::_exit(1);  // the parent died before prctl took effect
+        if (::getppid() != who.parent_pid) resolved_child_calls().exit(1);  // the parent is already gone
     }
     // As Python does: the child's stdin is /dev/null, so it never steals the parent's input.
-    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull >= 0) {
-        ::dup2(devnull, STDIN_FILENO);
-        ::close(devnull);
-    }
+    int devnull = devnull_fd();
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
 }
 
 /// Runs a target the way Python's BaseProcess._bootstrap does and returns the exit code:

@@ -91,6 +91,8 @@ protected:
 private:
     void launch(ProcessState& state) {
         child_identity who{state.name, state.identity, state.daemon, current_state()->name, ::getpid()};
+        child_view view = make_child_view(who);
+        const auto& calls = resolved_child_calls();
         flush_std_streams();  // or the child would print the parent's buffered output again
         auto& g = globals();
         std::unique_lock registry(g.mutex);  // held across fork: the child's copy is consistent
@@ -99,8 +101,8 @@ private:
         if (pid == 0) {
             registry.unlock();
             prepare_child_process(who);
-            become_child(who);
-            ::_exit(run_target(*state.target));
+            become_child(view);
+            calls.exit(run_target(*state.target));
         }
         registry.unlock();
         adopt(pid);

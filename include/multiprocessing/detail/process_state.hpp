@@ -54,8 +54,16 @@ struct ProcessState {
     std::unique_ptr<Popen> popen;       // set by start()
     bool closed = false;
     pid_t pid = 0;                      // role::self and role::parent
-    unique_fd parent_pidfd;             // role::parent: readable when the parent ends
+    unique_fd parent_pidfd;             // role::parent: opened on first use (see parent_sentinel)
     std::mutex mutex;                   // serializes start/close on one process
+
+    /// role::parent: a pidfd of the parent, opened on first use so starting a child costs nothing
+    /// for it; -1 if the parent has already gone (we were re-parented).
+    int parent_sentinel() {
+        std::lock_guard lock(mutex);
+        if (!parent_pidfd && ::getppid() == pid) parent_pidfd = pidfd_open(pid);
+        return parent_pidfd.get();
+    }
 };
 
 /// The registry of this process: who we are, our parent, our children. A forked child rebuilds it
@@ -124,14 +132,17 @@ inline void register_exit_handler() {
     }
 }
 
-/// Flushes C and C++ standard streams, so buffered output is neither lost nor printed twice.
+/// Flushes stdout and stderr (as Python flushes sys.stdout/sys.stderr), so buffered output is
+/// neither lost nor printed twice. Other FILEs are the program's own, as in Python; flushing them
+/// all would also cost every forked child several page faults.
 inline void flush_std_streams() noexcept {
     try {
-        std::cout.flush();
+        std::cout.flush();  // synced with stdio by default: this is fflush(stdout)
         std::cerr.flush();
     } catch (...) {
     }
-    std::fflush(nullptr);
+    std::fflush(stdout);
+    std::fflush(stderr);
 }
 
 }  // namespace multiprocessing::detail

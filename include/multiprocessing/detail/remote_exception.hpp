@@ -97,10 +97,13 @@ namespace multiprocessing {
 template <>
 struct pickler<std::exception_ptr> {
     static void dump(PickleWriter& w, const std::exception_ptr& e) {
+        w.dump(e != nullptr);
+        if (!e) return;
         auto info = detail::describe(e);
         w(info.type_name, info.message);
     }
     static std::exception_ptr load(PickleReader& r) {
+        if (!r.load<bool>()) return nullptr;
         detail::exception_info info;
         r(info.type_name, info.message);
         return detail::rebuild(info);

@@ -1,0 +1,501 @@
+#!/usr/bin/env python3
+"""Runs the benchmark suite: this library (mp), Python's multiprocessing and a raw C++ baseline,
+side by side, in one run on one machine, and reports the ratios against the targets of
+DESIGN.md ("Numbers to reach").
+
+    python3 benchmarks/run.py [--short] [BUILD_DIR]        (BUILD_DIR default: build/release)
+
+It builds nothing: build the C++ programs first,
+    cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release
+    cmake --build build/release --target mp_benchmarks
+
+For each workload it runs the C++ program (Google Benchmark, JSON output, the mp and raw
+benchmarks interleaved over repetitions, the median kept) and the Python script (median of
+timed batches), then prints a table and writes benchmarks/results/latest.md and latest.csv
+(partial.md and partial.csv for a --filter run).
+--short is the quick run (well under a minute); the default, long mode takes a few minutes.
+
+Adding a workload: write "<name>/mp" and "<name>/raw" benchmarks in a benchmarks/bench_*.cpp,
+the "<name>" function in a benchmarks/python/bench_*.py, and one Workload line in WORKLOADS.
+Python 3 standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+# --------------------------------------------------------------------------------------------
+# Targets: every target is "mp's advantage over X >= threshold", where the advantage is X's time
+# over mp's time for a latency, or mp's rate over X's rate for a throughput (> 1: mp is better).
+
+@dataclass(frozen=True)
+class Target:
+    against: str      # "raw" or "python"
+    threshold: float  # the minimum advantage
+    text: str
+
+
+def at_most_x_raw(x: float) -> Target:
+    """mp's time is at most x times raw's."""
+    return Target("raw", 1 / x, f"<= {x:g}x raw")
+
+
+def at_least_frac_raw(f: float) -> Target:
+    """mp's rate is at least the fraction f of raw's."""
+    return Target("raw", f, f">= {f:.0%} of raw")
+
+
+def at_least_x_python(x: float) -> Target:
+    """mp is at least x times faster than Python."""
+    return Target("python", x, f">= {x:g}x Python")
+
+
+# --------------------------------------------------------------------------------------------
+# Workloads
+
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One row of the report.
+
+    name    the shared key: the C++ benchmarks are "<name>/mp" and "<name>/raw" in program `cpp`,
+            the Python figure is result "<name>" of script `python`
+    metric  "time" (seconds per operation, lower is better) or "rate" (bytes per second)
+    mp, raw DEFAULT for "<name>/mp" ("<name>/raw") in `cpp`; "program:benchmark" to take the
+            figure from elsewhere (a raw baseline shared by several workloads); None if there is
+            no such figure
+    """
+    name: str
+    title: str
+    metric: str
+    cpp: str | None
+    python: str | None
+    targets: tuple[Target, ...] = ()
+    mp: str | None = DEFAULT
+    raw: str | None = DEFAULT
+
+    def bench(self, variant: str) -> tuple[str, str] | None:
+        ref = getattr(self, variant)
+        if ref is None:
+            return None
+        if ref == DEFAULT:
+            return (self.cpp, f"{self.name}/{variant}") if self.cpp else None
+        program, _, bench = ref.partition(":")
+        return program, bench
+
+
+WORKLOADS = [
+    Workload("pipe_pingpong_int", "Pipe ping-pong, int (send/recv)", "time",
+             "bench_pipe", "bench_pipe.py", (at_most_x_raw(1.3),)),
+    Workload("pipe_pingpong_bytes8", "Pipe ping-pong, 8 B (send_bytes/recv_bytes)", "time",
+             "bench_pipe", "bench_pipe.py", (at_most_x_raw(1.3),)),
+    Workload("pipe_throughput_1mib", "Pipe 1 MiB messages (send_bytes/recv_bytes_into)", "rate",
+             "bench_pipe", "bench_pipe.py", (at_least_frac_raw(0.8),)),
+    Workload("process_start_join_fork", "Process start+join, fork", "time",
+             "bench_process", "bench_process.py", (at_most_x_raw(1.5), at_least_x_python(10))),
+    Workload("process_start_join_spawn", "Process start+join, spawn", "time",
+             "bench_process", "bench_process.py", (at_most_x_raw(2), at_least_x_python(10))),
+    Workload("process_start_join_forkserver", "Process start+join, forkserver", "time",
+             "bench_process", "bench_process.py", (at_least_x_python(10),), raw=None),
+]
+
+# Google Benchmark settings and the time limit of one program run, per mode.
+MODES = {
+    "short": {"min_time": 0.1, "repetitions": 5, "timeout": 60},
+    "long": {"min_time": 0.3, "repetitions": 15, "timeout": 600},
+}
+
+BASELINES = {
+    "pipe": "socketpair(AF_UNIX, SOCK_STREAM) + fork, write/read of the same payload",
+    "process_start_join_fork": "fork(); _exit(0) in the child; waitpid",
+    "process_start_join_spawn": "posix_spawn of the same benchmark binary, which exits at once; waitpid",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+
+@dataclass
+class Figure:
+    value: float | None = None  # seconds per op, or bytes per second
+    cv: float | None = None     # coefficient of variation over repetitions / batches
+    error: str | None = None    # "n/a: ..." when not available yet, else a failure
+
+    @property
+    def status(self) -> str:
+        if self.value is not None:
+            return "ok"
+        if self.error and self.error.startswith("n/a"):
+            return "n/a"
+        return "ERROR" if self.error else "-"
+
+
+def progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_captured(cmd: list[str], timeout: float) -> tuple[int, str, str]:
+    """Runs cmd in its own process group; on timeout kills that group (it may hold children)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return -1, out, err + f"\n(killed after the {timeout:g} s time limit)"
+    return proc.returncode, out, err
+
+
+TIME_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def run_cpp(build: str, program: str, benches: list[str], metric: str, mode: dict,
+            context: dict) -> dict[str, Figure]:
+    """Runs `benches` of one program (interleaved) and returns their median figures."""
+    exe = os.path.join(build, "benchmarks", program)
+    if not os.access(exe, os.X_OK):
+        return {b: Figure(error=f"{exe} not built (cmake --build {build} --target mp_benchmarks)")
+                for b in benches}
+    pattern = "^(" + "|".join(re.escape(b) for b in benches) + ")(/|$)"
+    cmd = [exe, f"--benchmark_filter={pattern}", "--benchmark_format=json",
+           f"--benchmark_min_time={mode['min_time']}",
+           f"--benchmark_repetitions={mode['repetitions']}",
+           "--benchmark_enable_random_interleaving=true",
+           "--benchmark_report_aggregates_only=true"]
+    rc, out, err = run_captured(cmd, mode["timeout"])
+    try:
+        data = json.loads(out)
+    except json.JSONDecodeError:
+        msg = f"{program} failed (exit {rc}): {err.strip()[-500:] or out.strip()[-500:]}"
+        return {b: Figure(error=msg) for b in benches}
+    context.setdefault("gbench", data.get("context", {}))
+    figures = {}
+    for b in benches:
+        runs = [r for r in data.get("benchmarks", [])
+                if r.get("run_name", r["name"]) == b or r.get("run_name", r["name"]).startswith(b + "/")]
+        errors = [r for r in runs if r.get("error_occurred")]
+        if errors:
+            figures[b] = Figure(error=errors[0].get("error_message", "error"))
+            continue
+        agg = {r.get("aggregate_name"): r for r in runs if r.get("run_type") == "aggregate"}
+        singles = [r for r in runs if r.get("run_type") == "iteration"]
+        key = "bytes_per_second" if metric == "rate" else "real_time"
+
+        def value(r):
+            if metric == "rate":
+                return r.get("bytes_per_second")
+            return r["real_time"] * TIME_UNITS[r.get("time_unit", "ns")]
+
+        if "median" in agg:
+            figures[b] = Figure(value(agg["median"]), agg.get("cv", {}).get(key))
+        elif singles:
+            vals = [value(r) for r in singles]
+            figures[b] = Figure(statistics.median(vals))
+        else:
+            figures[b] = Figure(error=f"{program}: no result for {b} (exit {rc}) {err.strip()[-300:]}")
+    return figures
+
+
+def run_python(python: str, script: str, workload: str, metric: str, short: bool,
+               timeout: float, context: dict) -> Figure:
+    path = os.path.join(HERE, "python", script)
+    cmd = [python, path, "--workload", workload] + (["--short"] if short else [])
+    rc, out, err = run_captured(cmd, timeout)
+    try:
+        data = json.loads(out)
+    except json.JSONDecodeError:
+        return Figure(error=f"{script} failed (exit {rc}): {err.strip()[-500:]}")
+    context.setdefault("python_version", data.get("python_version"))
+    r = data.get("results", {}).get(workload)
+    if r is None:
+        return Figure(error=f"{script}: no result for {workload}")
+    if "error" in r:
+        return Figure(error=r["error"])
+    want = "bytes_per_second" if metric == "rate" else "seconds_per_op"
+    if r.get("metric") != want:
+        return Figure(error=f"{script}: {workload} reports {r.get('metric')}, expected {want}")
+    return Figure(r["value"], r.get("cv"))
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+
+def advantage(metric: str, mp: Figure, other: Figure) -> float | None:
+    """How many times better mp is than `other` (> 1: mp is faster)."""
+    if mp.value is None or other.value is None or mp.value <= 0 or other.value <= 0:
+        return None
+    return other.value / mp.value if metric == "time" else mp.value / other.value
+
+
+def fmt_value(metric: str, f: Figure) -> str:
+    if f.value is None:
+        return f.status
+    if metric == "rate":
+        return f"{f.value / 1e9:.2f} GB/s"
+    s = f.value
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} us"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def fmt_vs_raw(metric: str, adv: float | None) -> str:
+    if adv is None:
+        return "-"
+    # A latency as "mp's time is 1.12x raw's", a throughput as "mp reaches 93% of raw".
+    return f"{1 / adv:.2f}x raw" if metric == "time" else f"{adv:.0%} of raw"
+
+
+@dataclass
+class Row:
+    w: Workload
+    mp: Figure = field(default_factory=Figure)
+    python: Figure = field(default_factory=Figure)
+    raw: Figure = field(default_factory=Figure)
+
+    def adv(self, against: str) -> float | None:
+        return advantage(self.w.metric, self.mp, getattr(self, against))
+
+    def verdict(self) -> str:
+        if not self.w.targets:
+            return "-"
+        missed, unknown = [], []
+        for t in self.w.targets:
+            a = self.adv(t.against)
+            if a is None:
+                unknown.append(t.text)
+            elif a < t.threshold * (1 - 1e-9):
+                got = (fmt_vs_raw(self.w.metric, a) if t.against == "raw" else f"{a:.1f}x Python")
+                missed.append(f"{t.text}: got {got}")
+        if missed:
+            return "NO (" + "; ".join(missed) + ")"
+        if unknown:
+            return "n/a"
+        return "yes"
+
+    def cells(self) -> list[str]:
+        m = self.w.metric
+        vs_py = self.adv("python")
+        return [self.w.title, fmt_value(m, self.mp), fmt_value(m, self.python), fmt_value(m, self.raw),
+                "-" if vs_py is None else f"{vs_py:.1f}x",
+                fmt_vs_raw(m, self.adv("raw")),
+                ", ".join(t.text for t in self.w.targets) or "-", self.verdict()]
+
+
+HEADER = ["workload", "mp", "Python", "raw", "mp vs Python (x faster)", "mp vs raw (ratio)", "target", "met?"]
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine_info(build: str, python: str) -> dict:
+    info = {"cpu": "unknown", "nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
+            "kernel": f"{platform.system()} {platform.release()}", "python": python}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(build, "CMakeCache.txt")) as f:
+            m = re.search(r"^CMAKE_BUILD_TYPE:\w+=(.*)$", f.read(), re.M)
+            info["build_type"] = m.group(1) if m else "?"
+    except OSError:
+        info["build_type"] = "?"
+    for path in glob.glob(os.path.join(build, "CMakeFiles", "*", "CMakeCXXCompiler.cmake")):
+        with open(path) as f:
+            text = f.read()
+        cid = re.search(r'set\(CMAKE_CXX_COMPILER_ID "([^"]*)"\)', text)
+        ver = re.search(r'set\(CMAKE_CXX_COMPILER_VERSION "([^"]*)"\)', text)
+        if cid and ver:
+            info["compiler"] = f"{cid.group(1)} {ver.group(1)}"
+    try:
+        info["commit"] = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                                        capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "include", "benchmarks"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        if dirty:
+            info["commit"] += " (with uncommitted changes)"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def write_reports(results_dir: str, stem: str, rows: list[Row], info: dict, context: dict, mode_name: str,
+                  mode: dict, started: str, elapsed: float, load: tuple) -> tuple[str, str]:
+    os.makedirs(results_dir, exist_ok=True)
+    md_path = os.path.join(results_dir, stem + ".md")
+    csv_path = os.path.join(results_dir, stem + ".csv")
+    gb = context.get("gbench", {})
+    lines = [
+        f"# Benchmarks: mp vs Python's multiprocessing vs raw C++ ({mode_name} run)",
+        "",
+        f"- date: {started}, {elapsed:.0f} s, commit {info.get('commit', '?')}",
+        f"- machine: {info['cpu']}, {info['nproc']} CPUs ({info['affinity']} in the affinity mask), "
+        f"{info['kernel']}, load average {load[0]:.2f} at the start, {load[1]:.2f} at the end",
+        f"- C++: {info.get('compiler', '?')}, CMAKE_BUILD_TYPE={info.get('build_type', '?')}; "
+        f"Google Benchmark {mode['repetitions']} repetitions of >= {mode['min_time']:g} s, mp and raw "
+        f"randomly interleaved, median kept (CPU scaling "
+        f"{'on' if gb.get('cpu_scaling_enabled') else 'off'})",
+        f"- Python: {context.get('python_version', '?')} ({info['python']}), median of timed batches "
+        "(benchmarks/python/)",
+        "",
+        markdown_table([r.cells() for r in rows]),
+        "",
+        "mp vs Python: Python's time over mp's (latency) or mp's rate over Python's (throughput); "
+        "above 1 mp is faster. mp vs raw: mp's time as a multiple of raw's (latency, lower is "
+        "better) or mp's rate as a share of raw's (throughput, higher is better). "
+        "Targets are DESIGN.md's \"Numbers to reach\". GB/s is 10^9 bytes per second.",
+        "",
+        "Raw baselines: " + "; ".join(f"{k}: {v}" for k, v in BASELINES.items()) + ".",
+        "",
+        "## Spread (coefficient of variation over repetitions / batches)",
+        "",
+        "| workload | mp | Python | raw |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        cv = [f"{f.cv:.1%}" if f.cv is not None else "-" for f in (r.mp, r.python, r.raw)]
+        lines.append(f"| {r.w.title} | " + " | ".join(cv) + " |")
+    notes = []
+    for r in rows:
+        for side in ("mp", "python", "raw"):
+            f = getattr(r, side)
+            if f.error:
+                notes.append(f"- {r.w.name} ({side}): {f.error}")
+    if notes:
+        lines += ["", "## Notes", ""] + notes
+    with open(md_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+    with open(csv_path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["workload", "title", "metric", "unit", "mp", "python", "raw", "mp_cv", "python_cv",
+                      "raw_cv", "mp_vs_python_x_faster", "mp_over_raw", "targets", "met", "mp_error",
+                      "python_error", "raw_error", "mode", "date", "cpu", "nproc", "kernel"])
+        for r in rows:
+            unit = "bytes_per_second" if r.w.metric == "rate" else "seconds_per_op"
+            vs_py, vs_raw = r.adv("python"), r.adv("raw")
+            mp_over_raw = None if vs_raw is None else (1 / vs_raw if r.w.metric == "time" else vs_raw)
+            out.writerow([r.w.name, r.w.title, r.w.metric, unit,
+                          *(f.value if f.value is not None else "" for f in (r.mp, r.python, r.raw)),
+                          *(f.cv if f.cv is not None else "" for f in (r.mp, r.python, r.raw)),
+                          "" if vs_py is None else f"{vs_py:.4g}",
+                          "" if mp_over_raw is None else f"{mp_over_raw:.4g}",
+                          "; ".join(t.text for t in r.w.targets), r.verdict(),
+                          r.mp.error or "", r.python.error or "", r.raw.error or "",
+                          mode_name, started, info["cpu"], info["nproc"], info["kernel"]])
+    return md_path, csv_path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("build", nargs="?", default="build/release",
+                    help="CMake build directory holding benchmarks/bench_* (default: build/release)")
+    ap.add_argument("--short", action="store_true", help="quick run, well under a minute")
+    ap.add_argument("--filter", metavar="REGEX",
+                    help="run only the workloads whose name matches (reports go to partial.md/.csv)")
+    ap.add_argument("--python", default=shutil.which("python3") or sys.executable,
+                    help="the Python interpreter to measure (default: python3 on PATH)")
+    ap.add_argument("--results-dir", default=os.path.join(HERE, "results"),
+                    help="where latest.md and latest.csv go (default: benchmarks/results)")
+    ap.add_argument("--list", action="store_true", help="print the workloads and exit")
+    ap.add_argument("--fail-on-miss", action="store_true",
+                    help="exit with status 2 if a target is missed (default: only errors fail)")
+    args = ap.parse_args()
+
+    workloads = [w for w in WORKLOADS if not args.filter or re.search(args.filter, w.name)]
+    if args.list:
+        for w in workloads:
+            print(f"{w.name:32} {w.title}")
+        return 0
+    if not workloads:
+        ap.error(f"no workload matches {args.filter!r}")
+    # A relative build directory is taken from the current directory, else from the repository.
+    build = os.path.abspath(args.build)
+    if not os.path.isdir(build):
+        build = os.path.join(REPO, args.build)
+    mode_name = "short" if args.short else "long"
+    mode = MODES[mode_name]
+    info = machine_info(build, args.python)
+    if info.get("build_type") not in ("Release", "RelWithDebInfo"):
+        progress(f"warning: {build} has CMAKE_BUILD_TYPE={info.get('build_type')}; timings want Release")
+
+    started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+    t_start = time.monotonic()
+    load_start = os.getloadavg()[0]
+    progress(f"{mode_name} run, {len(workloads)} workloads, build {build}")
+    progress(f"machine: {info['cpu']}, {info['nproc']} CPUs, {info['kernel']}")
+    context: dict = {}
+    rows = []
+    for i, w in enumerate(workloads, 1):
+        t0 = time.monotonic()
+        progress(f"[{i}/{len(workloads)}] {w.name}: C++ ...")
+        row = Row(w)
+        # The mp and raw benchmarks of one program run together, interleaved.
+        by_program: dict[str, list[tuple[str, str]]] = {}
+        for variant in ("mp", "raw"):
+            ref = w.bench(variant)
+            if ref:
+                by_program.setdefault(ref[0], []).append((variant, ref[1]))
+        for program, items in by_program.items():
+            figs = run_cpp(build, program, [b for _, b in items], w.metric, mode, context)
+            for variant, b in items:
+                setattr(row, variant, figs[b])
+        if w.python:
+            progress(f"[{i}/{len(workloads)}] {w.name}: Python ...")
+            row.python = run_python(args.python, w.python, w.name, w.metric, args.short,
+                                    mode["timeout"], context)
+        rows.append(row)
+        m = w.metric
+        progress(f"[{i}/{len(workloads)}] {w.name}: mp {fmt_value(m, row.mp)}, Python "
+                 f"{fmt_value(m, row.python)}, raw {fmt_value(m, row.raw)} -> {row.verdict()} "
+                 f"({time.monotonic() - t0:.1f} s)")
+
+    elapsed = time.monotonic() - t_start
+    # A filtered run is partial: it must not replace the full report.
+    stem = "partial" if args.filter else "latest"
+    md_path, csv_path = write_reports(args.results_dir, stem, rows, info, context, mode_name, mode, started,
+                                      elapsed, (load_start, os.getloadavg()[0]))
+    print(f"\n{mode_name} run on {info['cpu']}, {info['nproc']} CPUs, {info['kernel']} "
+          f"(Python {context.get('python_version', '?')}), {elapsed:.0f} s\n")
+    print(markdown_table([r.cells() for r in rows]))
+    shown = [p if os.path.relpath(p).startswith("..") else os.path.relpath(p) for p in (md_path, csv_path)]
+    print(f"\nwritten: {shown[0]}, {shown[1]}")
+    if any(f.status == "ERROR" for r in rows for f in (r.mp, r.python, r.raw)):
+        return 1
+    if args.fail_on_miss and any(r.verdict().startswith("NO") for r in rows):
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

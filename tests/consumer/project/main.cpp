@@ -1,0 +1,33 @@
+// The consumer: starts one mp::Process and checks that it ran and exited with 0.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <multiprocessing.hpp>
+
+namespace mp = multiprocessing;
+
+void child(mp::Connection out) { out.send(static_cast<int>(::getpid())); }
+
+int main() {
+    mp::freeze_support();
+
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p(child, w);
+    p.start();
+    w.close();
+    int reported = r.poll(std::chrono::seconds(30)) ? r.recv<int>() : -1;
+    if (!p.join(std::chrono::seconds(30))) {
+        p.kill();
+        p.join();
+        std::puts("consumer: FAILED: the child did not end");
+        return 1;
+    }
+    if (p.exitcode() != 0 || reported != p.pid()) {
+        std::printf("consumer: FAILED: exitcode %d, child reported pid %d, expected %d\n",
+                    p.exitcode().value_or(-999), reported, static_cast<int>(p.pid()));
+        return 1;
+    }
+    std::printf("consumer: OK: %s (pid %d) exited with 0\n", p.name().c_str(), reported);
+    return 0;
+}

@@ -1,0 +1,61 @@
+# Builds and runs the consumer project (tests/consumer/project) the way a user would use the library.
+#   cmake -DMODE=find_package|add_subdirectory -DMP_SOURCE_DIR=<repo> -DCONSUMER_DIR=<consumer project>
+#         -DWORK_DIR=<scratch dir> [-DGENERATOR=...] [-DMAKE_PROGRAM=...] [-DCXX_COMPILER=...]
+#         [-DBoost_DIR=...] -P run_consumer.cmake
+# find_package:     configure + build + install multiprocessing into WORK_DIR/prefix, then build the
+#                   consumer with CMAKE_PREFIX_PATH=WORK_DIR/prefix and find_package(multiprocessing CONFIG).
+# add_subdirectory: build the consumer with -DMP_SOURCE_DIR=<repo>, so it does add_subdirectory(<repo>).
+cmake_minimum_required(VERSION 3.25)
+
+foreach(var MODE MP_SOURCE_DIR CONSUMER_DIR WORK_DIR)
+  if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
+    message(FATAL_ERROR "run_consumer.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+if(NOT MODE MATCHES "^(find_package|add_subdirectory)$")
+  message(FATAL_ERROR "run_consumer.cmake: MODE must be find_package or add_subdirectory, not '${MODE}'")
+endif()
+
+# The same toolchain as the build that runs this test, and a fresh scratch directory every time.
+set(common -DCMAKE_BUILD_TYPE=Release)
+if(GENERATOR)
+  list(APPEND common -G "${GENERATOR}")
+endif()
+foreach(pair "MAKE_PROGRAM;CMAKE_MAKE_PROGRAM" "CXX_COMPILER;CMAKE_CXX_COMPILER" "Boost_DIR;Boost_DIR")
+  list(GET pair 0 from)
+  list(GET pair 1 to)
+  if(${from})
+    list(APPEND common "-D${to}=${${from}}")
+  endif()
+endforeach()
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+
+# Runs one step; on failure prints its output and fails the test, naming the step.
+function(step what)
+  message(STATUS "consumer.${MODE}: ${what}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer.${MODE}: ${what} failed (${rc}):\n${out}")
+  endif()
+  set(step_output "${out}" PARENT_SCOPE)
+endfunction()
+
+set(consumer_build "${WORK_DIR}/consumer-build")
+if(MODE STREQUAL "find_package")
+  set(mp_build "${WORK_DIR}/multiprocessing-build")
+  set(prefix "${WORK_DIR}/prefix")
+  step("configure multiprocessing" "${CMAKE_COMMAND}" -S "${MP_SOURCE_DIR}" -B "${mp_build}" ${common}
+       -DMP_BUILD_TESTS=OFF -DMP_BUILD_EXAMPLES=OFF -DMP_BUILD_BENCHMARKS=OFF "-DCMAKE_INSTALL_PREFIX=${prefix}")
+  step("build multiprocessing" "${CMAKE_COMMAND}" --build "${mp_build}")
+  step("install multiprocessing into ${prefix}" "${CMAKE_COMMAND}" --install "${mp_build}" --prefix "${prefix}")
+  step("configure the consumer with find_package" "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${consumer_build}"
+       ${common} "-DCMAKE_PREFIX_PATH=${prefix}" "-DMP_EXPECTED_PREFIX=${prefix}"
+       -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)
+else()
+  step("configure the consumer with add_subdirectory" "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}"
+       -B "${consumer_build}" ${common} "-DMP_SOURCE_DIR=${MP_SOURCE_DIR}")
+endif()
+step("build the consumer" "${CMAKE_COMMAND}" --build "${consumer_build}")
+step("run the consumer" "${consumer_build}/consumer")
+message(STATUS "${step_output}")

@@ -1,0 +1,35 @@
+// Shared test helpers: the start methods to run under, and bounded waits.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <multiprocessing.hpp>
+
+#include <chrono>
+#include <vector>
+
+namespace mp = multiprocessing;
+using namespace std::chrono_literals;
+
+namespace mp_test {
+
+/// Every wait in a test is bounded by this, so a bug fails fast instead of hanging CI.
+inline constexpr auto bound = std::chrono::seconds(20);
+
+/// The start methods every process-level test runs under.
+inline std::vector<mp::StartMethod> start_methods() { return {mp::StartMethod::fork}; }
+
+/// Joins with a bound; fails the test (after killing the child) if it does not end.
+inline void join(mp::Process& p) {
+    bool ended = p.join(bound);
+    if (!ended) p.kill();
+    REQUIRE(ended);
+}
+
+}  // namespace mp_test
+
+/// Runs the enclosing test case once per start method, each as its own section.
+#define MP_FOR_EACH_START_METHOD(ctx)                                        \
+    auto mp_method_ = GENERATE(from_range(mp_test::start_methods()));      \
+    const mp::Context ctx(mp_method_);                                      \
+    INFO("start method: " << ctx.name())
