@@ -17,7 +17,7 @@ namespace mp_test {
 inline constexpr auto bound = std::chrono::seconds(20);
 
 /// The start methods every process-level test runs under.
-inline std::vector<mp::StartMethod> start_methods() { return {mp::StartMethod::fork}; }
+inline std::vector<mp::StartMethod> start_methods() { return mp::get_all_start_methods(); }
 
 /// Joins with a bound; fails the test (after killing the child) if it does not end.
 inline void join(mp::Process& p) {

@@ -19,29 +19,11 @@
 #include "context.hpp"
 #include "detail/launcher.hpp"
 #include "detail/process_state.hpp"
+#include "detail/task.hpp"
 #include "errors.hpp"
 
 namespace multiprocessing {
 
-namespace detail {
-
-/// A target and its arguments, copied as Python copies them; the child calls it with lvalues,
-/// so targets may take their parameters by value or by reference.
-template <class F, class... Args>
-class bound_task final : public Task {
-public:
-    template <class G, class... A>
-    explicit bound_task(G&& f, A&&... args) : f_(std::forward<G>(f)), args_(std::forward<A>(args)...) {}
-    void run() override {
-        std::apply([this](auto&... a) { (void)std::invoke(f_, a...); }, args_);
-    }
-
-private:
-    F f_;
-    std::tuple<Args...> args_;
-};
-
-}  // namespace detail
 
 /// A handle to a process: a child, this process (current_process()), or our parent
 /// (parent_process()). Copies refer to the same process (Python: BaseProcess).
@@ -193,6 +175,7 @@ public:
         if (s.popen) throw ValueError("multiprocessing: cannot start a process twice");
         if (detail::current_state()->daemon)
             throw ValueError("multiprocessing: daemonic processes are not allowed to have children");
+        detail::check_bootstrapped();
         detail::reap_finished_children();
         s.popen = detail::launch(s.method.value_or(get_start_method()), s);
         s.target.reset();  // the child has its own copy; the parent drops target and arguments
@@ -242,7 +225,7 @@ private:
         auto s = std::make_shared<detail::ProcessState>();
         s->method = method;
         s->target = std::make_unique<detail::bound_task<std::decay_t<F>, std::decay_t<Args>...>>(
-            std::forward<F>(target), std::forward<Args>(args)...);
+            std::in_place, std::forward<F>(target), std::forward<Args>(args)...);
         auto self = detail::current_state();
         s->daemon = self->daemon;  // Python: a child inherits daemon from its creator
         auto& g = detail::globals();
@@ -285,6 +268,9 @@ private:
 /// Call first thing in main: in a child started by spawn or forkserver it runs the child's
 /// task and exits; in any other process it returns at once (Python: freeze_support() plus
 /// the `if __name__ == '__main__':` guard).
-inline void freeze_support() {}
+inline void freeze_support() {
+    detail::spawn_main_if_requested();
+    detail::forkserver_main_if_requested();
+}
 
 }  // namespace multiprocessing

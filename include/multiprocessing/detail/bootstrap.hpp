@@ -83,12 +83,14 @@ inline const child_calls& resolved_child_calls() noexcept {
     return calls;
 }
 
-/// Process-level setup shared by every start method.
-inline void prepare_child_process(const child_identity& who) {
+/// Process-level setup shared by every start method. `os_parent` is the process that really
+/// started this one: the parent itself, or the fork server.
+inline void prepare_child_process(const child_identity& who, pid_t os_parent) {
     if (who.daemon) {
-        // A daemonic child never outlives its parent, even when the parent is SIGKILLed.
+        // A daemonic child never outlives its parent, even when the parent is SIGKILLed (with
+        // forkserver, the server dies with the parent, and its children with it).
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != who.parent_pid) resolved_child_calls().exit(1);  // the parent is already gone
+        if (::getppid() != os_parent) resolved_child_calls().exit(1);  // the parent is already gone
     }
     // As Python does: the child's stdin is /dev/null, so it never steals the parent's input.
     int devnull = devnull_fd();

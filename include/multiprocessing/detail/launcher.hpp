@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "popen_fork.hpp"
+#include "popen_forkserver.hpp"
+#include "spawn.hpp"
 #include "process_state.hpp"
 
 namespace multiprocessing::detail {
@@ -12,11 +14,10 @@ namespace multiprocessing::detail {
 inline std::unique_ptr<Popen> launch(StartMethod method, ProcessState& state) {
     switch (method) {
         case StartMethod::fork: return std::make_unique<PopenFork>(state);
-        case StartMethod::spawn:
-        case StartMethod::forkserver: break;
+        case StartMethod::spawn: return std::make_unique<PopenSpawn>(state);
+        case StartMethod::forkserver: return std::make_unique<PopenForkserver>(state);
     }
-    throw ProcessError("multiprocessing: the '" + std::string(to_string(method)) +
-                       "' start method is not available yet; use 'fork'");
+    throw ValueError("multiprocessing: unknown start method");
 }
 
 }  // namespace multiprocessing::detail

@@ -100,7 +100,7 @@ private:
         if (pid < 0) throw_errno("fork");
         if (pid == 0) {
             registry.unlock();
-            prepare_child_process(who);
+            prepare_child_process(who, who.parent_pid);
             become_child(view);
             calls.exit(run_target(*state.target));
         }

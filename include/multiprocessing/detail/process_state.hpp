@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../context.hpp"
+#include "../pickle.hpp"
 #include "posix.hpp"
 
 namespace multiprocessing::detail {
@@ -39,6 +40,9 @@ class Task {
 public:
     virtual ~Task() = default;
     virtual void run() = 0;
+    /// Writes what a fresh process of this program needs to rebuild the task (see task.hpp);
+    /// raises mp::PicklingError saying why when the target or an argument cannot cross exec.
+    virtual void pickle(PickleWriter& w) const = 0;
 };
 
 /// The state behind every handle to one process (a child, this process, or our parent).
@@ -58,10 +62,10 @@ struct ProcessState {
     std::mutex mutex;                   // serializes start/close on one process
 
     /// role::parent: a pidfd of the parent, opened on first use so starting a child costs nothing
-    /// for it; -1 if the parent has already gone (we were re-parented).
+    /// for it; -1 if the parent has already gone.
     int parent_sentinel() {
         std::lock_guard lock(mutex);
-        if (!parent_pidfd && ::getppid() == pid) parent_pidfd = pidfd_open(pid);
+        if (!parent_pidfd) parent_pidfd = pidfd_open(pid);
         return parent_pidfd.get();
     }
 };

@@ -1,0 +1,265 @@
+// The forkserver start method (Python: forkserver.py + popen_forkserver.py): a clean server
+// process, started by exec at first use, forks every child. Requests travel over a SOCK_SEQPACKET
+// socket with their descriptors (SCM_RIGHTS); the server reports each child's pid and exit code
+// through a pipe that is the child's sentinel in the parent.
+#pragma once
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "popen_fork.hpp"
+#include "posix.hpp"
+#include "process_state.hpp"
+#include "spawn.hpp"
+
+namespace multiprocessing::detail {
+
+inline constexpr std::size_t forkserver_max_fds = 250;
+
+/// Sends one datagram with descriptors attached.
+inline void send_with_fds(int sock, const void* data, std::size_t n, const std::vector<int>& fds) {
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+    iovec iov{const_cast<void*>(data), n};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (!fds.empty()) {
+        msg.msg_control = control.data();
+        msg.msg_controllen = control.size();
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    for (;;) {
+        if (::sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0) return;
+        if (errno != EINTR) throw_errno("sendmsg(forkserver)");
+    }
+}
+
+/// Receives one datagram and its descriptors (owned by the caller); 0 bytes means the peer is gone.
+inline ssize_t recv_with_fds(int sock, void* data, std::size_t n, std::vector<int>& fds) {
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * forkserver_max_fds));
+    iovec iov{data, n};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    ssize_t r;
+    do r = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return r;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        std::vector<int> got(count);
+        std::memcpy(got.data(), CMSG_DATA(c), count * sizeof(int));
+        fds.insert(fds.end(), got.begin(), got.end());
+    }
+    return r;
+}
+
+/// This process's connection to its fork server, started at first use.
+class forkserver_client {
+public:
+    /// Sends a request: [payload memfd, status pipe write end, argument fds...].
+    void request(const std::vector<int>& fds) {
+        std::lock_guard lock(mutex_);
+        ensure_running();
+        std::uint32_t count = static_cast<std::uint32_t>(fds.size());
+        send_with_fds(control_.get(), &count, sizeof count, fds);
+    }
+
+    std::mutex& mutex() noexcept { return mutex_; }
+
+private:
+    void ensure_running() {
+        if (control_ && server_ && !server_->poll()) return;
+        if (server_) (void)server_->wait(deadline());  // reap a server that died
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair");
+        unique_fd mine(sv[0]), theirs(sv[1]);
+        auto server = std::make_unique<server_process>(exec_self({theirs.get()}, forkserver_env, std::to_string(::getpid())));
+        theirs.reset();
+        // The server says "ready" from mp::freeze_support(); without it, tell the user.
+        pollfd p[2] = {{mine.get(), POLLIN, 0}, {server->sentinel(), POLLIN, 0}};
+        char byte = 0;
+        if (!(poll_until(p, 2, deadline(bootstrap_timeout)) > 0 && (p[0].revents & POLLIN) &&
+              ::recv(mine.get(), &byte, 1, 0) == 1)) {
+            server->send_signal(SIGKILL);
+            (void)server->wait(deadline());
+            throw ProcessError(
+                "multiprocessing: the fork server never reached mp::freeze_support(); put "
+                "`mp::freeze_support();` first in main");
+        }
+        control_ = std::move(mine);
+        server_ = std::move(server);
+    }
+
+    /// The server is our child: reaped like a forked one.
+    struct server_process : PopenFork {
+        explicit server_process(pid_t pid) { adopt(pid); }
+    };
+
+    std::mutex mutex_;
+    unique_fd control_;
+    std::unique_ptr<server_process> server_;
+};
+
+inline forkserver_client& forkserver() {
+    static forkserver_client client;
+    // A fork while another thread sends a request must not leave the child a locked mutex.
+    static const bool fork_safe = [] {
+        ::pthread_atfork([] { forkserver().mutex().lock(); }, [] { forkserver().mutex().unlock(); },
+                         [] { forkserver().mutex().unlock(); });
+        return true;
+    }();
+    (void)fork_safe;
+    return client;
+}
+
+/// A child forked by the fork server: not our child, so its pid and exit code come from the
+/// server through a pipe, which is also its sentinel.
+class PopenForkserver : public Popen {
+public:
+    explicit PopenForkserver(ProcessState& state) {
+        child_identity who{state.name, state.identity, state.daemon, current_state()->name, ::getpid()};
+        child_payload payload = make_child_payload(who, *state.target);
+        int st[2];
+        if (::pipe2(st, O_CLOEXEC) != 0) throw_errno("pipe2");
+        status_.reset(st[0]);
+        unique_fd status_w(st[1]);
+        std::vector<int> fds{payload.memfd.get(), status_w.get()};
+        fds.insert(fds.end(), payload.fds.begin(), payload.fds.end());
+        if (fds.size() > forkserver_max_fds)
+            throw ValueError("multiprocessing: too many connections passed to one forkserver child");
+        forkserver().request(fds);
+        status_w.reset();
+        std::int64_t pid = 0;
+        if (!read_exact(&pid, sizeof pid) || pid <= 0)
+            throw ProcessError("multiprocessing: the fork server failed to start the child");
+        pid_ = static_cast<pid_t>(pid);
+    }
+
+    [[nodiscard]] pid_t pid() const noexcept override { return pid_; }
+    [[nodiscard]] int sentinel() const noexcept override { return status_.get(); }
+
+    std::optional<int> poll() override { return wait(deadline(std::chrono::seconds(0))); }
+
+    std::optional<int> wait(const deadline& until) override {
+        std::lock_guard lock(mutex_);
+        if (returncode_) return returncode_;
+        if (!wait_readable(status_.get(), until)) return std::nullopt;
+        std::int32_t code = 255;  // the server died: the status is lost
+        if (!read_exact(&code, sizeof code)) code = 255;
+        returncode_ = code;
+        return returncode_;
+    }
+
+    void send_signal(int sig) override {
+        std::lock_guard lock(mutex_);
+        if (!returncode_ && ::kill(pid_, sig) != 0 && errno != ESRCH) throw_errno("kill");
+    }
+
+private:
+    bool read_exact(void* dst, std::size_t n) {
+        auto* p = static_cast<char*>(dst);
+        for (std::size_t got = 0; got < n;) {
+            ssize_t r = ::read(status_.get(), p + got, n - got);
+            if (r > 0) {
+                got += static_cast<std::size_t>(r);
+                continue;
+            }
+            if (r < 0 && errno == EINTR) continue;
+            return false;
+        }
+        return true;
+    }
+
+    std::mutex mutex_;
+    pid_t pid_ = 0;
+    unique_fd status_;
+    std::optional<int> returncode_;
+};
+
+/// The fork server's loop: fork a child per request, report pids and exit codes, exit with the
+/// parent. Never returns.
+[[noreturn]] inline void forkserver_main(int control, pid_t parent) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the parent
+    if (::getppid() != parent) ::_exit(0);
+    char ready = 1;
+    (void)::send(control, &ready, 1, MSG_NOSIGNAL);
+    struct child {
+        unique_fd pidfd;
+        unique_fd status;
+    };
+    std::map<pid_t, child> children;
+    for (;;) {
+        std::vector<pollfd> fds{{control, POLLIN, 0}};
+        std::vector<pid_t> pids;
+        for (auto& [pid, c] : children) {
+            fds.push_back({c.pidfd.get(), POLLIN, 0});
+            pids.push_back(pid);
+        }
+        poll_until(fds.data(), fds.size(), deadline());
+        for (std::size_t i = 1; i < fds.size(); ++i) {
+            if (!fds[i].revents) continue;
+            int status = 0;
+            while (::waitpid(pids[i - 1], &status, 0) < 0 && errno == EINTR) {
+            }
+            std::int32_t code = exitcode_from_status(status);
+            (void)!::write(children[pids[i - 1]].status.get(), &code, sizeof code);
+            children.erase(pids[i - 1]);
+        }
+        if (!fds[0].revents) continue;
+        std::uint32_t count = 0;
+        std::vector<int> got;
+        ssize_t r = recv_with_fds(control, &count, sizeof count, got);
+        if (r <= 0) ::_exit(0);  // the parent is gone; our children live on, as in Python
+        if (got.size() < 2) {
+            for (int fd : got) ::close(fd);
+            continue;
+        }
+        flush_std_streams();
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            ::close(control);
+            children.clear();  // closes the other children's pidfds and status pipes
+            ::close(got[1]);
+            std::vector<int> args(got.begin() + 2, got.end());
+            ::_exit(run_child_payload(got[0], args, ::getppid()));
+        }
+        std::int64_t reply = pid > 0 ? pid : -1;
+        (void)!::write(got[1], &reply, sizeof reply);
+        if (pid > 0)
+            children.emplace(pid, child{pidfd_open(pid), unique_fd(got[1])});
+        else
+            ::close(got[1]);
+        ::close(got[0]);
+        for (std::size_t i = 2; i < got.size(); ++i) ::close(got[i]);
+    }
+}
+
+/// In a fork server started by exec: serve forever. Elsewhere: return at once.
+inline void forkserver_main_if_requested() {
+    const char* v = std::getenv(forkserver_env);
+    if (!v) return;
+    auto n = parse_env_numbers(v);
+    ::unsetenv(forkserver_env);
+    if (n.size() < 3) ::_exit(1);
+    forkserver_main(static_cast<int>(n[0]), static_cast<pid_t>(n[2]));
+}
+
+}  // namespace multiprocessing::detail

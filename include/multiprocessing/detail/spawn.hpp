@@ -1,0 +1,207 @@
+// The spawn start method (Python: popen_spawn_posix.py + spawn.py): a fresh exec of this binary
+// (/proc/self/exe) that finds its work through inherited file descriptors and runs it from
+// mp::freeze_support(). Also the child-side code that spawn and forkserver share.
+#pragma once
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "bootstrap.hpp"
+#include "popen_fork.hpp"
+#include "posix.hpp"
+#include "process_state.hpp"
+#include "task.hpp"
+
+extern char** environ;
+
+namespace multiprocessing::detail {
+
+/// Set in a spawned child's environment: "<first fd>:<fd count>" of what the parent passed.
+inline constexpr const char* spawn_env = "MULTIPROCESSING_CPP_SPAWN";
+/// Set in a fork server's environment: "<control fd>:<parent pid>".
+inline constexpr const char* forkserver_env = "MULTIPROCESSING_CPP_FORKSERVER";
+
+/// How long start() waits for a fresh process to reach mp::freeze_support().
+inline constexpr auto bootstrap_timeout = std::chrono::seconds(60);
+
+/// Raises a clear error if this process was started by spawn or forkserver and its main did
+/// not call mp::freeze_support() first: starting children from there would recurse.
+inline void check_bootstrapped() {
+    if (std::getenv(spawn_env) || std::getenv(forkserver_env))
+        throw ProcessError(
+            "multiprocessing: this process was started by the spawn or forkserver start method but "
+            "its main() has not called mp::freeze_support(); put `mp::freeze_support();` first in "
+            "main, before anything else");
+}
+
+/// Who the child is and what it runs, pickled into a memfd (nothing on disk, no size limit).
+struct child_payload {
+    unique_fd memfd;
+    std::vector<int> fds;  // descriptors the pickled arguments refer to (not owned)
+};
+
+inline child_payload make_child_payload(const child_identity& who, const Task& task) {
+    child_payload p;
+    std::string bytes;
+    PickleWriter w(bytes, &p.fds);
+    w(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid);
+    task.pickle(w);  // raises PicklingError, naming what cannot cross exec, before anything starts
+    p.memfd = unique_fd(::memfd_create("multiprocessing-child", MFD_CLOEXEC));
+    if (!p.memfd) throw_errno("memfd_create");
+    for (std::size_t done = 0; done < bytes.size();) {
+        ssize_t r = ::write(p.memfd.get(), bytes.data() + done, bytes.size() - done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) throw_errno("write(memfd)");
+        done += static_cast<std::size_t>(r);
+    }
+    return p;
+}
+
+/// The child's side, after spawn's exec or the fork server's fork: reads the payload, becomes
+/// the child, runs the target; returns the exit code. `os_parent` is the process that really
+/// started us (the fork server for forkserver children).
+inline int run_child_payload(int payload_fd, const std::vector<int>& fds, pid_t os_parent) noexcept {
+    try {
+        struct stat st {};
+        if (::fstat(payload_fd, &st) != 0) throw_errno("fstat(payload)");
+        std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
+        for (std::size_t done = 0; done < bytes.size();) {
+            ssize_t r = ::pread(payload_fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) throw_errno("pread(payload)");
+            done += static_cast<std::size_t>(r);
+        }
+        ::close(payload_fd);
+        PickleReader r(bytes, &fds);
+        child_identity who;
+        r(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid);
+        prepare_child_process(who, os_parent);
+        child_view view = make_child_view(who);
+        become_child(view);
+        auto task = unpickle_task(r);
+        return run_target(*task);
+    } catch (...) {
+        auto info = describe(std::current_exception());
+        flush_std_streams();
+        std::fprintf(stderr, "multiprocessing: a child could not start: %s: %s\n", info.type_name.c_str(),
+                     info.message.c_str());
+        return 1;
+    }
+}
+
+/// The program's argv[0], for the child's command line (ps shows the same program).
+inline std::string program_argv0() {
+    std::ifstream in("/proc/self/cmdline", std::ios::binary);
+    std::string arg0;
+    std::getline(in, arg0, '\0');
+    return arg0.empty() ? std::string("multiprocessing-child") : arg0;
+}
+
+/// Starts /proc/self/exe with `fds` at consecutive descriptors (all others closed) and
+/// `env_name`="<first fd>:<count>[:extra]" in its environment; returns its pid.
+inline pid_t exec_self(const std::vector<int>& fds, const char* env_name, const std::string& extra = {}) {
+    int base = 10;
+    for (int fd : fds) base = std::max(base, fd + 1);  // targets never collide with sources
+    posix_spawn_file_actions_t actions;
+    if (::posix_spawn_file_actions_init(&actions) != 0) throw_errno("posix_spawn_file_actions_init");
+    struct guard {
+        posix_spawn_file_actions_t* a;
+        ~guard() { ::posix_spawn_file_actions_destroy(a); }
+    } g{&actions};
+    for (std::size_t i = 0; i < fds.size(); ++i)
+        ::posix_spawn_file_actions_adddup2(&actions, fds[i], base + static_cast<int>(i));
+    ::posix_spawn_file_actions_addclosefrom_np(&actions, base + static_cast<int>(fds.size()));
+
+    std::string var = std::string(env_name) + "=" + std::to_string(base) + ":" + std::to_string(fds.size());
+    if (!extra.empty()) var += ":" + extra;
+    std::vector<char*> envp;
+    for (char** e = environ; e && *e; ++e)
+        if (std::strncmp(*e, env_name, std::strlen(env_name)) != 0) envp.push_back(*e);
+    envp.push_back(var.data());
+    envp.push_back(nullptr);
+    std::string arg0 = program_argv0();
+    char* argv[] = {arg0.data(), nullptr};
+
+    flush_std_streams();
+    pid_t pid = 0;
+    int err = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv, envp.data());
+    if (err != 0) {
+        errno = err;
+        throw_errno("posix_spawn(/proc/self/exe)");
+    }
+    return pid;
+}
+
+/// Parses "<a>:<b>[:<c>]" from an environment variable.
+inline std::vector<long> parse_env_numbers(const char* v) {
+    std::vector<long> out;
+    while (v && *v) {
+        char* end = nullptr;
+        out.push_back(std::strtol(v, &end, 10));
+        if (end == v) break;
+        v = *end == ':' ? end + 1 : end;
+    }
+    return out;
+}
+
+/// A spawned child: started by exec, then our child like a forked one.
+class PopenSpawn : public PopenFork {
+public:
+    explicit PopenSpawn(ProcessState& state) {
+        child_identity who{state.name, state.identity, state.daemon, current_state()->name, ::getpid()};
+        child_payload payload = make_child_payload(who, *state.target);
+        int ack[2];
+        if (::pipe2(ack, O_CLOEXEC) != 0) throw_errno("pipe2");
+        unique_fd ack_r(ack[0]), ack_w(ack[1]);
+        std::vector<int> fds{payload.memfd.get(), ack_w.get()};
+        fds.insert(fds.end(), payload.fds.begin(), payload.fds.end());
+        adopt(exec_self(fds, spawn_env));
+        ack_w.reset();
+        // The child acknowledges from mp::freeze_support(); without it, say so instead of
+        // letting a copy of the parent's main run on unnoticed.
+        pollfd p[2] = {{ack_r.get(), POLLIN, 0}, {sentinel_.get(), POLLIN, 0}};
+        char byte = 0;
+        if (poll_until(p, 2, deadline(bootstrap_timeout)) > 0 && (p[0].revents & POLLIN) &&
+            ::read(ack_r.get(), &byte, 1) == 1)
+            return;
+        send_signal(SIGKILL);
+        (void)wait(deadline());
+        throw ProcessError(
+            "multiprocessing: the spawned child never reached mp::freeze_support(); put "
+            "`mp::freeze_support();` first in main, so a spawned child runs its task there");
+    }
+};
+
+/// In a spawned child: acknowledge, run the task, exit. Elsewhere: return at once.
+inline void spawn_main_if_requested() {
+    const char* v = std::getenv(spawn_env);
+    if (!v) return;
+    auto n = parse_env_numbers(v);
+    ::unsetenv(spawn_env);
+    if (n.size() < 2 || n[1] < 2) {
+        std::fprintf(stderr, "multiprocessing: malformed %s; exiting\n", spawn_env);
+        ::_exit(1);
+    }
+    int base = static_cast<int>(n[0]);
+    std::vector<int> fds;
+    for (long i = 2; i < n[1]; ++i) fds.push_back(base + static_cast<int>(i));
+    for (int fd : fds) ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // never leak into the child's own children
+    char one = 1;
+    (void)!::write(base + 1, &one, 1);
+    ::close(base + 1);
+    int code = run_child_payload(base, fds, ::getppid());
+    ::_exit(code);
+}
+
+}  // namespace multiprocessing::detail

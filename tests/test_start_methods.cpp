@@ -1,0 +1,177 @@
+// fork, spawn and forkserver behind one seam: what each can run, the errors each raises, and the
+// guarantees that differ from one to another (fresh memory, the fork server's lifetime, threads).
+#include "helpers.hpp"
+
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+namespace {
+
+int g_marker = 0;  // changed by the parent before start(): a forked child sees it, a fresh one does not
+
+void report_marker(mp::Connection c) { c.send(g_marker); }
+void report_parent_of_self(mp::Connection c) { c.send(static_cast<int>(::getppid())); }
+
+/// A function object that crosses exec by value: an aggregate, pickled with Boost.PFR.
+struct Scale {
+    int factor;
+    void operator()(mp::Connection c, int x) const { c.send(x * factor); }
+};
+
+struct NotPicklable {
+    int* p;
+};
+void take_not_picklable(NotPicklable) {}
+
+void start_forkserver_child_and_report_server(mp::Connection c) {
+    auto [here, there] = mp::Pipe();
+    mp::Process p(mp::get_context(mp::StartMethod::forkserver), report_parent_of_self, there);
+    p.start();
+    c.send(here.recv<int>());  // the fork server's pid
+    p.join();
+}
+
+bool wait_gone(pid_t pid) {
+    auto fd = mp::detail::pidfd_open(pid);
+    if (!fd) return errno == ESRCH;
+    bool ended = mp::detail::wait_readable(fd.get(), mp::detail::deadline(mp_test::bound));
+    ::waitpid(pid, nullptr, WNOHANG);
+    return ended;
+}
+
+void set_spawn_and_report_marker(mp::Connection c) {
+    mp::set_start_method(mp::StartMethod::spawn, true);
+    g_marker = 99;
+    auto [here, there] = mp::Pipe();
+    mp::Process p(report_marker, there);
+    p.start();
+    c.send(here.recv<int>());
+    p.join();
+}
+
+}  // namespace
+
+TEST_CASE("fork children share the parent's memory image; spawn and forkserver start fresh",
+          "[start_methods]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    g_marker = 42;
+    auto [here, there] = mp::Pipe();
+    mp::Process p(ctx, report_marker, there);
+    p.start();
+    REQUIRE(here.poll(mp_test::bound));
+    CHECK(here.recv<int>() == (ctx.start_method() == mp::StartMethod::fork ? 42 : 0));
+    mp_test::join(p);
+    g_marker = 0;
+}
+
+TEST_CASE("a forkserver child is forked by the server, not by us", "[start_methods]") {
+    auto [here, there] = mp::Pipe();
+    mp::Process p(mp::get_context("forkserver"), report_parent_of_self, there);
+    p.start();
+    REQUIRE(here.poll(mp_test::bound));
+    int server = here.recv<int>();
+    CHECK(server != ::getpid());
+    CHECK(server > 0);
+    mp_test::join(p);
+    CHECK(p.exitcode() == 0);
+}
+
+TEST_CASE("targets that cross exec: functions, captureless lambdas, picklable function objects",
+          "[start_methods]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [here, there] = mp::Pipe();
+    SECTION("a captureless lambda") {
+        mp::Process p(ctx, [](mp::Connection c, std::string s) { c.send(s + "!"); }, there, std::string("hi"));
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<std::string>() == "hi!");
+        mp_test::join(p);
+    }
+    SECTION("a picklable function object keeps its state") {
+        mp::Process p(ctx, Scale{3}, there, 14);
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<int>() == 42);
+        mp_test::join(p);
+    }
+}
+
+TEST_CASE("a capturing lambda works under fork and raises PicklingError at start() otherwise",
+          "[start_methods][errors]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [here, there] = mp::Pipe();
+    int captured = 7;
+    mp::Process p(ctx, [captured](mp::Connection c) { c.send(captured); }, there);
+    if (ctx.start_method() == mp::StartMethod::fork) {
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<int>() == 7);
+        mp_test::join(p);
+    } else {
+        CHECK_THROWS_WITH(p.start(), Catch::Contains("capturing lambda") && Catch::Contains("arguments"));
+        CHECK_FALSE(p.is_alive());
+        CHECK(p.pid() == 0);
+        CHECK(mp::active_children().empty());
+    }
+}
+
+TEST_CASE("an argument that is not picklable raises PicklingError at start() under spawn and forkserver",
+          "[start_methods][errors]") {
+    auto method = GENERATE(mp::StartMethod::spawn, mp::StartMethod::forkserver);
+    int x = 0;
+    mp::Process p(mp::get_context(method), take_not_picklable, NotPicklable{&x});
+    CHECK_THROWS_AS(p.start(), mp::PicklingError);
+    CHECK_THROWS_WITH(p.start(), Catch::Contains("argument 1") && Catch::Contains("not picklable"));
+}
+
+TEST_CASE("set_start_method changes what Process uses by default", "[start_methods][context]") {
+    // In a forked child, so this test process keeps its own default.
+    auto [here, there] = mp::Pipe();
+    mp::Process p(mp::get_context(mp::StartMethod::fork), set_spawn_and_report_marker, there);
+    p.start();
+    REQUIRE(here.poll(mp_test::bound));
+    CHECK(here.recv<int>() == 0);  // the grandchild was spawned: fresh memory, marker unset
+    mp_test::join(p);
+    CHECK(p.exitcode() == 0);
+}
+
+TEST_CASE("the fork server exits when its parent does", "[start_methods]") {
+    REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    auto [here, there] = mp::Pipe();
+    mp::Process p(mp::get_context(mp::StartMethod::fork), start_forkserver_child_and_report_server, there);
+    p.start();
+    REQUIRE(here.poll(mp_test::bound));
+    pid_t server = here.recv<int>();
+    mp_test::join(p);
+    CHECK(p.exitcode() == 0);
+    CHECK(wait_gone(server));
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST_CASE("starting processes while other threads use the library does not deadlock", "[start_methods]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> busy;
+    for (int t = 0; t < 2; ++t)
+        busy.emplace_back([&] {
+            while (!stop) {
+                (void)mp::active_children();
+                (void)mp::current_process().name();
+            }
+        });
+    for (int i = 0; i < 10; ++i) {
+        auto [here, there] = mp::Pipe();
+        mp::Process p(ctx, report_marker, there);
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        (void)here.recv<int>();
+        mp_test::join(p);
+        CHECK(p.exitcode() == 0);
+    }
+    stop = true;
+    for (auto& t : busy) t.join();
+}
