@@ -234,7 +234,12 @@ private:
             s->identity = self->identity;
             s->identity.push_back(++g.counter);
         }
-        s->name = "Process";
+        // As Python: mp.Process(...) is "Process-N"; ctx.Process(...) is "ForkProcess-N",
+        // "SpawnProcess-N" or "ForkServerProcess-N".
+        s->name = !method                                ? "Process"
+                  : *method == StartMethod::fork         ? "ForkProcess"
+                  : *method == StartMethod::spawn        ? "SpawnProcess"
+                                                         : "ForkServerProcess";
         for (std::size_t i = 0; i < s->identity.size(); ++i) {
             s->name += i == 0 ? '-' : ':';
             s->name += std::to_string(s->identity[i]);

@@ -100,12 +100,16 @@ inline int run_child_payload(int payload_fd, const std::vector<int>& fds, pid_t 
     }
 }
 
-/// The program's argv[0], for the child's command line (ps shows the same program).
-inline std::string program_argv0() {
-    std::ifstream in("/proc/self/cmdline", std::ios::binary);
-    std::string arg0;
-    std::getline(in, arg0, '\0');
-    return arg0.empty() ? std::string("multiprocessing-child") : arg0;
+/// The program's argv[0], for the child's command line (ps shows the same program). Read once:
+/// spawning must not re-read files.
+inline const std::string& program_argv0() {
+    static const std::string arg0 = [] {
+        std::ifstream in("/proc/self/cmdline", std::ios::binary);
+        std::string a;
+        std::getline(in, a, '\0');
+        return a.empty() ? std::string("multiprocessing-child") : a;
+    }();
+    return arg0;
 }
 
 /// Starts /proc/self/exe with `fds` at consecutive descriptors (all others closed) and
@@ -130,7 +134,7 @@ inline pid_t exec_self(const std::vector<int>& fds, const char* env_name, const 
         if (std::strncmp(*e, env_name, std::strlen(env_name)) != 0) envp.push_back(*e);
     envp.push_back(var.data());
     envp.push_back(nullptr);
-    std::string arg0 = program_argv0();
+    std::string arg0 = program_argv0();  // a copy: argv is char* const*
     char* argv[] = {arg0.data(), nullptr};
 
     flush_std_streams();
