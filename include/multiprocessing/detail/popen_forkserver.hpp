@@ -164,6 +164,12 @@ public:
         if (!wait_readable(status_.get(), until)) return std::nullopt;
         std::int32_t code = 255;  // the server died: the status is lost
         if (!read_exact(&code, sizeof code)) code = 255;
+        // The server closes the pipe right after writing the code; wait for that, so the
+        // sentinel stays readable (at end of file) for mp::wait() once the child has ended.
+        for (char extra;;) {
+            ssize_t r = ::read(status_.get(), &extra, 1);
+            if (r == 0 || (r < 0 && errno != EINTR)) break;
+        }
         returncode_ = code;
         return returncode_;
     }
