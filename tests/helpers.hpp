@@ -5,6 +5,8 @@
 
 #include <multiprocessing.hpp>
 
+#include <sys/wait.h>
+
 #include <chrono>
 #include <vector>
 
@@ -24,6 +26,16 @@ inline void join(mp::Process& p) {
     bool ended = p.join(bound);
     if (!ended) p.kill();
     REQUIRE(ended);
+}
+
+/// Waits (bounded) for a process that is not our child to end, such as an orphaned grandchild
+/// re-parented to this test process (a subreaper), and reaps it if it is ours now.
+inline bool wait_gone(pid_t pid) {
+    auto fd = mp::detail::pidfd_open(pid);
+    if (!fd) return errno == ESRCH;
+    bool ended = mp::detail::wait_readable(fd.get(), mp::detail::deadline(bound));
+    ::waitpid(pid, nullptr, WNOHANG);
+    return ended;
 }
 
 }  // namespace mp_test

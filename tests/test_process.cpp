@@ -71,15 +71,6 @@ void report_grandchild_name(mp::Connection c) {
     c.send(g.name());
 }
 
-/// Waits (bounded) for an orphaned descendant to end; the test process is their subreaper.
-bool wait_gone(pid_t pid) {
-    auto fd = mp::detail::pidfd_open(pid);
-    if (!fd) return errno == ESRCH;
-    bool ended = mp::detail::wait_readable(fd.get(), mp::detail::deadline(mp_test::bound));
-    ::waitpid(pid, nullptr, WNOHANG);
-    return ended;
-}
-
 }  // namespace
 
 TEST_CASE("a process runs its target and reports exit codes as Python does", "[process]") {
@@ -337,7 +328,7 @@ TEST_CASE("daemonic children never outlive their parent; others are joined at ex
         pid_t grandchild = here.recv<int>();
         mp_test::join(p);
         CHECK(p.exitcode() == -SIGKILL);
-        CHECK(wait_gone(grandchild));
+        CHECK(mp_test::wait_gone(grandchild));
     }
     SECTION("parent exits normally: the daemonic grandchild is terminated") {
         mp::Process p(ctx, start_daemon_grandchild_then_return, there);
@@ -346,7 +337,7 @@ TEST_CASE("daemonic children never outlive their parent; others are joined at ex
         pid_t grandchild = here.recv<int>();
         mp_test::join(p);
         CHECK(p.exitcode() == 0);
-        CHECK(wait_gone(grandchild));
+        CHECK(mp_test::wait_gone(grandchild));
     }
     SECTION("parent exits normally: it first joins its non-daemonic grandchild") {
         mp::Process p(ctx, start_grandchild_then_return, there);
@@ -357,7 +348,7 @@ TEST_CASE("daemonic children never outlive their parent; others are joined at ex
         here.send(1);                // lets the grandchild return
         mp_test::join(p);
         CHECK(p.exitcode() == 0);
-        CHECK(wait_gone(grandchild));
+        CHECK(mp_test::wait_gone(grandchild));
     }
     ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }

@@ -35,14 +35,6 @@ void start_forkserver_child_and_report_server(mp::Connection c) {
     p.join();
 }
 
-bool wait_gone(pid_t pid) {
-    auto fd = mp::detail::pidfd_open(pid);
-    if (!fd) return errno == ESRCH;
-    bool ended = mp::detail::wait_readable(fd.get(), mp::detail::deadline(mp_test::bound));
-    ::waitpid(pid, nullptr, WNOHANG);
-    return ended;
-}
-
 void set_spawn_and_report_marker(mp::Connection c) {
     mp::set_start_method(mp::StartMethod::spawn, true);
     g_marker = 99;
@@ -148,7 +140,7 @@ TEST_CASE("the fork server exits when its parent does", "[start_methods]") {
     pid_t server = here.recv<int>();
     mp_test::join(p);
     CHECK(p.exitcode() == 0);
-    CHECK(wait_gone(server));
+    CHECK(mp_test::wait_gone(server));
     ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 

@@ -26,6 +26,11 @@ struct child_identity {
     pid_t parent_pid = 0;
 };
 
+/// Who a child of this process, described by `state`, will be.
+inline child_identity identity_of(const ProcessState& state) {
+    return {state.name, state.identity, state.daemon, current_state()->name, ::getpid()};
+}
+
 /// The registry entries a child installs for itself and its parent. Built in the parent before
 /// fork, so the child allocates nothing (every page a forked child writes is a page copied).
 struct child_view {

@@ -90,7 +90,7 @@ protected:
 
 private:
     void launch(ProcessState& state) {
-        child_identity who{state.name, state.identity, state.daemon, current_state()->name, ::getpid()};
+        child_identity who = identity_of(state);
         child_view view = make_child_view(who);
         const auto& calls = resolved_child_calls();
         flush_std_streams();  // or the child would print the parent's buffered output again

@@ -94,15 +94,11 @@ private:
         auto server = std::make_unique<server_process>(exec_self({theirs.get()}, forkserver_env, std::to_string(::getpid())));
         theirs.reset();
         // The server says "ready" from mp::freeze_support(); without it, tell the user.
-        pollfd p[2] = {{mine.get(), POLLIN, 0}, {server->sentinel(), POLLIN, 0}};
-        char byte = 0;
-        if (!(poll_until(p, 2, deadline(bootstrap_timeout)) > 0 && (p[0].revents & POLLIN) &&
-              ::recv(mine.get(), &byte, 1, 0) == 1)) {
+        if (!reached_freeze_support(mine.get(), server->sentinel())) {
             server->send_signal(SIGKILL);
             (void)server->wait(deadline());
-            throw ProcessError(
-                "multiprocessing: the fork server never reached mp::freeze_support(); put "
-                "`mp::freeze_support();` first in main");
+            throw ProcessError(std::string("multiprocessing: the fork server never reached mp::freeze_support(); ") +
+                               missing_freeze_support);
         }
         control_ = std::move(mine);
         server_ = std::move(server);
@@ -135,12 +131,9 @@ inline forkserver_client& forkserver() {
 class PopenForkserver : public Popen {
 public:
     explicit PopenForkserver(ProcessState& state) {
-        child_identity who{state.name, state.identity, state.daemon, current_state()->name, ::getpid()};
-        child_payload payload = make_child_payload(who, *state.target);
-        int st[2];
-        if (::pipe2(st, O_CLOEXEC) != 0) throw_errno("pipe2");
-        status_.reset(st[0]);
-        unique_fd status_w(st[1]);
+        child_payload payload = make_child_payload(state);
+        auto [status_r, status_w] = make_pipe();
+        status_ = std::move(status_r);
         std::vector<int> fds{payload.memfd.get(), status_w.get()};
         fds.insert(fds.end(), payload.fds.begin(), payload.fds.end());
         if (fds.size() > forkserver_max_fds)

@@ -51,7 +51,9 @@ struct child_payload {
     std::vector<int> fds;  // descriptors the pickled arguments refer to (not owned)
 };
 
-inline child_payload make_child_payload(const child_identity& who, const Task& task) {
+inline child_payload make_child_payload(const ProcessState& state) {
+    const child_identity who = identity_of(state);
+    const Task& task = *state.target;
     child_payload p;
     std::string bytes;
     PickleWriter w(bytes, &p.fds);
@@ -159,31 +161,43 @@ inline std::vector<long> parse_env_numbers(const char* v) {
     return out;
 }
 
+/// A pipe whose ends are closed on exec: [read end, write end].
+inline std::pair<unique_fd, unique_fd> make_pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+    return {unique_fd(fds[0]), unique_fd(fds[1])};
+}
+
+/// Waits for the one byte a fresh process sends from mp::freeze_support(); false if the process
+/// behind `sentinel` ends first or the bootstrap timeout passes.
+inline bool reached_freeze_support(int fd, int sentinel) {
+    pollfd p[2] = {{fd, POLLIN, 0}, {sentinel, POLLIN, 0}};
+    char byte = 0;
+    return poll_until(p, 2, deadline(bootstrap_timeout)) > 0 && (p[0].revents & POLLIN) &&
+           ::read(fd, &byte, 1) == 1;
+}
+
+inline constexpr const char* missing_freeze_support =
+    "put `mp::freeze_support();` first in main, so a fresh process of this program runs its "
+    "task there instead of running main";
+
 /// A spawned child: started by exec, then our child like a forked one.
 class PopenSpawn : public PopenFork {
 public:
     explicit PopenSpawn(ProcessState& state) {
-        child_identity who{state.name, state.identity, state.daemon, current_state()->name, ::getpid()};
-        child_payload payload = make_child_payload(who, *state.target);
-        int ack[2];
-        if (::pipe2(ack, O_CLOEXEC) != 0) throw_errno("pipe2");
-        unique_fd ack_r(ack[0]), ack_w(ack[1]);
+        child_payload payload = make_child_payload(state);
+        auto [ack_r, ack_w] = make_pipe();
         std::vector<int> fds{payload.memfd.get(), ack_w.get()};
         fds.insert(fds.end(), payload.fds.begin(), payload.fds.end());
         adopt(exec_self(fds, spawn_env));
         ack_w.reset();
         // The child acknowledges from mp::freeze_support(); without it, say so instead of
         // letting a copy of the parent's main run on unnoticed.
-        pollfd p[2] = {{ack_r.get(), POLLIN, 0}, {sentinel_.get(), POLLIN, 0}};
-        char byte = 0;
-        if (poll_until(p, 2, deadline(bootstrap_timeout)) > 0 && (p[0].revents & POLLIN) &&
-            ::read(ack_r.get(), &byte, 1) == 1)
-            return;
+        if (reached_freeze_support(ack_r.get(), sentinel_.get())) return;
         send_signal(SIGKILL);
         (void)wait(deadline());
-        throw ProcessError(
-            "multiprocessing: the spawned child never reached mp::freeze_support(); put "
-            "`mp::freeze_support();` first in main, so a spawned child runs its task there");
+        throw ProcessError(std::string("multiprocessing: the spawned child never reached mp::freeze_support(); ") +
+                           missing_freeze_support);
     }
 };
 
