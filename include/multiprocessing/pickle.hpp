@@ -195,6 +195,9 @@ public:
         fds_->push_back(fd);
         return static_cast<std::uint32_t>(fds_->size() - 1);
     }
+    /// True if add_fd() can be called: the bytes go to another process with descriptors beside
+    /// them. Objects that can also travel without one (by what the receiver already has) ask.
+    [[nodiscard]] bool carries_fds() const noexcept { return fds_ != nullptr; }
 
     template <class T>
     void dump(const T& v);

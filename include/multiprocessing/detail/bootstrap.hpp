@@ -121,6 +121,7 @@ inline int run_target(Task& task) noexcept {
         code = 1;
     }
     exit_cleanup();  // join our own children, terminate our daemonic ones
+    if (auto hook = before_child_exit().load()) hook();
     flush_std_streams();
     return code;
 }
