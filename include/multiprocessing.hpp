@@ -7,3 +7,4 @@
 #include "multiprocessing/context.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/connection.hpp"
+#include "multiprocessing/arena.hpp"

@@ -56,7 +56,7 @@
 #include <utility>
 
 #include "detail/posix.hpp"
-#include "detail/process_state.hpp"
+#include "detail/exit_hooks.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
 

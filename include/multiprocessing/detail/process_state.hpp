@@ -16,6 +16,7 @@
 
 #include "../context.hpp"
 #include "../pickle.hpp"
+#include "exit_hooks.hpp"
 #include "posix.hpp"
 
 namespace multiprocessing::detail {
@@ -125,13 +126,6 @@ inline void exit_cleanup() noexcept {
     } catch (...) {
         // Exiting anyway: nothing useful can be done with an error here.
     }
-}
-
-/// Run by a child as it ends, after exit_cleanup(): gives back what this process holds in shared
-/// memory. Set once by the arena when this process first maps it (a forked child inherits it).
-inline std::atomic<void (*)() noexcept>& before_child_exit() {
-    static std::atomic<void (*)() noexcept> hook{nullptr};
-    return hook;
 }
 
 /// Registers exit_cleanup() to run when this process exits normally (once per process).
