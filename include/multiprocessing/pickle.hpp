@@ -191,7 +191,8 @@ public:
         if (!fds_)
             throw PicklingError(
                 "multiprocessing: this object holds a file descriptor and can only be pickled "
-                "for a Process argument or a Connection message");
+                "as a Process argument (it is inherited by forked children and sent with the "
+                "task to spawn and forkserver children)");
         fds_->push_back(fd);
         return static_cast<std::uint32_t>(fds_->size() - 1);
     }
