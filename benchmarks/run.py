@@ -3,7 +3,8 @@
 side by side, in one run on one machine, and reports the ratios against the targets of
 DESIGN.md ("Numbers to reach").
 
-    python3 benchmarks/run.py [--short] [BUILD_DIR]        (BUILD_DIR default: build/release)
+    python3 benchmarks/run.py [--short] [--no-plots] [BUILD_DIR]   (BUILD_DIR default: build/release)
+    python3 benchmarks/run.py --plot-only                            (redraw results/ratios.png)
 
 It builds nothing: build the C++ programs first,
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release
@@ -12,7 +13,9 @@ It builds nothing: build the C++ programs first,
 For each workload it runs the C++ program (Google Benchmark, JSON output, the mp and raw
 benchmarks interleaved over repetitions, the median kept) and the Python script (median of
 timed batches), then prints a table and writes benchmarks/results/latest.md and latest.csv
-(partial.md and partial.csv for a --filter run).
+(partial.md and partial.csv for a --filter run), then draws the ratios from that CSV with gnuplot
+into results/ratios.png (partial_ratios.png); no gnuplot, no plot (a note, never a failure).
+--no-plots skips the plot; --plot-only draws it from the existing results/latest.csv, measuring nothing.
 --short is the quick run (well under a minute); the default, long mode takes a few minutes.
 
 Adding a workload: write "<name>/mp" and "<name>/raw" benchmarks in a benchmarks/bench_*.cpp,
@@ -35,6 +38,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -416,6 +420,134 @@ def write_reports(results_dir: str, stem: str, rows: list[Row], info: dict, cont
     return md_path, csv_path
 
 
+# --------------------------------------------------------------------------------------------
+# The plot (gnuplot, from the CSV)
+
+def csv_targets(text: str) -> list[tuple[str, float]]:
+    """The targets of a CSV row ("<= 1.5x raw; >= 10x Python; >= 80% of raw") as (against, threshold)
+    pairs, threshold in advantage terms as in Target (> 1: mp is better)."""
+    out = []
+    for part in (p.strip() for p in text.split(";")):
+        if m := re.fullmatch(r"<=\s*([\d.]+)x raw", part):
+            out.append(("raw", 1 / float(m.group(1))))
+        elif m := re.fullmatch(r">=\s*([\d.]+)% of raw", part):
+            out.append(("raw", float(m.group(1)) / 100))
+        elif m := re.fullmatch(r">=\s*([\d.]+)x Python", part):
+            out.append(("python", float(m.group(1))))
+    return out
+
+
+def gp_str(s: str) -> str:
+    """A gnuplot double-quoted string (also valid as a quoted field of a data file)."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def plot_ratios(csv_path: str, png_path: str) -> str | None:
+    """Draws png_path from csv_path: per workload, mp's advantage over Python and over raw as bars
+    on a log scale (both > 1 where mp is better), the targets as marks. Returns png_path, or None
+    (with a note on stderr) if it could not be drawn; never raises."""
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        progress("note: gnuplot not found, no plot drawn (apt-get install gnuplot-nox)")
+        return None
+    try:
+        with open(csv_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        progress(f"note: no plot drawn, cannot read {csv_path}: {e}")
+        return None
+
+    def num(s: str | None) -> float | None:
+        try:
+            v = float(s or "")
+        except ValueError:
+            return None
+        return v if v > 0 else None
+
+    lines, marks, values = [], [], []
+    for i, r in enumerate(rows):
+        metric = r.get("metric", "time")
+        # From the full-precision figures (as the table), else the rounded ratio columns.
+        mp, py, raw = (num(r.get(k)) for k in ("mp", "python", "raw"))
+        vs_py = ((py / mp if metric == "time" else mp / py) if mp and py
+                 else num(r.get("mp_vs_python_x_faster")))
+        over_raw = ((mp / raw) if mp and raw else num(r.get("mp_over_raw")))
+        # Plotted as mp's advantage over raw (> 1: mp better), labelled as in the table.
+        vs_raw = None if over_raw is None else (1 / over_raw if metric == "time" else over_raw)
+        raw_text = ("" if over_raw is None else
+                    f"{over_raw:.2f}x raw" if metric == "time" else f"{over_raw:.0%} of raw")
+        py_text = "" if vs_py is None else f"{vs_py:.1f}x"
+        # A value label sits above its bar, or just above the parity line for a bar going down
+        # (below it are the raw targets).
+        label_y = ["?" if v is None else f"{max(v, 1) * 1.13:.6g}" for v in (vs_py, vs_raw)]
+        lines.append(" ".join([str(i), "?" if vs_py is None else f"{vs_py:.6g}",
+                               "?" if vs_raw is None else f"{vs_raw:.6g}",
+                               gp_str(py_text), gp_str(raw_text), gp_str(r.get("title") or r.get("workload", "?")),
+                               *label_y]))
+        values += [v for v in (vs_py, vs_raw) if v]
+        for against, threshold in csv_targets(r.get("targets", "")):
+            x = i + (-0.18 if against == "python" else 0.18)
+            marks.append(f"{x - 0.2:.3f} {threshold:.6g} 0.4 0 {gp_str(r.get('targets', ''))}")
+            values.append(threshold)
+    if not rows or not values:
+        progress(f"note: no plot drawn, no ratios in {csv_path}")
+        return None
+    ymin = min(min(values) / 2, 0.5)
+    ymax = max(values) * 3
+    mode = rows[0].get("mode", "?")
+    when = rows[0].get("date", "?")
+    cpu = rows[0].get("cpu", "?")
+    try:
+        terminals = subprocess.run([gnuplot, "-e", "set terminal"], capture_output=True, text=True,
+                                   timeout=30)
+        term = ('pngcairo noenhanced size 1280,760 font "DejaVu Sans,11"'
+                if "pngcairo" in terminals.stdout + terminals.stderr else "png noenhanced size 1280,760")
+        with tempfile.TemporaryDirectory(prefix="mp_bench_plot_") as tmp:
+            dat = os.path.join(tmp, "ratios.dat")
+            tdat = os.path.join(tmp, "targets.dat")
+            gp = os.path.join(tmp, "ratios.gp")
+            with open(dat, "w") as f:
+                f.write("# index vs_python vs_raw(advantage) python_label raw_label title python_label_y raw_label_y\n")
+                f.write("\n".join(lines) + "\n")
+            with open(tdat, "w") as f:
+                f.write("# x y dx dy targets\n" + ("\n".join(marks) + "\n" if marks else "0 1 0 0 \"\"\n"))
+            script = f"""
+set terminal {term}
+set output {gp_str(png_path)}
+set datafile missing "?"
+set title {gp_str(f"mp vs Python's multiprocessing and vs raw C++ ({mode} run, {when}, {cpu})")}
+set logscale y
+set yrange [{ymin:.6g}:{ymax:.6g}]
+set ylabel "mp's advantage (x, log scale; above 1: mp is better)"
+set format y "%gx"
+set grid ytics
+set xrange [-0.6:{len(rows) - 0.4}]
+set xtics rotate by 25 right nomirror font ",10"
+set bmargin 11
+set lmargin 24
+set key top left Left reverse opaque box
+set style fill solid 0.85 border -1
+set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 1.5 lc rgb "black"
+set label "parity" at graph 1, first 1 right offset -0.5, 0.6 font ",9"
+w = 0.34
+plot {gp_str(dat)} using ($1-w/2-0.01):2:($1-w-0.01):($1-0.01):(1):2:xtic(6) with boxxyerror lc rgb "#4477aa" title "mp vs Python (x faster)", \\
+     {gp_str(dat)} using ($1+w/2+0.01):3:($1+0.01):($1+w+0.01):(1):3 with boxxyerror lc rgb "#ee7733" title "mp vs raw (bar: raw time / mp time, or mp rate / raw rate; label as in the table)", \\
+     {gp_str(tdat)} using 1:2:3:4 with vectors nohead lw 3 lc rgb "#cc0000" title "target (DESIGN.md)", \\
+     {gp_str(dat)} using ($1-w/2-0.01):7:4 with labels font ",10" notitle, \\
+     {gp_str(dat)} using ($1+w/2+0.01):8:5 with labels font ",10" notitle
+"""
+            with open(gp, "w") as f:
+                f.write(script)
+            res = subprocess.run([gnuplot, gp], capture_output=True, text=True, timeout=60)
+            if res.returncode != 0:
+                progress(f"note: gnuplot failed (exit {res.returncode}), no plot: {res.stderr.strip()[-300:]}")
+                return None
+    except (OSError, subprocess.SubprocessError) as e:
+        progress(f"note: no plot drawn: {e}")
+        return None
+    return png_path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("build", nargs="?", default="build/release",
@@ -430,7 +562,19 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="print the workloads and exit")
     ap.add_argument("--fail-on-miss", action="store_true",
                     help="exit with status 2 if a target is missed (default: only errors fail)")
+    ap.add_argument("--no-plots", action="store_true", help="do not draw results/ratios.png")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="measure nothing: draw results/ratios.png from the existing results/latest.csv")
     args = ap.parse_args()
+
+    if args.plot_only:
+        csv_path = os.path.join(args.results_dir, "latest.csv")
+        if not os.path.exists(csv_path):
+            ap.error(f"{csv_path} does not exist: run the benchmarks first")
+        png = plot_ratios(csv_path, os.path.join(args.results_dir, "ratios.png"))
+        if png:
+            print(f"written: {png if os.path.relpath(png).startswith('..') else os.path.relpath(png)}")
+        return 0
 
     workloads = [w for w in WORKLOADS if not args.filter or re.search(args.filter, w.name)]
     if args.list:
@@ -488,8 +632,15 @@ def main() -> int:
     print(f"\n{mode_name} run on {info['cpu']}, {info['nproc']} CPUs, {info['kernel']} "
           f"(Python {context.get('python_version', '?')}), {elapsed:.0f} s\n")
     print(markdown_table([r.cells() for r in rows]))
-    shown = [p if os.path.relpath(p).startswith("..") else os.path.relpath(p) for p in (md_path, csv_path)]
-    print(f"\nwritten: {shown[0]}, {shown[1]}")
+    written = [md_path, csv_path]
+    if not args.no_plots:
+        # Never fails the run: plot_ratios only notes on stderr what it could not draw.
+        png = plot_ratios(csv_path, os.path.join(args.results_dir,
+                                                 "partial_ratios.png" if args.filter else "ratios.png"))
+        if png:
+            written.append(png)
+    shown = [p if os.path.relpath(p).startswith("..") else os.path.relpath(p) for p in written]
+    print(f"\nwritten: {', '.join(shown)}")
     if any(f.status == "ERROR" for r in rows for f in (r.mp, r.python, r.raw)):
         return 1
     if args.fail_on_miss and any(r.verdict().startswith("NO") for r in rows):
