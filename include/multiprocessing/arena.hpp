@@ -622,18 +622,11 @@ struct shared_handle_access {
         h->lead = static_cast<std::uint32_t>(lead);
         h->count = count;
         h->type_tag = type_tag<E>;
-        std::uint64_t offset = a.offset_of(obj);
-        arena_ref* r;
-        try {
-            r = a.add_ref(offset, &destroy_elements<E>);
-        } catch (...) {
-            a.drop_shared(offset, &destroy_elements<E>);
-            throw;
-        }
-        return shared_handle<T>(r, obj);
+        return adopt(a, a.offset_of(obj));
     }
 
-    /// Adopts a reference taken by a pickled handle.
+    /// Adopts a shared reference already counted (a new object's first, or a pickled handle's):
+    /// records it for this process, or gives it back if that fails.
     static shared_handle<T> adopt(arena& a, std::uint64_t offset) {
         arena_ref* r;
         try {
