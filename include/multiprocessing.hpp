@@ -8,3 +8,4 @@
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/arena.hpp"
+#include "multiprocessing/synchronize.hpp"
