@@ -261,6 +261,11 @@ inline bool counter_acquire(std::atomic<std::uint32_t>& value, std::atomic<std::
 
 }  // namespace detail
 
+namespace detail {
+template <class Primitive, class State>
+struct sync_handle_pickler;
+}  // namespace detail
+
 class Lock;
 class RLock;
 class Semaphore;
@@ -312,7 +317,7 @@ public:
     friend bool operator==(const Lock& a, const Lock& b) noexcept { return a.state_ == b.state_; }
 
 private:
-    friend struct pickler<Lock>;
+    friend struct detail::sync_handle_pickler<Lock, detail::lock_state>;
     explicit Lock(shared_handle<detail::lock_state> s) : state_(std::move(s)) {}
     shared_handle<detail::lock_state> state_;
 };
@@ -373,7 +378,7 @@ public:
     friend bool operator==(const RLock& a, const RLock& b) noexcept { return a.state_ == b.state_; }
 
 private:
-    friend struct pickler<RLock>;
+    friend struct detail::sync_handle_pickler<RLock, detail::rlock_state>;
     explicit RLock(shared_handle<detail::rlock_state> s) : state_(std::move(s)) {}
 
     [[nodiscard]] bool owned_by(detail::thread_identity me) const noexcept {
@@ -463,8 +468,8 @@ protected:
     explicit Semaphore(shared_handle<detail::semaphore_state> s) : state_(std::move(s)) {}
 
 private:
-    friend struct pickler<Semaphore>;
-    friend struct pickler<BoundedSemaphore>;
+    friend struct detail::sync_handle_pickler<Semaphore, detail::semaphore_state>;
+    friend struct detail::sync_handle_pickler<BoundedSemaphore, detail::semaphore_state>;
     shared_handle<detail::semaphore_state> state_;
 };
 
@@ -475,7 +480,7 @@ public:
     explicit BoundedSemaphore(int value = 1) : Semaphore(value, value, true) {}
 
 private:
-    friend struct pickler<BoundedSemaphore>;
+    friend struct detail::sync_handle_pickler<BoundedSemaphore, detail::semaphore_state>;
     explicit BoundedSemaphore(shared_handle<detail::semaphore_state> s) : Semaphore(std::move(s)) {}
 };
 
@@ -504,7 +509,7 @@ public:
     friend bool operator==(const Event& a, const Event& b) noexcept { return a.state_ == b.state_; }
 
 private:
-    friend struct pickler<Event>;
+    friend struct detail::sync_handle_pickler<Event, detail::event_state>;
     explicit Event(shared_handle<detail::event_state> s) : state_(std::move(s)) {}
 
     bool wait_until(const detail::deadline& until) {
@@ -529,45 +534,27 @@ private:
     shared_handle<detail::event_state> state_;
 };
 
-// Each travels as a handle to its arena state (arena.hpp): the unpickled copy is the same object.
-template <>
-struct pickler<Lock> {
-    static void dump(PickleWriter& w, const Lock& x) {
-        pickler<shared_handle<detail::lock_state>>::dump(w, x.state_);
-    }
-    static Lock load(PickleReader& r) { return Lock(pickler<shared_handle<detail::lock_state>>::load(r)); }
+namespace detail {
+
+/// Each primitive travels as a handle to its arena state (arena.hpp): the unpickled copy is the
+/// same object.
+template <class Primitive, class State>
+struct sync_handle_pickler {
+    static void dump(PickleWriter& w, const Primitive& x) { pickler<shared_handle<State>>::dump(w, x.state_); }
+    static Primitive load(PickleReader& r) { return Primitive(pickler<shared_handle<State>>::load(r)); }
 };
+
+}  // namespace detail
+
 template <>
-struct pickler<RLock> {
-    static void dump(PickleWriter& w, const RLock& x) {
-        pickler<shared_handle<detail::rlock_state>>::dump(w, x.state_);
-    }
-    static RLock load(PickleReader& r) { return RLock(pickler<shared_handle<detail::rlock_state>>::load(r)); }
-};
+struct pickler<Lock> : detail::sync_handle_pickler<Lock, detail::lock_state> {};
 template <>
-struct pickler<Semaphore> {
-    static void dump(PickleWriter& w, const Semaphore& x) {
-        pickler<shared_handle<detail::semaphore_state>>::dump(w, x.state_);
-    }
-    static Semaphore load(PickleReader& r) {
-        return Semaphore(pickler<shared_handle<detail::semaphore_state>>::load(r));
-    }
-};
+struct pickler<RLock> : detail::sync_handle_pickler<RLock, detail::rlock_state> {};
 template <>
-struct pickler<BoundedSemaphore> {
-    static void dump(PickleWriter& w, const BoundedSemaphore& x) {
-        pickler<shared_handle<detail::semaphore_state>>::dump(w, x.state_);
-    }
-    static BoundedSemaphore load(PickleReader& r) {
-        return BoundedSemaphore(pickler<shared_handle<detail::semaphore_state>>::load(r));
-    }
-};
+struct pickler<Semaphore> : detail::sync_handle_pickler<Semaphore, detail::semaphore_state> {};
 template <>
-struct pickler<Event> {
-    static void dump(PickleWriter& w, const Event& x) {
-        pickler<shared_handle<detail::event_state>>::dump(w, x.state_);
-    }
-    static Event load(PickleReader& r) { return Event(pickler<shared_handle<detail::event_state>>::load(r)); }
-};
+struct pickler<BoundedSemaphore> : detail::sync_handle_pickler<BoundedSemaphore, detail::semaphore_state> {};
+template <>
+struct pickler<Event> : detail::sync_handle_pickler<Event, detail::event_state> {};
 
 }  // namespace multiprocessing
