@@ -59,34 +59,6 @@ void child_reads_later(mp::shared_handle<Shared> h, mp::Connection out) {
     out.send(std::pair<std::uint32_t, int>{h->magic, h->value.load()});
 }
 
-// In a fresh process: a small arena, filled until it says it is full.
-void small_arena_child(mp::Connection out) {
-    std::string report;
-    try {
-        mp::set_arena_size(256 * 1024);
-        report = "size=" + std::to_string(mp::get_arena_size()) + ";";
-        std::vector<mp::shared_handle<std::array<char, 1024>>> kept;
-        for (int i = 0; i < 100000; ++i) kept.push_back(mp::make_shared_object<std::array<char, 1024>>());
-        report += "never full";
-    } catch (const mp::ProcessError& e) {
-        report += std::string("full:") + e.what();
-    }
-    out.send(report);
-}
-
-// In a fresh process: an arena larger than the address space.
-void huge_arena_child(mp::Connection out) {
-    std::string report;
-    try {
-        mp::set_arena_size(std::size_t{1} << 50);
-        auto h = mp::make_shared_object<int>(1);
-        report = "reserved";
-    } catch (const mp::ProcessError& e) {
-        report = e.what();
-    }
-    out.send(report);
-}
-
 // What a forked child's exit path does: drop every reference the process holds. The handle
 // parameter is destroyed after it, and must then release nothing.
 void child_drops_references(mp::shared_handle<Shared> h) {
@@ -94,9 +66,11 @@ void child_drops_references(mp::shared_handle<Shared> h) {
     mp::detail::arena::current()->drop_process_references();
 }
 
-void report_arena_size(mp::Connection out) {
-    auto h = mp::make_shared_object<int>(1);
-    out.send(static_cast<std::uint64_t>(mp::get_arena_size()));
+// Creates an object in a child that received no handle, and sends it back.
+void child_creates_object(mp::Connection out) {
+    auto h = mp::make_shared_object<Shared>();
+    h->value = 7;
+    out.send(h);
 }
 
 void tree_grandchild(mp::shared_handle<Shared> h, mp::Connection out) {
@@ -328,44 +302,22 @@ TEST_CASE("a full arena raises a ProcessError that says how to raise its size", 
         }
     }
     CHECK(arena.free_memory() == start);
-    // Too late to resize this process's arena: say so.
+    // Too late to resize this process's arena: say so. (Sizing a fresh tree's arena, and a
+    // small arena filled up: tests/arena_sizes.cpp, a program of its own.)
     CHECK_THROWS_AS(mp::set_arena_size(std::size_t{1} << 20), mp::ValueError);
+}
 
-    // A fresh process with a small arena fills it and gets the error (the test process keeps its own).
-    const mp::Context spawn(mp::StartMethod::spawn);
-    {
-        auto [r, w] = mp::Pipe(false);
-        mp::Process p(spawn, small_arena_child, w);
-        p.start();
-        auto report = recv_bounded<std::string>(r);
-        mp_test::join(p);
-        CHECK(p.exitcode() == 0);
-        INFO(report);
-        CHECK(report.starts_with("size=262144;full:"));
-        CHECK(report.find("mp::set_arena_size") != std::string::npos);
-        CHECK(report.find("MULTIPROCESSING_ARENA_SIZE") != std::string::npos);
-    }
-    {
-        auto [r, w] = mp::Pipe(false);
-        mp::Process p(spawn, huge_arena_child, w);
-        p.start();
-        auto report = recv_bounded<std::string>(r);
-        mp_test::join(p);
-        INFO(report);
-        CHECK(report.find("cannot reserve a shared-memory arena") != std::string::npos);
-        CHECK(report.find("mp::set_arena_size") != std::string::npos);
-    }
-    // The environment variable sizes a new tree's arena.
-    {
-        ::setenv("MULTIPROCESSING_ARENA_SIZE", "3M", 1);
-        auto [r, w] = mp::Pipe(false);
-        mp::Process p(spawn, report_arena_size, w);
-        p.start();
-        ::unsetenv("MULTIPROCESSING_ARENA_SIZE");
-        CHECK(recv_bounded<std::uint64_t>(r) == 3u * 1024 * 1024);
-        mp_test::join(p);
-        CHECK(p.exitcode() == 0);
-    }
+TEST_CASE("a spawned child that received no handle shares its parent's arena", "[arena]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto mine = mp::make_shared_object<Shared>();
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p(ctx, child_creates_object, w);
+    p.start();
+    auto theirs = recv_bounded<mp::shared_handle<Shared>>(r);  // raised PicklingError with two arenas
+    mp_test::join(p);
+    CHECK(p.exitcode() == 0);
+    CHECK(theirs->value.load() == 7);
+    CHECK(mp::detail::arena::current()->id() == mp::detail::arena::instance().id());
 }
 
 TEST_CASE("objects that hold process-local pointers are rejected at compile time", "[arena]") {

@@ -24,8 +24,9 @@
 //     arena itself goes, with the last process of the tree.
 //     Nothing outlives the tree: the memfd has no name and goes with its last descriptor.
 //
-// A process has one arena: the one it inherited (fork), received first with a handle (spawn,
-// forkserver), or else created at its first shared object. Handles travel between processes
+// A process tree has one arena. A process creates it at its first shared object or its first
+// spawn/forkserver child (sized by mp::set_arena_size or MULTIPROCESSING_ARENA_SIZE before that);
+// forked children inherit it, spawn and forkserver children receive it before their target runs. Handles travel between processes
 // sharing an arena (queues, connections) as an offset alone; a descriptor goes with them when
 // the pickle can carry one (Process arguments).
 #pragma once
@@ -52,6 +53,7 @@
 #include <new>
 #include <random>
 #include <string>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -217,13 +219,7 @@ public:
         }
         int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (own < 0) throw_errno("fcntl(F_DUPFD_CLOEXEC, arena)");
-        auto* fresh = new arena(unique_fd(own));
-        if (fresh->id() != id) {
-            ::munmap(fresh->base_, fresh->size_);
-            delete fresh;
-            throw PicklingError("multiprocessing: corrupt pickle: the arena's id does not match");
-        }
-        return install(fresh);
+        return install(::new (static_cast<void*>(slot())) arena(unique_fd(own), id));
     }
 
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
@@ -338,8 +334,8 @@ private:
         segment_ = arena_segment(boost::interprocess::create_only, base_ + segment_offset, size_ - segment_offset);
     }
 
-    // Attaches: an arena some other process created.
-    explicit arena(unique_fd fd) : fd_(std::move(fd)) {
+    // Attaches: the arena `expected_id` some other process created.
+    arena(unique_fd fd, std::uint64_t expected_id) : fd_(std::move(fd)) {
         struct stat st {};
         if (::fstat(fd_.get(), &st) != 0) throw_errno("fstat(arena)");
         size_ = static_cast<std::size_t>(st.st_size);
@@ -348,6 +344,10 @@ private:
         if (header()->magic != magic_value || header()->size != size_) {
             ::munmap(base_, size_);
             throw PicklingError("multiprocessing: corrupt pickle: not an arena descriptor");
+        }
+        if (header()->id != expected_id) {
+            ::munmap(base_, size_);
+            throw PicklingError("multiprocessing: corrupt pickle: the arena's id does not match");
         }
         segment_ = arena_segment(boost::interprocess::open_only, base_ + segment_offset, size_ - segment_offset);
     }
@@ -381,11 +381,17 @@ private:
         if (!fd) throw_errno("memfd_create(arena)");
         std::random_device rd;
         std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(::getpid());
-        return new arena(std::move(fd), size, id);
+        return ::new (static_cast<void*>(slot())) arena(std::move(fd), size, id);
+    }
+
+    /// Where the one arena of this process lives: static storage whose destructor never runs,
+    /// because handles in static objects may outlive main and the mapping must outlive them.
+    static arena* slot() noexcept {
+        alignas(arena) static std::byte storage[sizeof(arena)];
+        return reinterpret_cast<arena*>(storage);
     }
 
     static arena& install(arena* a) {
-        // Never deleted: handles in static objects may outlive main, and the mapping must too.
         register_fork_handlers();
         current_ptr().store(a, std::memory_order_release);
         // A child exits with _exit: have it give back the references it took at fork.

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "../arena.hpp"
 #include "bootstrap.hpp"
 #include "popen_fork.hpp"
 #include "posix.hpp"
@@ -58,6 +59,11 @@ inline child_payload make_child_payload(const ProcessState& state) {
     std::string bytes;
     PickleWriter w(bytes, &p.fds);
     w(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid);
+    // The child joins the parent's arena before anything else, so a tree has one arena even
+    // if the child creates shared objects without having received any.
+    arena& shared = arena::instance();
+    w.write_raw(shared.id());
+    w.write_raw(w.add_fd(shared.fd()));
     task.pickle(w);  // raises PicklingError, naming what cannot cross exec, before anything starts
     p.memfd = unique_fd(::memfd_create("multiprocessing-child", MFD_CLOEXEC));
     if (!p.memfd) throw_errno("memfd_create");
@@ -88,6 +94,8 @@ inline int run_child_payload(int payload_fd, const std::vector<int>& fds, pid_t 
         PickleReader r(bytes, &fds);
         child_identity who;
         r(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid);
+        auto arena_id = r.read_raw<std::uint64_t>();
+        arena::adopt(r.fd(r.read_raw<std::uint32_t>()), arena_id);
         prepare_child_process(who, os_parent);
         child_view view = make_child_view(who);
         become_child(view);
