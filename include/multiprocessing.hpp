@@ -9,3 +9,4 @@
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/arena.hpp"
 #include "multiprocessing/synchronize.hpp"
+#include "multiprocessing/pool.hpp"

@@ -1,0 +1,213 @@
+// The worker side of mp::Pool (Python: pool.py's worker()), and the wire format both sides
+// share. A worker reads one task message at a time from its own socket, runs it, and writes
+// one result message back, in order; the parent therefore knows which task a worker was running
+// when it died: the oldest one it sent and got no answer for.
+//
+// Messages are Connection frames (a u64 length, then the payload):
+//   parent -> worker: [u8 kind] then, for a task: [runner function_id][callable state][u64 n]
+//                     and n argument lists, each argument pickled in order
+//   worker -> parent: [u8 status] then [u64 n] and n results (ok), or a pickled
+//                     std::exception_ptr (the task raised)
+#pragma once
+
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "../connection.hpp"
+#include "../errors.hpp"
+#include "../pickle.hpp"
+#include "function_id.hpp"
+#include "posix.hpp"
+#include "remote_exception.hpp"
+#include "task.hpp"
+
+namespace multiprocessing::detail {
+
+enum class pool_message : std::uint8_t { task = 0, stop = 1 };
+enum class pool_status : std::uint8_t { ok = 0, error = 1 };
+
+/// Runs the calls of one chunk: instantiated per (callable, argument types), named by identity.
+using chunk_runner = void (*)(PickleReader&, PickleWriter&);
+
+/// Rebuilds a callable on the worker side: a function by identity, a stateless one by type, a
+/// picklable function object by value.
+template <class F>
+F load_callable(PickleReader& r) {
+    if constexpr (is_function_pointer_v<F>)
+        return resolve<F>(r.load<function_id>());
+    else if constexpr (is_stateless_v<F>)
+        return F{};
+    else
+        return r.load<F>();
+}
+
+template <class F>
+void dump_callable(PickleWriter& w, const F& f) {
+    if constexpr (is_function_pointer_v<F>)
+        w.dump(identify(f));
+    else if constexpr (!is_stateless_v<F>)
+        w.dump(f);
+}
+
+/// What a task call returns, as it travels: void becomes std::monostate.
+template <class F, class... Args>
+using call_result_t = std::invoke_result_t<F&, Args&...>;
+template <class R>
+using stored_t = std::conditional_t<std::is_void_v<R>, std::monostate, std::decay_t<R>>;
+
+template <class F, class... Args>
+void run_chunk(PickleReader& in, PickleWriter& out) {
+    F f = load_callable<F>(in);
+    auto n = in.read_raw<std::uint64_t>();
+    out.write_raw(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        std::tuple<Args...> args{in.load<Args>()...};  // braced: loaded left to right
+        using R = call_result_t<F, Args...>;
+        if constexpr (std::is_void_v<R>)
+            std::apply([&](auto&... a) { std::invoke(f, a...); }, args);
+        else
+            out.dump(std::apply([&](auto&... a) -> decltype(auto) { return std::invoke(f, a...); }, args));
+    }
+}
+
+/// The runner's identity, computed once per instantiation (it is the same in forked children).
+template <class F, class... Args>
+const function_id& runner_id() {
+    static const function_id id = identify(&run_chunk<F, Args...>);
+    return id;
+}
+
+/// A worker process's main loop. `initializer` is a pickled task (empty: none); `maxtasks` <= 0
+/// means no limit. Returns when told to stop, when the parent's end closes, or after maxtasks.
+inline void pool_worker_main(Connection conn, std::string initializer, int maxtasks) {
+    // Pool::terminate() stops workers with SIGTERM: a handler inherited from the parent by fork
+    // must not keep them alive or make them act as the parent would.
+    ::signal(SIGTERM, SIG_DFL);
+    if (!initializer.empty()) {
+        PickleReader r(initializer);
+        unpickle_task(r)->run();  // an exception ends the worker with its report, as in Python
+    }
+    std::map<std::pair<std::string, std::uint64_t>, chunk_runner> runners;
+    std::string out;
+    for (int done = 0; maxtasks <= 0 || done < maxtasks; ++done) {
+        std::string in;
+        try {
+            in = conn.recv_bytes();
+        } catch (const EOFError&) {
+            return;  // the pool is gone
+        }
+        PickleReader r(in);
+        if (static_cast<pool_message>(r.read_raw<std::uint8_t>()) != pool_message::task) return;
+        out.clear();
+        PickleWriter w(out);
+        w.write_raw(static_cast<std::uint8_t>(pool_status::ok));
+        try {
+            auto id = r.load<function_id>();
+            auto key = std::make_pair(std::move(id.module), id.offset);
+            auto it = runners.find(key);
+            if (it == runners.end())
+                it = runners.emplace(key, resolve<chunk_runner>(function_id{key.first, key.second})).first;
+            it->second(r, w);
+        } catch (...) {
+            out.clear();
+            w.write_raw(static_cast<std::uint8_t>(pool_status::error));
+            w.dump(std::current_exception());
+        }
+        conn.send_bytes(out);
+    }
+}
+
+/// The parent's end of a worker's socket, never blocking: frames are read as far as they have
+/// arrived and written as far as the socket takes them, so a worker that dies (whose socket may
+/// stay open in forked siblings) can never block the pool.
+class frame_channel {
+public:
+    explicit frame_channel(int fd) noexcept : fd_(fd) {}
+
+    [[nodiscard]] int fd() const noexcept { return fd_; }
+
+    /// Queues a message; call flush() to send what the socket takes now.
+    void queue(std::string_view payload) {
+        std::uint64_t len = payload.size();
+        out_.append(reinterpret_cast<const char*>(&len), sizeof len);
+        out_.append(payload);
+    }
+    /// Sends what it can without blocking. False if the peer is gone (the rest is dropped).
+    bool flush() {
+        while (out_sent_ < out_.size()) {
+            ssize_t n = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n > 0) {
+                out_sent_ += static_cast<std::size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+            out_.clear();
+            out_sent_ = 0;
+            return false;
+        }
+        if (out_sent_ == out_.size()) {
+            out_.clear();
+            out_sent_ = 0;
+        } else if (out_sent_ > (1u << 20) && out_sent_ * 2 > out_.size()) {
+            out_.erase(0, out_sent_);
+            out_sent_ = 0;
+        }
+        return true;
+    }
+    [[nodiscard]] bool wants_write() const noexcept { return out_sent_ < out_.size(); }
+
+    /// Reads what has arrived, without blocking. False at end of stream or on an error.
+    bool fill() {
+        char chunk[65536];
+        for (;;) {
+            ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
+            if (n > 0) {
+                in_.append(chunk, static_cast<std::size_t>(n));
+                if (static_cast<std::size_t>(n) < sizeof chunk) return true;
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+            return false;
+        }
+    }
+    /// The next complete message received, if any (valid until the next call).
+    bool next(std::string_view& payload) {
+        std::size_t avail = in_.size() - in_pos_;
+        if (avail < sizeof(std::uint64_t)) return compact();
+        std::uint64_t len;
+        std::memcpy(&len, in_.data() + in_pos_, sizeof len);
+        if (len > max_message_size) throw PicklingError("multiprocessing: corrupt message from a pool worker");
+        if (avail - sizeof len < len) return compact();
+        payload = std::string_view(in_.data() + in_pos_ + sizeof len, static_cast<std::size_t>(len));
+        in_pos_ += sizeof len + static_cast<std::size_t>(len);
+        return true;
+    }
+
+private:
+    bool compact() {
+        if (in_pos_) {
+            in_.erase(0, in_pos_);
+            in_pos_ = 0;
+        }
+        return false;
+    }
+
+    int fd_;
+    std::string out_;
+    std::size_t out_sent_ = 0;
+    std::string in_;
+    std::size_t in_pos_ = 0;
+};
+
+}  // namespace multiprocessing::detail

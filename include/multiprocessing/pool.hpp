@@ -1,0 +1,1008 @@
+// Pool, AsyncResult and IMapIterator (Python: pool.py): a fixed set of worker processes that
+// run tasks given as a function (or captureless lambda, or picklable function object) and
+// arguments, and send back results or exceptions.
+//
+//     mp::Pool pool;                                  // cpu_count() workers
+//     std::vector<int> sq = pool.map(square, xs);     // like Python's pool.map(square, xs)
+//     auto r = pool.apply_async(add, 1, 2);           // mp::AsyncResult<int>
+//     int three = r.get(5s);
+//
+// How it works: each worker has its own socket to the parent. The parent sends a worker a few
+// chunks at a time (at most `inflight_per_worker`), and sends more as results come back, so
+// work is balanced and the parent always knows which chunks each worker holds. One thread of
+// the parent (the result thread, which also runs callbacks as Python's does) waits on every
+// worker's socket and on every worker's sentinel. When a worker ends (killed, crashed, exited,
+// or maxtasksperchild reached), results it sent first are taken, the chunk it was running fails
+// with mp::WorkerLostError naming its exit code, the chunks it had not started go to other
+// workers, and a new worker takes its place. The parent never blocks on a worker's socket.
+//
+// Beyond Python: terminate() (and the destructor) fail every pending result instead of leaving
+// get() blocked forever; workers die with the parent (PR_SET_PDEATHSIG: they are daemonic).
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "arena.hpp"
+#include "connection.hpp"
+#include "context.hpp"
+#include "detail/pool_worker.hpp"
+#include "detail/posix.hpp"
+#include "detail/task.hpp"
+#include "errors.hpp"
+#include "pickle.hpp"
+#include "process.hpp"
+
+namespace multiprocessing {
+
+class Pool;
+
+namespace detail {
+
+/// Why a task cannot go to a pool, at compile time.
+template <class F, class... Args>
+constexpr void check_pool_task() {
+    static_assert(callable_crosses_exec_v<std::decay_t<F>>,
+                  "mp::Pool: a task must be a function, a captureless lambda or a picklable function "
+                  "object; a capturing lambda cannot be sent to a worker process. Pass the captured "
+                  "values as arguments instead: pool.apply(f, x, y) / pool.map(f, xs)");
+    static_assert((picklable<std::decay_t<Args>> && ...),
+                  "mp::Pool: every task argument must be picklable (see mp::picklable): it is sent to "
+                  "a worker process");
+    static_assert(std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>,
+                  "mp::Pool: the task cannot be called with these arguments");
+    using R = call_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+    static_assert(std::is_void_v<R> || picklable<std::decay_t<R>>,
+                  "mp::Pool: the task's result must be picklable (see mp::picklable): it is sent back "
+                  "from a worker process");
+}
+
+/// The state behind an AsyncResult: set once by the pool's result thread.
+template <class V>
+struct async_state {
+    std::mutex m;
+    std::condition_variable cv;
+    bool ready = false;
+    std::optional<V> value;
+    std::exception_ptr error;
+    std::function<void(const V&)> callback;
+    std::function<void(std::exception_ptr)> error_callback;
+
+    /// Runs the callback (as Python does, before the result is marked ready), then publishes.
+    void set_value(V v) noexcept {
+        {
+            std::lock_guard g(m);
+            if (ready || value) return;
+            value.emplace(std::move(v));
+        }
+        if (callback) run_callback([&] { callback(*value); });
+        publish();
+    }
+    void set_error(std::exception_ptr e) noexcept {
+        {
+            std::lock_guard g(m);
+            if (ready || error || value) return;
+            error = e;
+        }
+        if (error_callback) run_callback([&] { error_callback(e); });
+        publish();
+    }
+    template <class C>
+    static void run_callback(C&& c) noexcept {
+        try {
+            c();
+        } catch (...) {
+            auto info = describe(std::current_exception());
+            std::fprintf(stderr, "multiprocessing: a Pool callback raised %s: %s\n", info.type_name.c_str(),
+                         info.message.c_str());
+        }
+    }
+    void publish() noexcept {
+        {
+            std::lock_guard g(m);
+            ready = true;
+        }
+        cv.notify_all();
+    }
+    bool wait_until(std::optional<std::chrono::steady_clock::time_point> until) {
+        std::unique_lock g(m);
+        if (!until) {
+            cv.wait(g, [&] { return ready; });
+            return true;
+        }
+        return cv.wait_until(g, *until, [&] { return ready; });
+    }
+};
+
+template <class Rep, class Period>
+std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) {
+    auto now = std::chrono::steady_clock::now();
+    if (d <= d.zero()) return now;
+    auto cap = std::chrono::hours(24 * 365 * 100);
+    if (d >= cap) return now + cap;
+    return now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
+}
+
+/// A submitted job: some number of chunks, each sent to a worker and answered once.
+struct job_base {
+    virtual ~job_base() = default;
+    /// Appends chunk `c`'s task message.
+    virtual void encode(std::size_t c, std::string& out) const = 0;
+    /// Chunk `c` came back with results (read them from `r`).
+    virtual void on_chunk(std::size_t c, PickleReader& r) = 0;
+    /// Chunk `c` failed (the task raised, or its worker died).
+    virtual void on_error(std::size_t c, std::exception_ptr e) = 0;
+    std::size_t n_chunks = 0;
+    std::size_t next_chunk = 0;  // the next chunk never sent (pool lock)
+};
+
+/// Chunks of calls to F over argument tuples: the inputs are kept (copied) until the job ends,
+/// so a chunk lost with its worker can be sent again, and only chunks in flight are pickled.
+template <class F, class... Args>
+struct call_chunks {
+    F f;
+    std::string prefix;  // [task][runner id][callable]
+    std::vector<std::tuple<Args...>> inputs;
+    std::size_t chunksize = 1;
+
+    call_chunks(F fn, std::vector<std::tuple<Args...>> in, std::size_t cs)
+        : f(std::move(fn)), inputs(std::move(in)), chunksize(cs) {
+        PickleWriter w(prefix);
+        w.write_raw(static_cast<std::uint8_t>(pool_message::task));
+        w.dump(runner_id<F, Args...>());
+        dump_callable(w, f);
+    }
+    [[nodiscard]] std::size_t n_chunks() const noexcept { return (inputs.size() + chunksize - 1) / chunksize; }
+    [[nodiscard]] std::size_t begin_of(std::size_t c) const noexcept { return c * chunksize; }
+    [[nodiscard]] std::size_t end_of(std::size_t c) const noexcept {
+        return std::min(inputs.size(), (c + 1) * chunksize);
+    }
+    void encode(std::size_t c, std::string& out) const {
+        out += prefix;
+        PickleWriter w(out);
+        w.write_raw(static_cast<std::uint64_t>(end_of(c) - begin_of(c)));
+        for (std::size_t i = begin_of(c); i < end_of(c); ++i)
+            std::apply([&](const auto&... a) { w(a...); }, inputs[i]);
+    }
+};
+
+/// apply_async: one call, one result.
+template <class F, class... Args>
+struct apply_job final : job_base {
+    using V = stored_t<call_result_t<F, Args...>>;
+    call_chunks<F, Args...> calls;
+    std::shared_ptr<async_state<V>> state;
+
+    apply_job(F f, std::tuple<Args...> args, std::shared_ptr<async_state<V>> st)
+        : calls(std::move(f), {std::move(args)}, 1), state(std::move(st)) {
+        n_chunks = 1;
+    }
+    void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
+    void on_chunk(std::size_t, PickleReader& r) override {
+        auto n = r.read_raw<std::uint64_t>();
+        if (n != 1) throw PicklingError("multiprocessing: a pool worker answered with a wrong count");
+        if constexpr (std::is_same_v<V, std::monostate>)
+            state->set_value(std::monostate{});
+        else
+            state->set_value(r.load<V>());
+    }
+    void on_error(std::size_t, std::exception_ptr e) override { state->set_error(e); }
+};
+
+/// map_async / starmap_async: results in input order; the first failing chunk fails the map.
+template <class F, class... Args>
+struct map_job final : job_base {
+    using V = stored_t<call_result_t<F, Args...>>;
+    call_chunks<F, Args...> calls;
+    std::shared_ptr<async_state<std::vector<V>>> state;
+    std::vector<std::optional<V>> results;
+    std::size_t remaining;
+
+    map_job(F f, std::vector<std::tuple<Args...>> in, std::size_t cs, std::shared_ptr<async_state<std::vector<V>>> st)
+        : calls(std::move(f), std::move(in), cs), state(std::move(st)), results(calls.inputs.size()) {
+        n_chunks = calls.n_chunks();
+        remaining = n_chunks;
+        if (n_chunks == 0) state->set_value({});
+    }
+    void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
+    void on_chunk(std::size_t c, PickleReader& r) override {
+        auto n = r.read_raw<std::uint64_t>();
+        if (n != calls.end_of(c) - calls.begin_of(c))
+            throw PicklingError("multiprocessing: a pool worker answered with a wrong count");
+        for (std::size_t i = calls.begin_of(c); i < calls.end_of(c); ++i) results[i].emplace(r.load<V>());
+        if (--remaining == 0 && !state->error) {
+            std::vector<V> out;
+            out.reserve(results.size());
+            for (auto& x : results) out.push_back(std::move(*x));
+            results.clear();
+            state->set_value(std::move(out));
+        }
+    }
+    void on_error(std::size_t, std::exception_ptr e) override {
+        --remaining;
+        state->set_error(e);
+    }
+};
+
+/// The state behind an IMapIterator: items arrive by chunk, in any order.
+template <class V>
+struct imap_state {
+    std::mutex m;
+    std::condition_variable cv;
+    bool ordered = true;
+    std::size_t total = 0;     // items in the input
+    std::size_t taken = 0;     // items handed out (ordered: the next index)
+    std::map<std::size_t, std::variant<V, std::exception_ptr>> arrived;  // ordered
+    std::deque<std::variant<V, std::exception_ptr>> queue;               // unordered
+    std::size_t skipped = 0;  // items of failed chunks that will never arrive (unordered)
+
+    void put(std::size_t index, std::variant<V, std::exception_ptr> item) {
+        {
+            std::lock_guard g(m);
+            if (ordered)
+                arrived.emplace(index, std::move(item));
+            else
+                queue.push_back(std::move(item));
+        }
+        cv.notify_all();
+    }
+};
+
+/// imap / imap_unordered: items handed out one by one as their chunks come back.
+template <class F, class... Args>
+struct imap_job final : job_base {
+    using V = stored_t<call_result_t<F, Args...>>;
+    call_chunks<F, Args...> calls;
+    std::shared_ptr<imap_state<V>> state;
+
+    imap_job(F f, std::vector<std::tuple<Args...>> in, std::size_t cs, std::shared_ptr<imap_state<V>> st)
+        : calls(std::move(f), std::move(in), cs), state(std::move(st)) {
+        n_chunks = calls.n_chunks();
+        state->total = calls.inputs.size();
+    }
+    void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
+    void on_chunk(std::size_t c, PickleReader& r) override {
+        auto n = r.read_raw<std::uint64_t>();
+        if (n != calls.end_of(c) - calls.begin_of(c))
+            throw PicklingError("multiprocessing: a pool worker answered with a wrong count");
+        for (std::size_t i = calls.begin_of(c); i < calls.end_of(c); ++i)
+            state->put(i, item(std::in_place_index<0>, r.load<V>()));
+    }
+    void on_error(std::size_t c, std::exception_ptr e) override {
+        // The chunk's first item raises; its other items never come (as Python's chunked imap).
+        {
+            std::lock_guard g(state->m);
+            std::size_t lost = calls.end_of(c) - calls.begin_of(c) - 1;
+            if (state->ordered)
+                for (std::size_t i = calls.begin_of(c) + 1; i < calls.end_of(c); ++i)
+                    state->arrived.emplace(i, item(std::in_place_index<1>));
+            else
+                state->skipped += lost;
+        }
+        state->put(calls.begin_of(c), item(std::in_place_index<1>, e));
+    }
+    using item = std::variant<V, std::exception_ptr>;
+};
+
+/// Strips trailing mp::callback(...) / mp::error_callback(...) from an argument list.
+template <class T>
+struct is_callback_tag : std::false_type {};
+
+}  // namespace detail
+
+/// Python's `callback=`: `pool.apply_async(f, x, mp::callback(on_result))`. Runs in the pool's
+/// result thread with the result, before get() returns it.
+template <class C>
+struct callback_t {
+    C fn;
+};
+template <class C>
+[[nodiscard]] callback_t<std::decay_t<C>> callback(C&& c) {
+    return {std::forward<C>(c)};
+}
+/// Python's `error_callback=`: runs in the result thread with the task's exception.
+template <class C>
+struct error_callback_t {
+    C fn;
+};
+template <class C>
+[[nodiscard]] error_callback_t<std::decay_t<C>> error_callback(C&& c) {
+    return {std::forward<C>(c)};
+}
+
+namespace detail {
+template <class C>
+struct is_callback_tag<callback_t<C>> : std::true_type {};
+template <class C>
+struct is_callback_tag<error_callback_t<C>> : std::true_type {};
+template <class T>
+inline constexpr bool is_callback_tag_v = is_callback_tag<std::decay_t<T>>::value;
+
+/// How many of the last arguments are callback tags.
+template <class... A>
+constexpr std::size_t trailing_tags() {
+    constexpr bool tags[] = {false, is_callback_tag_v<A>...};
+    std::size_t n = 0;
+    for (std::size_t i = sizeof...(A); i > 0 && tags[i]; --i) ++n;
+    return n;
+}
+
+template <class V, class C>
+void install_one(async_state<V>& st, callback_t<C>&& c) {
+    static_assert(std::is_invocable_v<C&, const V&>,
+                  "mp::callback: the callback must take the task's result (const R&)");
+    st.callback = std::move(c.fn);
+}
+template <class V, class C>
+void install_one(async_state<V>& st, error_callback_t<C>&& c) {
+    static_assert(std::is_invocable_v<C&, std::exception_ptr>,
+                  "mp::error_callback: the callback must take a std::exception_ptr");
+    st.error_callback = std::move(c.fn);
+}
+
+}  // namespace detail
+
+/// The result of apply_async / map_async (Python: AsyncResult): a cheap copyable handle.
+template <class R>
+class AsyncResult {
+    using V = detail::stored_t<R>;
+
+public:
+    /// Waits for the result and returns it, or re-raises the task's exception.
+    R get() {
+        state_->wait_until(std::nullopt);
+        return take();
+    }
+    /// As get(), but raises mp::TimeoutError if the result is not ready within `timeout`.
+    template <class Rep, class Period>
+    R get(std::chrono::duration<Rep, Period> timeout) {
+        if (!state_->wait_until(detail::deadline_after(timeout)))
+            throw TimeoutError("multiprocessing: the result was not ready within the timeout");
+        return take();
+    }
+    /// Waits until the result is ready.
+    void wait() { state_->wait_until(std::nullopt); }
+    /// Waits at most `timeout`; returns ready().
+    template <class Rep, class Period>
+    bool wait(std::chrono::duration<Rep, Period> timeout) {
+        return state_->wait_until(detail::deadline_after(timeout));
+    }
+    /// True once the task has finished (returned or raised).
+    [[nodiscard]] bool ready() const {
+        std::lock_guard g(state_->m);
+        return state_->ready;
+    }
+    /// True if the task returned without raising; mp::ValueError before the result is ready.
+    [[nodiscard]] bool successful() const {
+        std::lock_guard g(state_->m);
+        if (!state_->ready) throw ValueError("multiprocessing: the result is not ready yet (check ready() or wait() first)");
+        return !state_->error;
+    }
+
+private:
+    friend class Pool;
+    explicit AsyncResult(std::shared_ptr<detail::async_state<V>> s) : state_(std::move(s)) {}
+    R take() {
+        std::lock_guard g(state_->m);
+        if (state_->error) std::rethrow_exception(state_->error);
+        if constexpr (!std::is_void_v<R>) return *state_->value;
+    }
+    std::shared_ptr<detail::async_state<V>> state_;
+};
+
+/// The lazy result range of imap / imap_unordered (Python: IMapIterator): range-for works, and
+/// next(timeout) waits at most that long. A copyable handle.
+template <class R>
+class IMapIterator {
+    using V = detail::stored_t<R>;
+
+public:
+    /// The next result (in input order for imap, completion order for imap_unordered), or
+    /// nothing at the end; re-raises a task's exception at its place.
+    std::optional<V> next() { return next_until(std::nullopt); }
+    /// As next(), but raises mp::TimeoutError if no result comes within `timeout`.
+    template <class Rep, class Period>
+    std::optional<V> next(std::chrono::duration<Rep, Period> timeout) {
+        return next_until(detail::deadline_after(timeout));
+    }
+
+    /// An input iterator over the remaining results.
+    class iterator {
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = V;
+        using difference_type = std::ptrdiff_t;
+        using pointer = V*;
+        using reference = V&;
+        iterator() = default;
+        V& operator*() { return *current_; }
+        V* operator->() { return &*current_; }
+        iterator& operator++() {
+            current_ = owner_->next();
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        friend bool operator==(const iterator& a, std::default_sentinel_t) { return !a.current_; }
+
+    private:
+        friend class IMapIterator;
+        explicit iterator(IMapIterator* o) : owner_(o), current_(o->next()) {}
+        IMapIterator* owner_ = nullptr;
+        std::optional<V> current_;
+    };
+    iterator begin() { return iterator(this); }
+    std::default_sentinel_t end() const noexcept { return {}; }
+
+private:
+    friend class Pool;
+    explicit IMapIterator(std::shared_ptr<detail::imap_state<V>> s) : state_(std::move(s)) {}
+
+    std::optional<V> next_until(std::optional<std::chrono::steady_clock::time_point> until) {
+        auto& s = *state_;
+        std::unique_lock g(s.m);
+        for (;;) {
+            if (s.ordered) {
+                while (s.taken < s.total) {
+                    auto it = s.arrived.find(s.taken);
+                    if (it == s.arrived.end()) break;
+                    auto item = std::move(it->second);
+                    s.arrived.erase(it);
+                    ++s.taken;
+                    if (auto* e = std::get_if<std::exception_ptr>(&item)) {
+                        if (*e) std::rethrow_exception(*e);
+                        continue;  // an item of a failed chunk: skipped
+                    }
+                    return std::move(std::get<V>(item));
+                }
+            } else if (!s.queue.empty()) {
+                auto item = std::move(s.queue.front());
+                s.queue.pop_front();
+                ++s.taken;
+                if (auto* e = std::get_if<std::exception_ptr>(&item)) std::rethrow_exception(*e);
+                return std::move(std::get<V>(item));
+            }
+            if (s.taken + s.skipped >= s.total) return std::nullopt;
+            if (!until)
+                s.cv.wait(g);
+            else if (std::chrono::steady_clock::now() >= *until)
+                throw TimeoutError("multiprocessing: no result arrived within the timeout");
+            else
+                s.cv.wait_until(g, *until);
+        }
+    }
+
+    std::shared_ptr<detail::imap_state<V>> state_;
+};
+
+/// Pool's options beyond the number of processes (Python's keyword arguments):
+/// `mp::Pool pool(4, {.initializer = {init, 42}, .maxtasksperchild = 100, .context = ctx});`
+struct PoolOptions {
+    /// Run by each worker when it starts: a function (or captureless lambda, or picklable
+    /// function object) and its arguments, as Python's initializer and initargs.
+    class Initializer {
+    public:
+        Initializer() = default;
+        template <class F, class... Args>
+        Initializer(F f, Args... args) {  // NOLINT(google-explicit-constructor): reads like Python
+            detail::check_pool_task<F, Args...>();
+            detail::bound_task<F, Args...> task(std::move(f), std::tuple<Args...>(std::move(args)...));
+            PickleWriter w(pickled_);
+            task.pickle(w);
+        }
+        [[nodiscard]] const std::string& pickled() const noexcept { return pickled_; }
+
+    private:
+        std::string pickled_;
+    };
+
+    Initializer initializer{};
+    /// A worker is replaced after this many tasks (chunks); none: workers live as long as the pool.
+    std::optional<int> maxtasksperchild{};
+    /// The start method of the workers; none: the default context.
+    std::optional<Context> context{};
+};
+
+/// A pool of worker processes (Python: multiprocessing.Pool). Neither copyable nor movable; the
+/// destructor calls terminate(), as Python's `with Pool() as p:` does on exit.
+class Pool {
+public:
+    /// cpu_count() workers.
+    Pool() : Pool(cpu_count()) {}
+    /// `processes` workers (mp::ValueError if it is below 1).
+    explicit Pool(int processes, PoolOptions options = {})
+        : options_(std::move(options)), ctx_(options_.context ? *options_.context : get_context()) {
+        if (processes < 1)
+            throw ValueError("multiprocessing: Number of processes must be at least 1 (Pool(" +
+                             std::to_string(processes) + ")); use Pool() for cpu_count() workers");
+        if (options_.maxtasksperchild && *options_.maxtasksperchild < 1)
+            throw ValueError("multiprocessing: maxtasksperchild must be a positive number (got " +
+                             std::to_string(*options_.maxtasksperchild) + "); leave it unset for no limit");
+        // Shared objects created later travel to workers as arena offsets: the workers must
+        // have the arena from the start (forked ones inherit it, others receive it).
+        (void)detail::arena::instance();
+        wake_ = detail::unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (!wake_) detail::throw_errno("eventfd");
+        {
+            std::lock_guard g(mutex_);
+            workers_.resize(static_cast<std::size_t>(processes));
+            for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
+        }
+        thread_ = std::thread([this] { result_loop(); });
+    }
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+    ~Pool() { terminate(); }
+
+    // ---- apply ---------------------------------------------------------------------------
+
+    /// Calls f(args...) in a worker and returns its result (Python: pool.apply).
+    template <class F, class... Args>
+    auto apply(F f, Args... args) {
+        return apply_async(std::move(f), std::move(args)...).get();
+    }
+
+    /// Calls f(args...) in a worker; returns at once (Python: apply_async). Trailing
+    /// mp::callback(c) / mp::error_callback(e) arguments are Python's keyword arguments.
+    template <class F, class... A>
+    auto apply_async(F f, A... a) {
+        constexpr std::size_t k = detail::trailing_tags<A...>();
+        return split_tags<sizeof...(A) - k>(std::tuple<A...>(std::move(a)...), [&](auto args, auto tags) {
+            return std::apply(
+                [&](auto&... x) { return submit_apply(std::move(f), std::move(tags), std::move(x)...); }, args);
+        });
+    }
+
+    // ---- map -----------------------------------------------------------------------------
+
+    /// f applied to every element of xs, in order (Python: pool.map); chunksize as Python's.
+    template <class F, std::ranges::input_range Xs>
+    auto map(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}) {
+        return map_async(std::move(f), std::forward<Xs>(xs), chunksize).get();
+    }
+    /// As map, returning at once; trailing mp::callback / mp::error_callback as in apply_async.
+    template <class F, std::ranges::input_range Xs, class... Tags>
+    auto map_async(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}, Tags... tags) {
+        using T = std::ranges::range_value_t<Xs>;
+        detail::check_pool_task<F, T>();
+        std::vector<std::tuple<T>> in;
+        for (auto&& x : xs) in.emplace_back(std::forward<decltype(x)>(x));
+        return submit_map(std::move(f), std::move(in), chunksize, std::tuple<Tags...>(std::move(tags)...));
+    }
+    template <class F, std::ranges::input_range Xs, class C, class... Tags>
+        requires detail::is_callback_tag_v<C>
+    auto map_async(F f, Xs&& xs, C c, Tags... tags) {
+        return map_async(std::move(f), std::forward<Xs>(xs), std::nullopt, std::move(c), std::move(tags)...);
+    }
+
+    /// f(args...) for every tuple of xs, in order (Python: pool.starmap).
+    template <class F, std::ranges::input_range Xs>
+    auto starmap(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}) {
+        return starmap_async(std::move(f), std::forward<Xs>(xs), chunksize).get();
+    }
+    /// As starmap, returning at once.
+    template <class F, std::ranges::input_range Xs, class... Tags>
+    auto starmap_async(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}, Tags... tags) {
+        using Tup = std::ranges::range_value_t<Xs>;
+        return starmap_impl(std::move(f), std::forward<Xs>(xs), chunksize, std::tuple<Tags...>(std::move(tags)...),
+                            std::make_index_sequence<std::tuple_size_v<Tup>>{});
+    }
+    template <class F, std::ranges::input_range Xs, class C, class... Tags>
+        requires detail::is_callback_tag_v<C>
+    auto starmap_async(F f, Xs&& xs, C c, Tags... tags) {
+        return starmap_async(std::move(f), std::forward<Xs>(xs), std::nullopt, std::move(c), std::move(tags)...);
+    }
+
+    /// A lazy range of f(x) in input order, as results come (Python: imap; chunksize 1).
+    template <class F, std::ranges::input_range Xs>
+    auto imap(F f, Xs&& xs, std::size_t chunksize = 1) {
+        return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, true);
+    }
+    /// As imap, in completion order (Python: imap_unordered).
+    template <class F, std::ranges::input_range Xs>
+    auto imap_unordered(F f, Xs&& xs, std::size_t chunksize = 1) {
+        return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, false);
+    }
+
+    // ---- lifetime ------------------------------------------------------------------------
+
+    /// No more tasks; the workers exit once the submitted ones are done (Python: close).
+    void close() {
+        std::lock_guard g(mutex_);
+        if (state_ == run_state::run) state_ = run_state::close;
+        wake();
+    }
+
+    /// Stops the workers at once; every result not yet ready fails with mp::WorkerLostError
+    /// (Python leaves them blocked forever). Safe to call twice; the destructor calls it.
+    void terminate() noexcept {
+        std::vector<std::shared_ptr<detail::job_base>> failed;
+        {
+            std::lock_guard g(mutex_);
+            if (state_ == run_state::terminated) return;
+            state_ = run_state::terminate;
+            stop_thread_ = true;
+            for (auto& w : workers_)
+                if (w.proc && w.alive) w.proc->terminate();
+            wake();
+        }
+        if (thread_.joinable()) thread_.join();
+        std::lock_guard g(mutex_);
+        auto lost = std::make_exception_ptr(
+            WorkerLostError("multiprocessing: the pool was terminated before this task finished"));
+        for (auto& w : workers_) {
+            for (auto& [job, c] : w.outstanding) fail_chunk(job, c, lost);
+            w.outstanding.clear();
+            if (w.proc) {
+                if (!w.proc->join(std::chrono::seconds(1))) {
+                    w.proc->kill();
+                    w.proc->join();
+                }
+            }
+        }
+        for (auto& [job, c] : redo_) fail_chunk(job, c, lost);
+        redo_.clear();
+        for (auto& job : queue_)
+            while (job->next_chunk < job->n_chunks) fail_chunk(job, job->next_chunk++, lost);
+        queue_.clear();
+        unfinished_ = 0;
+        state_ = run_state::terminated;
+        idle_.notify_all();
+    }
+
+    /// Waits for the workers to exit; call close() or terminate() first, else mp::ValueError
+    /// (Python: join).
+    void join() {
+        std::unique_lock g(mutex_);
+        if (state_ == run_state::run)
+            throw ValueError("multiprocessing: Pool is still running; call close() or terminate() before join()");
+        if (state_ == run_state::close) {
+            idle_.wait(g, [&] { return unfinished_ == 0 || state_ != run_state::close; });
+            if (state_ == run_state::close) {
+                state_ = run_state::joining;
+                stop_thread_ = true;
+                wake();
+            }
+        }
+        if (state_ == run_state::joining) {
+            g.unlock();
+            if (thread_.joinable()) thread_.join();
+            g.lock();
+            for (auto& w : workers_)
+                if (w.proc && w.alive) {
+                    w.channel->queue(std::string(1, static_cast<char>(detail::pool_message::stop)));
+                    w.channel->flush();
+                }
+            for (auto& w : workers_) {
+                if (!w.proc) continue;
+                if (!w.proc->join(std::chrono::seconds(10))) {
+                    w.proc->kill();
+                    w.proc->join();
+                }
+            }
+            state_ = run_state::terminated;
+        }
+        // terminated (by terminate() or a finished join): nothing left to wait for.
+    }
+
+    /// The number of worker processes.
+    [[nodiscard]] std::size_t processes() const noexcept { return workers_.size(); }
+
+private:
+    enum class run_state { run, close, joining, terminate, terminated };
+
+    struct worker {
+        std::unique_ptr<Process> proc;
+        std::optional<Connection> conn;  // the parent's end
+        std::optional<detail::frame_channel> channel;
+        std::deque<std::pair<std::shared_ptr<detail::job_base>, std::size_t>> outstanding;
+        int sent = 0;  // tasks sent to this process (for maxtasksperchild)
+        bool alive = false;
+    };
+
+    static constexpr std::size_t inflight_per_worker = 4;
+
+    template <std::size_t N, class Tuple, class G>
+    static auto split_tags(Tuple&& all, G&& g) {
+        constexpr std::size_t total = std::tuple_size_v<std::decay_t<Tuple>>;
+        return [&]<std::size_t... I, std::size_t... J>(std::index_sequence<I...>, std::index_sequence<J...>) {
+            return g(std::make_tuple(std::get<I>(std::move(all))...), std::make_tuple(std::get<N + J>(std::move(all))...));
+        }(std::make_index_sequence<N>{}, std::make_index_sequence<total - N>{});
+    }
+
+    template <class V, class Tags>
+    static void install(detail::async_state<V>& st, Tags&& tags) {
+        std::apply([&](auto&&... t) { (detail::install_one(st, std::move(t)), ...); }, std::forward<Tags>(tags));
+    }
+
+    template <class F, class Tags, class... Args>
+    auto submit_apply(F f, Tags tags, Args... args) {
+        detail::check_pool_task<F, Args...>();
+        using R = detail::call_result_t<F, Args...>;
+        using V = detail::stored_t<R>;
+        auto st = std::make_shared<detail::async_state<V>>();
+        install(*st, std::move(tags));
+        submit(std::make_shared<detail::apply_job<F, Args...>>(std::move(f), std::tuple<Args...>(std::move(args)...), st));
+        return AsyncResult<std::decay_t<R>>(st);
+    }
+
+    template <class F, class T, class Tags>
+    auto submit_map(F f, std::vector<std::tuple<T>> in, std::optional<std::size_t> chunksize, Tags tags) {
+        using R = detail::call_result_t<F, T>;
+        static_assert(!std::is_void_v<R>, "mp::Pool::map: the task must return a value");
+        using V = detail::stored_t<R>;
+        std::size_t cs = chunk_size_for(in.size(), chunksize);
+        auto st = std::make_shared<detail::async_state<std::vector<V>>>();
+        install(*st, std::move(tags));
+        submit(std::make_shared<detail::map_job<F, T>>(std::move(f), std::move(in), cs, st));
+        return AsyncResult<std::vector<V>>(st);
+    }
+
+    template <class F, class Xs, class Tags, std::size_t... I>
+    auto starmap_impl(F f, Xs&& xs, std::optional<std::size_t> chunksize, Tags tags, std::index_sequence<I...>) {
+        using Tup = std::ranges::range_value_t<Xs>;
+        detail::check_pool_task<F, std::tuple_element_t<I, Tup>...>();
+        using R = detail::call_result_t<F, std::decay_t<std::tuple_element_t<I, Tup>>...>;
+        static_assert(!std::is_void_v<R>, "mp::Pool::starmap: the task must return a value");
+        using V = detail::stored_t<R>;
+        std::vector<std::tuple<std::decay_t<std::tuple_element_t<I, Tup>>...>> in;
+        for (auto&& t : xs) in.emplace_back(std::get<I>(t)...);
+        std::size_t cs = chunk_size_for(in.size(), chunksize);
+        auto st = std::make_shared<detail::async_state<std::vector<V>>>();
+        install(*st, std::move(tags));
+        submit(std::make_shared<detail::map_job<F, std::decay_t<std::tuple_element_t<I, Tup>>...>>(std::move(f), std::move(in),
+                                                                                                   cs, st));
+        return AsyncResult<std::vector<V>>(st);
+    }
+
+    template <class F, class Xs>
+    auto submit_imap(F f, Xs&& xs, std::size_t chunksize, bool ordered) {
+        using T = std::ranges::range_value_t<Xs>;
+        detail::check_pool_task<F, T>();
+        using R = detail::call_result_t<F, T>;
+        static_assert(!std::is_void_v<R>, "mp::Pool::imap: the task must return a value");
+        using V = detail::stored_t<R>;
+        if (chunksize < 1) throw ValueError("multiprocessing: chunksize must be 1 or more");
+        std::vector<std::tuple<T>> in;
+        for (auto&& x : xs) in.emplace_back(std::forward<decltype(x)>(x));
+        auto st = std::make_shared<detail::imap_state<V>>();
+        st->ordered = ordered;
+        submit(std::make_shared<detail::imap_job<F, T>>(std::move(f), std::move(in), chunksize, st));
+        return IMapIterator<R>(st);
+    }
+
+    /// Python's default: about four chunks per worker.
+    std::size_t chunk_size_for(std::size_t n, std::optional<std::size_t> chunksize) const {
+        if (chunksize) {
+            if (*chunksize < 1) throw ValueError("multiprocessing: chunksize must be 1 or more");
+            return *chunksize;
+        }
+        std::size_t per = workers_.size() * 4;
+        return std::max<std::size_t>(1, n / per + (n % per ? 1 : 0));
+    }
+
+    void submit(std::shared_ptr<detail::job_base> job) {
+        std::lock_guard g(mutex_);
+        if (state_ != run_state::run)
+            throw ValueError("multiprocessing: Pool not running (it was closed or terminated); create a new Pool");
+        if (job->n_chunks == 0) return;
+        unfinished_ += job->n_chunks;
+        queue_.push_back(std::move(job));
+        bool pending_write = false;
+        for (auto& w : workers_) pending_write |= fill(w);
+        if (pending_write) wake();
+    }
+
+    /// Sends a worker chunks up to its limit; true if some bytes wait for the socket.
+    bool fill(worker& w) {
+        if (!w.alive) return false;
+        const int max_tasks = options_.maxtasksperchild.value_or(0);
+        bool queued = false;
+        while (w.outstanding.size() < inflight_per_worker && (max_tasks == 0 || w.sent < max_tasks)) {
+            std::shared_ptr<detail::job_base> job;
+            std::size_t c = 0;
+            if (!redo_.empty()) {
+                std::tie(job, c) = std::move(redo_.front());
+                redo_.pop_front();
+            } else {
+                while (!queue_.empty() && queue_.front()->next_chunk >= queue_.front()->n_chunks) queue_.pop_front();
+                if (queue_.empty()) break;
+                job = queue_.front();
+                c = job->next_chunk++;
+            }
+            scratch_.clear();
+            job->encode(c, scratch_);
+            w.channel->queue(scratch_);
+            w.outstanding.emplace_back(std::move(job), c);
+            ++w.sent;
+            queued = true;
+        }
+        if (queued) w.channel->flush();
+        return w.channel->wants_write();
+    }
+
+    void wake() noexcept {
+        std::uint64_t one = 1;
+        (void)!::write(wake_.get(), &one, sizeof one);
+    }
+
+    void start_worker(std::size_t i) {
+        auto& w = workers_[i];
+        auto [mine, theirs] = Pipe();
+        auto p = std::make_unique<Process>(ctx_, detail::pool_worker_main, theirs, options_.initializer.pickled(),
+                                           options_.maxtasksperchild.value_or(0));
+        p->set_daemon(true);
+        p->set_name(std::string(ctx_.name() == "fork" ? "ForkPoolWorker-" : ctx_.name() == "spawn" ? "SpawnPoolWorker-"
+                                                                                                   : "ForkServerPoolWorker-") +
+                    std::to_string(++worker_counter_));
+        p->start();
+        theirs.close();
+        w.proc = std::move(p);
+        w.channel.emplace(mine.fileno());
+        w.conn.emplace(std::move(mine));
+        w.outstanding.clear();
+        w.sent = 0;
+        w.alive = true;
+    }
+
+    void fail_chunk(const std::shared_ptr<detail::job_base>& job, std::size_t c, std::exception_ptr e) noexcept {
+        try {
+            job->on_error(c, e);
+        } catch (...) {
+        }
+    }
+
+    /// Delivers one result message of worker `w` (pool lock held on entry and exit).
+    void deliver(std::unique_lock<std::mutex>& g, worker& w, std::string_view payload) {
+        if (w.outstanding.empty()) return;  // cannot happen: a worker answers what it was sent
+        auto [job, c] = std::move(w.outstanding.front());
+        w.outstanding.pop_front();
+        g.unlock();
+        try {
+            PickleReader r(payload);
+            if (static_cast<detail::pool_status>(r.read_raw<std::uint8_t>()) == detail::pool_status::ok)
+                job->on_chunk(c, r);
+            else
+                job->on_error(c, r.load<std::exception_ptr>());
+        } catch (...) {
+            fail_chunk(job, c, std::current_exception());
+        }
+        g.lock();
+        finished_one();
+    }
+
+    void finished_one() {
+        if (unfinished_ > 0 && --unfinished_ == 0) idle_.notify_all();
+    }
+
+    /// A worker ended: take what it sent, fail the chunk it was running, hand the others on,
+    /// and start a replacement while there is work or the pool runs (pool lock held).
+    void worker_ended(std::unique_lock<std::mutex>& g, std::size_t i) {
+        auto& w = workers_[i];
+        w.alive = false;
+        w.channel->fill();
+        std::string_view msg;
+        std::vector<std::string> got;
+        while (w.channel->next(msg)) got.emplace_back(msg);
+        for (auto& m : got) deliver(g, workers_[i], m);
+        auto& v = workers_[i];
+        (void)v.proc->join(std::chrono::seconds(5));
+        auto code = v.proc->exitcode();
+        if (!v.outstanding.empty()) {
+            auto [job, c] = std::move(v.outstanding.front());
+            v.outstanding.pop_front();
+            std::string how = !code ? "is gone" : *code < 0 ? "was killed by signal " + std::to_string(-*code)
+                                                          : "exited with code " + std::to_string(*code);
+            auto e = std::make_exception_ptr(WorkerLostError(
+                "multiprocessing: the worker process (pid " + std::to_string(v.proc->pid()) + ") running this task " +
+                how + " before returning its result"));
+            g.unlock();
+            fail_chunk(job, c, e);
+            g.lock();
+            finished_one();
+            // Chunks it never started go first to the others, in their order.
+            auto& again = workers_[i];
+            for (auto it = again.outstanding.rbegin(); it != again.outstanding.rend(); ++it) redo_.push_front(std::move(*it));
+            again.outstanding.clear();
+        }
+        auto& x = workers_[i];
+        x.conn.reset();
+        x.channel.reset();
+        x.proc.reset();
+        if (state_ == run_state::run || (state_ == run_state::close && unfinished_ > 0)) {
+            try {
+                start_worker(i);
+            } catch (...) {
+                auto info = detail::describe(std::current_exception());
+                std::fprintf(stderr, "multiprocessing: the pool could not start a worker: %s\n", info.message.c_str());
+            }
+        }
+        for (auto& o : workers_) fill(o);
+    }
+
+    void result_loop() {
+        std::vector<pollfd> fds;
+        std::vector<std::size_t> who;  // worker index per pair of entries
+        std::string_view msg;
+        std::vector<std::string> batch;
+        std::unique_lock g(mutex_);
+        for (;;) {
+            if (stop_thread_) return;
+            fds.clear();
+            who.clear();
+            fds.push_back({wake_.get(), POLLIN, 0});
+            for (std::size_t i = 0; i < workers_.size(); ++i) {
+                auto& w = workers_[i];
+                if (!w.alive) continue;
+                short ev = POLLIN;
+                if (w.channel->wants_write()) ev |= POLLOUT;
+                fds.push_back({w.channel->fd(), ev, 0});
+                fds.push_back({w.proc->sentinel(), POLLIN, 0});
+                who.push_back(i);
+            }
+            g.unlock();
+            int n = ::poll(fds.data(), fds.size(), -1);
+            g.lock();
+            if (n < 0) continue;  // EINTR
+            if (fds[0].revents) {
+                std::uint64_t v;
+                (void)!::read(wake_.get(), &v, sizeof v);
+            }
+            for (std::size_t k = 0; k < who.size(); ++k) {
+                std::size_t i = who[k];
+                const pollfd& sock = fds[1 + 2 * k];
+                const pollfd& sentinel = fds[2 + 2 * k];
+                auto& w = workers_[i];
+                if (!w.alive) continue;
+                if (sock.revents & POLLOUT) w.channel->flush();
+                if (sock.revents & (POLLIN | POLLHUP | POLLERR)) {
+                    w.channel->fill();
+                    batch.clear();
+                    while (w.channel->next(msg)) batch.emplace_back(msg);
+                    for (auto& m : batch) deliver(g, workers_[i], m);
+                    fill(workers_[i]);
+                }
+                if (sentinel.revents) worker_ended(g, i);
+            }
+        }
+    }
+
+    PoolOptions options_;
+    Context ctx_;
+    detail::unique_fd wake_;
+    std::mutex mutex_;
+    std::condition_variable idle_;
+    std::vector<worker> workers_;
+    std::deque<std::shared_ptr<detail::job_base>> queue_;  // jobs with chunks never sent
+    std::deque<std::pair<std::shared_ptr<detail::job_base>, std::size_t>> redo_;  // chunks to send again
+    std::size_t unfinished_ = 0;  // chunks submitted and not yet answered
+    std::string scratch_;
+    run_state state_ = run_state::run;
+    bool stop_thread_ = false;
+    int worker_counter_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace multiprocessing

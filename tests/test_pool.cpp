@@ -1,0 +1,379 @@
+// Pool, AsyncResult and IMapIterator: the behaviours of CPython's _TestPool,
+// _TestPoolWorkerErrors and _TestPoolWorkerLifetime under every start method, plus the faults
+// Python hangs on: a worker killed mid-task, terminate() with results pending, a dead parent.
+#include "helpers.hpp"
+
+#include <multiprocessing/pool.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+int sqr(int x) { return x * x; }
+int add(int a, int b) { return a + b; }
+int getpid_task(int) { return static_cast<int>(::getpid()); }
+std::string shout(std::string s) { return s + "!"; }
+
+int raise_at_five(int x) {
+    if (x == 5) throw std::invalid_argument("five is not allowed");
+    return x;
+}
+
+struct CustomError : std::exception {
+    const char* what() const noexcept override { return "custom failure"; }
+};
+int raise_custom(int) { throw CustomError(); }
+
+// Blocks until its Event is set (a task that stays running while the test acts on its worker).
+int wait_for_event(mp::Event e, int x) {
+    if (!e.wait(mp_test::bound)) throw std::runtime_error("never released");
+    return x;
+}
+
+// Reports its pid, then waits (so the test can kill exactly this worker).
+int report_and_wait(mp::shared_handle<std::atomic<int>> pid, mp::Event started, mp::Event e, int x) {
+    pid->store(static_cast<int>(::getpid()));
+    started.set();
+    if (!e.wait(mp_test::bound)) throw std::runtime_error("never released");
+    return x;
+}
+
+// The pids of this process's pool workers.
+std::vector<int> worker_pids() {
+    std::vector<int> pids;
+    for (auto& c : mp::active_children())
+        if (c.name().find("PoolWorker") != std::string::npos) pids.push_back(c.pid());
+    return pids;
+}
+
+int die_with_abort(int) { std::abort(); }
+int die_with_exit(int) { std::exit(3); }
+
+inline int initialized_value = 0;
+void set_initialized(int v) { initialized_value = v; }
+int read_initialized(int) { return initialized_value; }
+
+// A function object that carries state, pickled by value.
+struct Scale {
+    int factor = 1;
+    int operator()(int x) const { return x * factor; }
+};
+
+std::vector<int> range(int n) {
+    std::vector<int> v(static_cast<std::size_t>(n));
+    std::iota(v.begin(), v.end(), 0);
+    return v;
+}
+
+std::vector<int> squares(int n) {
+    std::vector<int> v;
+    for (int i = 0; i < n; ++i) v.push_back(i * i);
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("apply, apply_async and map return what the functions return", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    CHECK(pool.apply(sqr, 5) == 25);
+    CHECK(pool.apply(add, 2, 3) == 5);
+    CHECK(pool.apply(shout, std::string("hi")) == "hi!");
+    CHECK(pool.apply([](int x) { return x + 1; }, 41) == 42);  // a captureless lambda
+    CHECK(pool.apply(Scale{3}, 7) == 21);                      // a picklable function object
+    auto r = pool.apply_async(sqr, 9);
+    CHECK(r.get(mp_test::bound) == 81);
+    CHECK(r.ready());
+    CHECK(r.successful());
+    CHECK(pool.map(sqr, range(100)) == squares(100));
+    CHECK(pool.map(sqr, range(100), 1) == squares(100));
+    CHECK(pool.map(sqr, range(10), 100) == squares(10));
+    CHECK(pool.map(sqr, std::vector<int>{}).empty());
+    std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
+    CHECK(pool.starmap(add, pairs) == std::vector<int>{3, 7, 11});
+    CHECK(pool.starmap_async(add, pairs).get(mp_test::bound) == std::vector<int>{3, 7, 11});
+    CHECK(pool.map_async(sqr, range(50)).get(mp_test::bound) == squares(50));
+    pool.close();
+    pool.join();
+}
+
+TEST_CASE("map takes any input range; chunksize is checked", "[pool]") {
+    mp::Pool pool(2);
+    auto view = std::views::iota(0, 20) | std::views::transform([](int x) { return x; });
+    CHECK(pool.map(sqr, view) == squares(20));
+    CHECK_THROWS_AS(pool.map(sqr, range(3), 0), mp::ValueError);
+    CHECK_THROWS_AS(pool.imap(sqr, range(3), 0), mp::ValueError);
+}
+
+TEST_CASE("imap and imap_unordered yield every result lazily", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    std::vector<int> got;
+    for (int v : pool.imap(sqr, range(30))) got.push_back(v);
+    CHECK(got == squares(30));
+    got.clear();
+    for (int v : pool.imap(sqr, range(30), 7)) got.push_back(v);
+    CHECK(got == squares(30));
+    auto it = pool.imap_unordered(sqr, range(30), 4);
+    got.clear();
+    while (auto v = it.next(mp_test::bound)) got.push_back(*v);
+    std::sort(got.begin(), got.end());
+    CHECK(got == squares(30));
+    CHECK(!it.next(1s));  // exhausted
+}
+
+TEST_CASE("imap next(timeout) raises TimeoutError while a task runs", "[pool]") {
+    mp::Pool pool(1);
+    mp::Event go;
+    auto it = pool.imap([](int x) { return x; }, range(2));
+    auto blocked = pool.apply_async(wait_for_event, go, 0);
+    auto slow = pool.imap([](mp::Event e) { return wait_for_event(e, 1); }, std::vector<mp::Event>{go});
+    CHECK(it.next(mp_test::bound) == 0);
+    CHECK(it.next(mp_test::bound) == 1);
+    auto t0 = steady::now();
+    CHECK_THROWS_AS(slow.next(200ms), mp::TimeoutError);
+    CHECK(steady::now() - t0 >= 190ms);
+    go.set();
+    CHECK(slow.next(mp_test::bound) == 1);
+    CHECK(blocked.get(mp_test::bound) == 0);
+}
+
+TEST_CASE("AsyncResult: get(timeout), wait, ready, successful", "[pool]") {
+    mp::Pool pool(1);
+    mp::Event go;
+    auto r = pool.apply_async(wait_for_event, go, 7);
+    CHECK(!r.ready());
+    CHECK_THROWS_AS(r.successful(), mp::ValueError);
+    auto t0 = steady::now();
+    CHECK_THROWS_AS(r.get(200ms), mp::TimeoutError);
+    CHECK(steady::now() - t0 >= 190ms);
+    CHECK(!r.wait(50ms));
+    go.set();
+    CHECK(r.wait(mp_test::bound));
+    CHECK(r.ready());
+    CHECK(r.successful());
+    CHECK(r.get() == 7);
+    auto copy = r;  // a handle: copies share the result
+    CHECK(copy.get() == 7);
+}
+
+TEST_CASE("exceptions come back through get(): std types as themselves, others as RemoteError", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    auto r = pool.apply_async(raise_at_five, 5);
+    CHECK_THROWS_AS(r.get(mp_test::bound), std::invalid_argument);
+    CHECK(r.ready());
+    CHECK(!r.successful());
+    CHECK_THROWS_WITH(pool.apply(raise_at_five, 5), "five is not allowed");
+    // One failing task fails the whole map with its error.
+    CHECK_THROWS_AS(pool.map(raise_at_five, range(10)), std::invalid_argument);
+    CHECK_THROWS_AS(pool.map(raise_at_five, range(10), 1), std::invalid_argument);
+    try {
+        pool.apply(raise_custom, 0);
+        FAIL("no exception");
+    } catch (const mp::RemoteError& e) {
+        CHECK(e.type_name().find("CustomError") != std::string::npos);
+        CHECK(e.message() == "custom failure");
+    }
+    // imap raises at the failing item and goes on.
+    auto it = pool.imap(raise_at_five, range(8));
+    std::vector<int> got;
+    int errors = 0;
+    for (;;) {
+        try {
+            auto v = it.next(mp_test::bound);
+            if (!v) break;
+            got.push_back(*v);
+        } catch (const std::invalid_argument&) {
+            ++errors;
+        }
+    }
+    CHECK(errors == 1);
+    CHECK(got == std::vector<int>{0, 1, 2, 3, 4, 6, 7});
+    // The pool still works.
+    CHECK(pool.apply(sqr, 3) == 9);
+}
+
+TEST_CASE("callbacks and error callbacks run in the result thread before get() returns", "[pool]") {
+    mp::Pool pool(2);
+    std::mutex m;
+    std::vector<int> seen;
+    std::vector<std::string> errors;
+    const auto main_thread = std::this_thread::get_id();
+    std::atomic<bool> in_other_thread{true};
+    std::vector<mp::AsyncResult<int>> rs;
+    for (int i = 0; i < 10; ++i)
+        rs.push_back(pool.apply_async(sqr, i, mp::callback([&](const int& v) {
+                                          std::lock_guard g(m);
+                                          seen.push_back(v);
+                                          if (std::this_thread::get_id() == main_thread) in_other_thread = false;
+                                      })));
+    auto bad = pool.apply_async(raise_at_five, 5, mp::callback([](const int&) {}),
+                                mp::error_callback([&](std::exception_ptr e) {
+                                    try {
+                                        std::rethrow_exception(e);
+                                    } catch (const std::exception& x) {
+                                        std::lock_guard g(m);
+                                        errors.push_back(x.what());
+                                    }
+                                }));
+    for (auto& r : rs) (void)r.get(mp_test::bound);
+    CHECK_THROWS(bad.get(mp_test::bound));
+    std::vector<std::vector<int>> mapped;
+    auto mr = pool.map_async(sqr, range(10), mp::callback([&](const std::vector<int>& v) {
+                                 std::lock_guard g(m);
+                                 mapped.push_back(v);
+                             }));
+    CHECK(mr.get(mp_test::bound) == squares(10));
+    std::lock_guard g(m);
+    std::sort(seen.begin(), seen.end());
+    CHECK(seen == squares(10));
+    CHECK(errors == std::vector<std::string>{"five is not allowed"});
+    CHECK(mapped == std::vector<std::vector<int>>{squares(10)});
+    CHECK(in_other_thread);
+}
+
+TEST_CASE("misuse raises ValueError with a clear message", "[pool]") {
+    CHECK_THROWS_AS(mp::Pool(0), mp::ValueError);
+    CHECK_THROWS_AS(mp::Pool(-1), mp::ValueError);
+    CHECK_THROWS_AS(mp::Pool(1, {.maxtasksperchild = 0}), mp::ValueError);
+    mp::Pool pool(1);
+    CHECK_THROWS_AS(pool.join(), mp::ValueError);  // still running
+    pool.close();
+    CHECK_THROWS_AS(pool.apply_async(sqr, 1), mp::ValueError);
+    CHECK_THROWS_AS(pool.map(sqr, range(3)), mp::ValueError);
+    pool.join();
+    mp::Pool other(1);
+    other.terminate();
+    CHECK_THROWS_WITH(other.apply(sqr, 1), Catch::Contains("Pool not running"));
+    other.join();  // after terminate: returns
+}
+
+TEST_CASE("close then join waits for submitted work; workers exit", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    auto r = pool.map_async(sqr, range(200), 1);
+    pool.close();
+    pool.join();
+    CHECK(r.ready());
+    CHECK(r.get() == squares(200));
+}
+
+TEST_CASE("the initializer runs in every worker with its arguments", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.initializer = {set_initialized, 42}, .context = ctx});
+    auto got = pool.map(read_initialized, range(20), 1);
+    CHECK(std::all_of(got.begin(), got.end(), [](int v) { return v == 42; }));
+}
+
+TEST_CASE("maxtasksperchild replaces workers after that many tasks", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.maxtasksperchild = 2, .context = ctx});
+    auto pids = pool.map(getpid_task, range(20), 1);
+    std::map<int, int> per_pid;
+    for (int p : pids) ++per_pid[p];
+    CHECK(per_pid.size() >= 10);
+    for (auto& [pid, n] : per_pid) CHECK(n <= 2);
+    CHECK(pool.apply(sqr, 4) == 16);
+}
+
+TEST_CASE("a worker killed mid-task fails exactly that task with WorkerLostError, and is replaced", "[pool][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    auto pid_of = mp::make_shared_object<std::atomic<int>>(0);
+    mp::Event started, go;
+    auto victim = pool.apply_async(report_and_wait, pid_of, started, go, 1);
+    REQUIRE(started.wait(mp_test::bound));
+    int pid = pid_of->load();
+    auto t0 = steady::now();
+    ::kill(pid, SIGKILL);
+    try {
+        (void)victim.get(mp_test::bound);
+        FAIL("the task of a killed worker returned");
+    } catch (const mp::WorkerLostError& e) {
+        CHECK(std::string(e.what()).find("signal 9") != std::string::npos);
+    }
+    auto ms = std::chrono::duration<double, std::milli>(steady::now() - t0).count();
+    INFO("detected after " << ms << " ms");
+    CHECK(steady::now() - t0 < 2s);
+    go.set();
+    CHECK(pool.map(sqr, range(40), 1) == squares(40));
+    auto pids = pool.map(getpid_task, range(10), 1);
+    CHECK(std::find(pids.begin(), pids.end(), pid) == pids.end());
+}
+
+TEST_CASE("workers that abort or exit fail their task and the pool keeps serving", "[pool][fault]") {
+    mp::Pool pool(2);
+    try {
+        (void)pool.apply(die_with_abort, 0);
+        FAIL("no error");
+    } catch (const mp::WorkerLostError& e) {
+        CHECK(std::string(e.what()).find("signal 6") != std::string::npos);
+    }
+    try {
+        (void)pool.apply(die_with_exit, 0);
+        FAIL("no error");
+    } catch (const mp::WorkerLostError& e) {
+        CHECK(std::string(e.what()).find("exited with code 3") != std::string::npos);
+    }
+    CHECK(pool.map(sqr, range(10)) == squares(10));
+}
+
+TEST_CASE("terminate fails every pending result instead of leaving get() blocked", "[pool][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(1, {.context = ctx});
+    mp::Event never;
+    auto running = pool.apply_async(wait_for_event, never, 1);
+    auto queued = pool.map_async(sqr, range(100), 1);
+    auto it = pool.imap(sqr, range(5));
+    pool.terminate();
+    CHECK_THROWS_AS(running.get(mp_test::bound), mp::WorkerLostError);
+    CHECK_THROWS_AS(queued.get(mp_test::bound), mp::WorkerLostError);
+    CHECK(running.ready());
+    pool.join();
+}
+
+TEST_CASE("a stress map with random workers SIGKILLed: every result is right or WorkerLostError", "[pool][fault]") {
+    mp::Pool pool(2);
+    const int n = 20000;
+    auto it = pool.imap(sqr, range(n), 1);
+    std::mt19937 rng(7);
+    int ok = 0, lost = 0, i = 0;
+    std::set<int> killed;
+    for (;;) {
+        if (i % 2000 == 1000) {
+            auto pids = worker_pids();
+            REQUIRE(!pids.empty());
+            int victim = pids[rng() % pids.size()];
+            if (killed.insert(victim).second) ::kill(victim, SIGKILL);
+        }
+        try {
+            auto v = it.next(mp_test::bound);
+            if (!v) break;
+            ++ok;
+        } catch (const mp::WorkerLostError&) {
+            ++lost;
+        }
+        ++i;
+    }
+    CHECK(ok + lost == n);
+    CHECK(lost <= static_cast<int>(killed.size()));
+    CHECK(pool.apply(sqr, 12) == 144);
+}
