@@ -36,6 +36,15 @@ int raise_at_five(int x) {
     return x;
 }
 
+bool is_odd(int x) { return x % 2 != 0; }
+bool negate(bool b) { return !b; }
+struct Point {
+    int x;
+    double y;
+};
+Point mirror(Point p) { return {-p.x, -p.y}; }
+std::vector<int> repeat(int x) { return std::vector<int>(static_cast<std::size_t>(x % 4), x); }
+
 struct CustomError : std::exception {
     const char* what() const noexcept override { return "custom failure"; }
 };
@@ -110,6 +119,14 @@ TEST_CASE("apply, apply_async and map return what the functions return", "[pool]
     CHECK(pool.starmap(add, pairs) == std::vector<int>{3, 7, 11});
     CHECK(pool.starmap_async(add, pairs).get(mp_test::bound) == std::vector<int>{3, 7, 11});
     CHECK(pool.map_async(sqr, range(50)).get(mp_test::bound) == squares(50));
+    // Results and arguments of every kind: bool, strings, aggregates, containers.
+    CHECK(pool.map(is_odd, range(5)) == std::vector<bool>{false, true, false, true, false});
+    CHECK(pool.map(negate, std::vector<bool>{true, false}) == std::vector<bool>{false, true});
+    CHECK(pool.map(shout, std::vector<std::string>{"a", "bb", ""}) == std::vector<std::string>{"a!", "bb!", "!"});
+    auto pts = pool.map(mirror, std::vector<Point>{{1, 2.5}, {-3, 0}}, 1);
+    REQUIRE(pts.size() == 2);
+    CHECK((pts[0].x == -1 && pts[0].y == -2.5 && pts[1].x == 3 && pts[1].y == 0));
+    CHECK(pool.map(repeat, range(6)) == std::vector<std::vector<int>>{{}, {1}, {2, 2}, {3, 3, 3}, {}, {5}});
     pool.close();
     pool.join();
 }

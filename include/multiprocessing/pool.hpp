@@ -25,6 +25,7 @@
 #include <sys/eventfd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -161,14 +162,25 @@ struct job_base {
 
 /// Chunks of calls to F over argument tuples: the inputs are kept (copied) until the job ends,
 /// so a chunk lost with its worker can be sent again, and only chunks in flight are pickled.
+template <class... Args>
+struct input_of {
+    using type = std::tuple<Args...>;
+};
+template <class T>
+struct input_of<T> {
+    using type = T;  // one argument: stored as itself, so plain ones are one contiguous block
+};
+template <class... Args>
+using input_t = typename input_of<Args...>::type;
+
 template <class F, class... Args>
 struct call_chunks {
     F f;
     std::string prefix;  // [task][runner id][callable]
-    std::vector<std::tuple<Args...>> inputs;
+    std::vector<input_t<Args...>> inputs;
     std::size_t chunksize = 1;
 
-    call_chunks(F fn, std::vector<std::tuple<Args...>> in, std::size_t cs)
+    call_chunks(F fn, std::vector<input_t<Args...>> in, std::size_t cs)
         : f(std::move(fn)), inputs(std::move(in)), chunksize(cs) {
         PickleWriter w(prefix);
         w.write_raw(static_cast<std::uint8_t>(pool_message::task));
@@ -184,8 +196,13 @@ struct call_chunks {
         out += prefix;
         PickleWriter w(out);
         w.write_raw(static_cast<std::uint64_t>(end_of(c) - begin_of(c)));
-        for (std::size_t i = begin_of(c); i < end_of(c); ++i)
-            std::apply([&](const auto&... a) { w(a...); }, inputs[i]);
+        if constexpr (bulk_args_v<Args...>)
+            w.write_bytes(inputs.data() + begin_of(c), (end_of(c) - begin_of(c)) * sizeof(inputs[0]));
+        else if constexpr (sizeof...(Args) == 1)
+            for (std::size_t i = begin_of(c); i < end_of(c); ++i) w.dump(inputs[i]);
+        else
+            for (std::size_t i = begin_of(c); i < end_of(c); ++i)
+                std::apply([&](const auto&... a) { w(a...); }, inputs[i]);
     }
 };
 
@@ -196,8 +213,8 @@ struct apply_job final : job_base {
     call_chunks<F, Args...> calls;
     std::shared_ptr<async_state<V>> state;
 
-    apply_job(F f, std::tuple<Args...> args, std::shared_ptr<async_state<V>> st)
-        : calls(std::move(f), {std::move(args)}, 1), state(std::move(st)) {
+    apply_job(F f, input_t<Args...> args, std::shared_ptr<async_state<V>> st)
+        : calls(std::move(f), one(std::move(args)), 1), state(std::move(st)) {
         n_chunks = 1;
     }
     void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
@@ -210,6 +227,11 @@ struct apply_job final : job_base {
             state->set_value(r.load<V>());
     }
     void on_error(std::size_t, std::exception_ptr e) override { state->set_error(e); }
+    static std::vector<input_t<Args...>> one(input_t<Args...> x) {
+        std::vector<input_t<Args...>> v;
+        v.push_back(std::move(x));
+        return v;
+    }
 };
 
 /// map_async / starmap_async: results in input order; the first failing chunk fails the map.
@@ -218,10 +240,12 @@ struct map_job final : job_base {
     using V = stored_t<call_result_t<F, Args...>>;
     call_chunks<F, Args...> calls;
     std::shared_ptr<async_state<std::vector<V>>> state;
-    std::vector<std::optional<V>> results;
+    // Plain results are copied into place as one block; others are built one by one.
+    static constexpr bool bulk = bitwise_v<V> && std::is_default_constructible_v<V> && !std::is_same_v<V, bool>;
+    std::vector<std::conditional_t<bulk, V, std::optional<V>>> results;
     std::size_t remaining;
 
-    map_job(F f, std::vector<std::tuple<Args...>> in, std::size_t cs, std::shared_ptr<async_state<std::vector<V>>> st)
+    map_job(F f, std::vector<input_t<Args...>> in, std::size_t cs, std::shared_ptr<async_state<std::vector<V>>> st)
         : calls(std::move(f), std::move(in), cs), state(std::move(st)), results(calls.inputs.size()) {
         n_chunks = calls.n_chunks();
         remaining = n_chunks;
@@ -232,13 +256,22 @@ struct map_job final : job_base {
         auto n = r.read_raw<std::uint64_t>();
         if (n != calls.end_of(c) - calls.begin_of(c))
             throw PicklingError("multiprocessing: a pool worker answered with a wrong count");
-        for (std::size_t i = calls.begin_of(c); i < calls.end_of(c); ++i) results[i].emplace(r.load<V>());
+        if constexpr (bulk) {
+            std::size_t bytes = (calls.end_of(c) - calls.begin_of(c)) * sizeof(V);
+            if (bytes) std::memcpy(static_cast<void*>(results.data() + calls.begin_of(c)), r.read_bytes(bytes), bytes);
+        } else {
+            for (std::size_t i = calls.begin_of(c); i < calls.end_of(c); ++i) results[i].emplace(r.load<V>());
+        }
         if (--remaining == 0 && !state->error) {
-            std::vector<V> out;
-            out.reserve(results.size());
-            for (auto& x : results) out.push_back(std::move(*x));
-            results.clear();
-            state->set_value(std::move(out));
+            if constexpr (bulk) {
+                state->set_value(std::move(results));
+            } else {
+                std::vector<V> out;
+                out.reserve(results.size());
+                for (auto& x : results) out.push_back(std::move(*x));
+                results.clear();
+                state->set_value(std::move(out));
+            }
         }
     }
     void on_error(std::size_t, std::exception_ptr e) override {
@@ -278,7 +311,7 @@ struct imap_job final : job_base {
     call_chunks<F, Args...> calls;
     std::shared_ptr<imap_state<V>> state;
 
-    imap_job(F f, std::vector<std::tuple<Args...>> in, std::size_t cs, std::shared_ptr<imap_state<V>> st)
+    imap_job(F f, std::vector<input_t<Args...>> in, std::size_t cs, std::shared_ptr<imap_state<V>> st)
         : calls(std::move(f), std::move(in), cs), state(std::move(st)) {
         n_chunks = calls.n_chunks();
         state->total = calls.inputs.size();
@@ -587,9 +620,7 @@ public:
     auto map_async(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}, Tags... tags) {
         using T = std::ranges::range_value_t<Xs>;
         detail::check_pool_task<F, T>();
-        std::vector<std::tuple<T>> in;
-        for (auto&& x : xs) in.emplace_back(std::forward<decltype(x)>(x));
-        return submit_map(std::move(f), std::move(in), chunksize, std::tuple<Tags...>(std::move(tags)...));
+        return submit_map(std::move(f), collect<T>(std::forward<Xs>(xs)), chunksize, std::tuple<Tags...>(std::move(tags)...));
     }
     template <class F, std::ranges::input_range Xs, class C, class... Tags>
         requires detail::is_callback_tag_v<C>
@@ -719,10 +750,26 @@ private:
         std::optional<detail::frame_channel> channel;
         std::deque<std::pair<std::shared_ptr<detail::job_base>, std::size_t>> outstanding;
         int sent = 0;  // tasks sent to this process (for maxtasksperchild)
+        std::chrono::steady_clock::time_point last_answer{}, busy_since{};
         bool alive = false;
     };
 
-    static constexpr std::size_t inflight_per_worker = 4;
+    /// How many chunks a worker holds at once: enough that it never waits for the parent when
+    /// chunks are quick, few enough that long chunks stay balanced across workers.
+    [[nodiscard]] std::size_t inflight_limit() const noexcept {
+        if (chunk_seconds_ < 0) return 4;  // nothing measured yet
+        if (chunk_seconds_ < 100e-6) return 64;
+        if (chunk_seconds_ < 1e-3) return 8;
+        return 2;
+    }
+    /// Notes how long a worker took for a chunk (the time since its previous answer, or since
+    /// the chunk was sent if it was idle): a moving average over all workers.
+    void measure(worker& w) {
+        auto now = std::chrono::steady_clock::now();
+        double dt = std::chrono::duration<double>(now - std::max(w.last_answer, w.busy_since)).count();
+        w.last_answer = now;
+        chunk_seconds_ = chunk_seconds_ < 0 ? dt : 0.8 * chunk_seconds_ + 0.2 * dt;
+    }
 
     template <std::size_t N, class Tuple, class G>
     static auto split_tags(Tuple&& all, G&& g) {
@@ -744,12 +791,12 @@ private:
         using V = detail::stored_t<R>;
         auto st = std::make_shared<detail::async_state<V>>();
         install(*st, std::move(tags));
-        submit(std::make_shared<detail::apply_job<F, Args...>>(std::move(f), std::tuple<Args...>(std::move(args)...), st));
+        submit(std::make_shared<detail::apply_job<F, Args...>>(std::move(f), detail::input_t<Args...>(std::move(args)...), st));
         return AsyncResult<std::decay_t<R>>(st);
     }
 
     template <class F, class T, class Tags>
-    auto submit_map(F f, std::vector<std::tuple<T>> in, std::optional<std::size_t> chunksize, Tags tags) {
+    auto submit_map(F f, std::vector<T> in, std::optional<std::size_t> chunksize, Tags tags) {
         using R = detail::call_result_t<F, T>;
         static_assert(!std::is_void_v<R>, "mp::Pool::map: the task must return a value");
         using V = detail::stored_t<R>;
@@ -767,7 +814,7 @@ private:
         using R = detail::call_result_t<F, std::decay_t<std::tuple_element_t<I, Tup>>...>;
         static_assert(!std::is_void_v<R>, "mp::Pool::starmap: the task must return a value");
         using V = detail::stored_t<R>;
-        std::vector<std::tuple<std::decay_t<std::tuple_element_t<I, Tup>>...>> in;
+        std::vector<detail::input_t<std::decay_t<std::tuple_element_t<I, Tup>>...>> in;
         for (auto&& t : xs) in.emplace_back(std::get<I>(t)...);
         std::size_t cs = chunk_size_for(in.size(), chunksize);
         auto st = std::make_shared<detail::async_state<std::vector<V>>>();
@@ -785,12 +832,21 @@ private:
         static_assert(!std::is_void_v<R>, "mp::Pool::imap: the task must return a value");
         using V = detail::stored_t<R>;
         if (chunksize < 1) throw ValueError("multiprocessing: chunksize must be 1 or more");
-        std::vector<std::tuple<T>> in;
-        for (auto&& x : xs) in.emplace_back(std::forward<decltype(x)>(x));
+        auto in = collect<T>(std::forward<Xs>(xs));
         auto st = std::make_shared<detail::imap_state<V>>();
         st->ordered = ordered;
         submit(std::make_shared<detail::imap_job<F, T>>(std::move(f), std::move(in), chunksize, st));
         return IMapIterator<R>(st);
+    }
+
+    /// The inputs, copied (as Python makes a list of them): a task may outlive the caller's range.
+    template <class T, class Xs>
+    static std::vector<T> collect(Xs&& xs) {
+        if constexpr (std::ranges::common_range<Xs> && std::ranges::forward_range<Xs>)
+            return std::vector<T>(std::ranges::begin(xs), std::ranges::end(xs));
+        std::vector<T> in;
+        for (auto&& x : xs) in.emplace_back(std::forward<decltype(x)>(x));
+        return in;
     }
 
     /// Python's default: about four chunks per worker.
@@ -820,7 +876,7 @@ private:
         if (!w.alive) return false;
         const int max_tasks = options_.maxtasksperchild.value_or(0);
         bool queued = false;
-        while (w.outstanding.size() < inflight_per_worker && (max_tasks == 0 || w.sent < max_tasks)) {
+        while (w.outstanding.size() < inflight_limit() && (max_tasks == 0 || w.sent < max_tasks)) {
             std::shared_ptr<detail::job_base> job;
             std::size_t c = 0;
             if (!redo_.empty()) {
@@ -832,6 +888,7 @@ private:
                 job = queue_.front();
                 c = job->next_chunk++;
             }
+            if (w.outstanding.empty()) w.busy_since = std::chrono::steady_clock::now();
             scratch_.clear();
             job->encode(c, scratch_);
             w.channel->queue(scratch_);
@@ -879,6 +936,7 @@ private:
         if (w.outstanding.empty()) return;  // cannot happen: a worker answers what it was sent
         auto [job, c] = std::move(w.outstanding.front());
         w.outstanding.pop_front();
+        measure(w);
         g.unlock();
         try {
             PickleReader r(payload);
@@ -946,7 +1004,6 @@ private:
         std::vector<pollfd> fds;
         std::vector<std::size_t> who;  // worker index per pair of entries
         std::string_view msg;
-        std::vector<std::string> batch;
         std::unique_lock g(mutex_);
         for (;;) {
             if (stop_thread_) return;
@@ -962,8 +1019,15 @@ private:
                 fds.push_back({w.proc->sentinel(), POLLIN, 0});
                 who.push_back(i);
             }
+            const bool busy = unfinished_ > 0;
             g.unlock();
-            int n = ::poll(fds.data(), fds.size(), -1);
+            int n = 0;
+            if (busy) {  // results are due: look for them awake for a moment before sleeping
+                auto spin_until = std::chrono::steady_clock::now() + detail::worker_spin;
+                while ((n = ::poll(fds.data(), fds.size(), 0)) == 0 && std::chrono::steady_clock::now() < spin_until) {
+                }
+            }
+            if (n == 0) n = ::poll(fds.data(), fds.size(), -1);
             g.lock();
             if (n < 0) continue;  // EINTR
             if (fds[0].revents) {
@@ -979,9 +1043,8 @@ private:
                 if (sock.revents & POLLOUT) w.channel->flush();
                 if (sock.revents & (POLLIN | POLLHUP | POLLERR)) {
                     w.channel->fill();
-                    batch.clear();
-                    while (w.channel->next(msg)) batch.emplace_back(msg);
-                    for (auto& m : batch) deliver(g, workers_[i], m);
+                    // Only this thread reads the channel: a message stays valid while delivered.
+                    while (w.channel->next(msg)) deliver(g, workers_[i], msg);
                     fill(workers_[i]);
                 }
                 if (sentinel.revents) worker_ended(g, i);
@@ -1002,6 +1065,7 @@ private:
     run_state state_ = run_state::run;
     bool stop_thread_ = false;
     int worker_counter_ = 0;
+    double chunk_seconds_ = -1;  // measured time per chunk (pool lock)
     std::thread thread_;
 };
 

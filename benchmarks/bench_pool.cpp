@@ -1,0 +1,223 @@
+// Pool: throughput of map, latency of apply_async, and the speedup of CPU-bound work, with
+// cpu_count() workers.
+//
+//   pool_map_100k/mp            pool.map(sqr, 100k ints), default chunksize (one op = one map)
+//   pool_map_100k/raw           the same map on a std::thread pool of cpu_count threads, same chunks
+//   pool_map_chunksize1_20k/mp  pool.map(sqr, 20k ints, 1)
+//   pool_map_chunksize1_20k/raw the same on the std::thread pool, chunks of 1
+//   pool_apply_roundtrip/mp     pool.apply_async(sqr, x).get()   (raw: bench_sync's futex ping-pong)
+//   pool_cpu_bound/mp           pool.map of 64 items of about 2 ms of arithmetic each
+//   pool_cpu_bound/raw          the same items split evenly over cpu_count raw forked processes
+//   pool_cpu_bound/serial       the same items in this process, one after the other
+// The Python side is python/bench_pool.py.
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "bench_common.hpp"
+
+namespace mp = multiprocessing;
+
+namespace {
+
+long long sqr(long long x) { return x * x; }
+
+std::vector<long long> inputs(int n) {
+    std::vector<long long> v(static_cast<std::size_t>(n));
+    std::iota(v.begin(), v.end(), 0LL);
+    return v;
+}
+
+/// The CPU-bound item: `iters` rounds of integer mixing that the compiler cannot skip.
+std::uint64_t burn(std::uint64_t iters) {
+    std::uint64_t x = iters ^ 0x9E3779B97F4A7C15ull;
+    for (std::uint64_t i = 0; i < iters; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    return x;
+}
+
+/// Rounds of burn() that take about 2 ms here, measured once.
+std::uint64_t iters_for_2ms() {
+    static const std::uint64_t n = [] {
+        std::uint64_t iters = 100000;
+        for (;;) {
+            auto t0 = std::chrono::steady_clock::now();
+            benchmark::DoNotOptimize(burn(iters));
+            auto dt = std::chrono::steady_clock::now() - t0;
+            if (dt > std::chrono::milliseconds(20)) return static_cast<std::uint64_t>(iters * 2e-3 / std::chrono::duration<double>(dt).count());
+            iters *= 2;
+        }
+    }();
+    return n;
+}
+
+constexpr int cpu_items = 64;
+
+/// A fixed set of threads that run the chunks of one job at a time: the in-process limit.
+class thread_pool {
+public:
+    explicit thread_pool(int n) {
+        for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
+    }
+    ~thread_pool() {
+        {
+            std::lock_guard g(m_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    /// Runs body(c) for c in [0, chunks) on the threads; returns when all are done.
+    void run(std::size_t chunks, std::function<void(std::size_t)> body) {
+        std::unique_lock g(m_);
+        body_ = std::move(body);
+        chunks_ = chunks;
+        next_ = 0;
+        done_ = 0;
+        ++generation_;
+        cv_.notify_all();
+        done_cv_.wait(g, [&] { return done_ == chunks_; });
+    }
+
+private:
+    void loop() {
+        std::uint64_t seen = 0;
+        std::unique_lock g(m_);
+        for (;;) {
+            cv_.wait(g, [&] { return stop_ || generation_ != seen; });
+            if (stop_) return;
+            seen = generation_;
+            while (next_ < chunks_) {
+                std::size_t c = next_++;
+                g.unlock();
+                body_(c);
+                g.lock();
+                if (++done_ == chunks_) done_cv_.notify_all();
+            }
+        }
+    }
+    std::vector<std::thread> threads_;
+    std::mutex m_;
+    std::condition_variable cv_, done_cv_;
+    std::function<void(std::size_t)> body_;
+    std::size_t chunks_ = 0, next_ = 0, done_ = 0;
+    std::uint64_t generation_ = 0;
+    bool stop_ = false;
+};
+
+std::size_t default_chunksize(std::size_t n, int workers) {
+    std::size_t per = static_cast<std::size_t>(workers) * 4;
+    return std::max<std::size_t>(1, n / per + (n % per ? 1 : 0));
+}
+
+void map_mp(benchmark::State& state, int n, std::optional<std::size_t> chunksize) {
+    try {
+        mp::Pool pool;
+        auto xs = inputs(n);
+        (void)pool.map(sqr, xs, chunksize);  // warm-up: workers started and running
+        for (auto _ : state) {
+            auto r = pool.map(sqr, xs, chunksize);
+            if (r.size() != xs.size() || r.back() != sqr(xs.back())) return state.SkipWithError("wrong result");
+            benchmark::DoNotOptimize(r.data());
+        }
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
+void map_raw(benchmark::State& state, int n, std::optional<std::size_t> chunksize) {
+    thread_pool threads(mp::cpu_count());
+    auto xs = inputs(n);
+    std::size_t cs = chunksize.value_or(default_chunksize(xs.size(), mp::cpu_count()));
+    std::size_t chunks = (xs.size() + cs - 1) / cs;
+    for (auto _ : state) {
+        std::vector<long long> r(xs.size());
+        threads.run(chunks, [&](std::size_t c) {
+            for (std::size_t i = c * cs; i < std::min(xs.size(), (c + 1) * cs); ++i) r[i] = sqr(xs[i]);
+        });
+        benchmark::DoNotOptimize(r.data());
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
+void apply_roundtrip_mp(benchmark::State& state) {
+    try {
+        mp::Pool pool;
+        (void)pool.apply(sqr, 3);
+        long long x = 0;
+        for (auto _ : state) {
+            if (pool.apply_async(sqr, x).get() != x * x) return state.SkipWithError("wrong result");
+            ++x;
+        }
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+}
+
+std::uint64_t burn_item(std::uint64_t iters) { return burn(iters); }
+
+void cpu_bound_mp(benchmark::State& state) {
+    try {
+        mp::Pool pool;
+        std::vector<std::uint64_t> items(cpu_items, iters_for_2ms());
+        (void)pool.map(burn_item, std::vector<std::uint64_t>(2, 1000));
+        for (auto _ : state) benchmark::DoNotOptimize(pool.map(burn_item, items));
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+}
+
+void cpu_bound_raw(benchmark::State& state) {
+    const int workers = mp::cpu_count();
+    const std::uint64_t iters = iters_for_2ms();
+    for (auto _ : state) {
+        std::vector<pid_t> pids;
+        for (int w = 0; w < workers; ++w) {
+            pid_t pid = ::fork();
+            if (pid == 0) {
+                std::uint64_t acc = 0;
+                for (int i = w; i < cpu_items; i += workers) acc += burn(iters);
+                benchmark::DoNotOptimize(acc);
+                ::_exit(0);
+            }
+            pids.push_back(pid);
+        }
+        for (pid_t p : pids)
+            if (!mp_bench::exited_cleanly(mp_bench::wait_child(p))) return state.SkipWithError("a raw worker failed");
+    }
+}
+
+void cpu_bound_serial(benchmark::State& state) {
+    const std::uint64_t iters = iters_for_2ms();
+    for (auto _ : state)
+        for (int i = 0; i < cpu_items; ++i) benchmark::DoNotOptimize(burn(iters));
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(map_mp, pool_map_100k/mp, 100000, std::nullopt)->UseRealTime()->Name("pool_map_100k/mp");
+BENCHMARK_CAPTURE(map_raw, pool_map_100k/raw, 100000, std::nullopt)->UseRealTime()->Name("pool_map_100k/raw");
+BENCHMARK_CAPTURE(map_mp, pool_map_chunksize1_20k/mp, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/mp");
+BENCHMARK_CAPTURE(map_raw, pool_map_chunksize1_20k/raw, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/raw");
+BENCHMARK(apply_roundtrip_mp)->UseRealTime()->Name("pool_apply_roundtrip/mp");
+BENCHMARK(cpu_bound_mp)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/mp");
+BENCHMARK(cpu_bound_raw)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/raw");
+BENCHMARK(cpu_bound_serial)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/serial");
+
+int main(int argc, char** argv) {
+    mp::freeze_support();
+    return mp_bench::run_benchmarks(argc, argv);
+}

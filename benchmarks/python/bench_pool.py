@@ -1,0 +1,65 @@
+"""Pool workloads in Python's multiprocessing: the Python side of benchmarks/bench_pool.cpp.
+
+Workloads (the same names as the C++ benchmarks), with os.cpu_count() workers (fork):
+  pool_map_100k             pool.map(sqr, range(100000)), default chunksize; seconds per map
+  pool_map_chunksize1_20k   pool.map(sqr, range(20000), chunksize=1); seconds per map
+  pool_apply_roundtrip      pool.apply_async(sqr, (x,)).get(); seconds per round trip
+
+Prints one JSON object on stdout (see common.py).
+
+    python3 bench_pool.py [--short] [--workload NAME ...]
+"""
+
+import multiprocessing as mp
+import time
+
+import common
+
+
+def sqr(x):
+    return x * x
+
+
+def timed_map(n, chunksize):
+    def run(cfg):
+        xs = list(range(n))
+        with mp.get_context("fork").Pool() as pool:
+            pool.map(sqr, xs[:100])  # warm-up: the workers are running
+            samples = []
+            for _ in range(cfg["repeats"]):
+                t0 = time.perf_counter()
+                r = pool.map(sqr, xs, chunksize)
+                samples.append(time.perf_counter() - t0)
+                if len(r) != n or r[-1] != sqr(n - 1):
+                    raise RuntimeError("wrong result")
+        return common.result("seconds_per_op", samples, ops=1, items=n)
+    return run
+
+
+def apply_roundtrip(cfg):
+    n = cfg["applies"]
+    with mp.get_context("fork").Pool() as pool:
+        pool.apply(sqr, (3,))
+        samples = []
+        for _ in range(cfg["repeats"]):
+            t0 = time.perf_counter()
+            for x in range(n):
+                if pool.apply_async(sqr, (x,)).get() != x * x:
+                    raise RuntimeError("wrong result")
+            samples.append((time.perf_counter() - t0) / n)
+    return common.result("seconds_per_op", samples, ops=n)
+
+
+WORKLOADS = {
+    "pool_map_100k": timed_map(100000, None),
+    "pool_map_chunksize1_20k": timed_map(20000, 1),
+    "pool_apply_roundtrip": apply_roundtrip,
+}
+
+CONFIG = {
+    "short": {"repeats": 3, "applies": 300},
+    "long": {"repeats": 7, "applies": 2000},
+}
+
+if __name__ == "__main__":
+    common.main(WORKLOADS, CONFIG)
