@@ -277,6 +277,14 @@ TEST_CASE("misuse raises ValueError with a clear message", "[pool]") {
     CHECK_THROWS_AS(pool.apply_async(sqr, 1), mp::ValueError);
     CHECK_THROWS_AS(pool.map(sqr, range(3)), mp::ValueError);
     pool.join();
+    // An argument that cannot go to a worker raises in the caller, and nothing is queued.
+    int (*uses_pipe)(mp::Connection) = [](mp::Connection) { return 0; };
+    auto [a, b] = mp::Pipe();
+    mp::Pool checked(1);
+    CHECK_THROWS_AS(checked.apply_async(uses_pipe, a), mp::PicklingError);
+    CHECK(checked.apply(sqr, 2) == 4);
+    checked.close();
+    checked.join();
     mp::Pool other(1);
     other.terminate();
     CHECK_THROWS_WITH(other.apply(sqr, 1), Catch::Contains("Pool not running"));
@@ -326,6 +334,7 @@ TEST_CASE("a worker killed mid-task fails exactly that task with WorkerLostError
         FAIL("the task of a killed worker returned");
     } catch (const mp::WorkerLostError& e) {
         CHECK(std::string(e.what()).find("signal 9") != std::string::npos);
+        CHECK(e.exitcode() == -SIGKILL);
     }
     auto ms = std::chrono::duration<double, std::milli>(steady::now() - t0).count();
     INFO("detected after " << ms << " ms");
@@ -349,6 +358,7 @@ TEST_CASE("workers that abort or exit fail their task and the pool keeps serving
         FAIL("no error");
     } catch (const mp::WorkerLostError& e) {
         CHECK(std::string(e.what()).find("exited with code 3") != std::string::npos);
+        CHECK(e.exitcode() == 3);
     }
     CHECK(pool.map(sqr, range(10)) == squares(10));
 }

@@ -1,6 +1,7 @@
 // The exception hierarchy, as Python's multiprocessing names it.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -99,6 +100,14 @@ private:
 class WorkerLostError : public ProcessError {
 public:
     using ProcessError::ProcessError;
+    /// `exitcode`: the worker's, as Process::exitcode() says it (-N: killed by signal N).
+    WorkerLostError(const std::string& message, std::optional<int> exitcode)
+        : ProcessError(message), exitcode_(exitcode) {}
+    /// The lost worker's exit code (-N for signal N); empty if the pool was terminated.
+    [[nodiscard]] std::optional<int> exitcode() const noexcept { return exitcode_; }
+
+private:
+    std::optional<int> exitcode_;
 };
 
 }  // namespace multiprocessing

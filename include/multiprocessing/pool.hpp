@@ -860,6 +860,12 @@ private:
     }
 
     void submit(std::shared_ptr<detail::job_base> job) {
+        if (job->n_chunks > 0) {
+            // What cannot be pickled (a Connection among the arguments, ...) raises here, in the
+            // caller, before anything is queued.
+            std::string probe;
+            job->encode(0, probe);
+        }
         std::lock_guard g(mutex_);
         if (state_ != run_state::run)
             throw ValueError("multiprocessing: Pool not running (it was closed or terminated); create a new Pool");
@@ -890,7 +896,13 @@ private:
             }
             if (w.outstanding.empty()) w.busy_since = std::chrono::steady_clock::now();
             scratch_.clear();
-            job->encode(c, scratch_);
+            try {
+                job->encode(c, scratch_);
+            } catch (...) {  // a later chunk that cannot be pickled fails alone
+                fail_chunk(job, c, std::current_exception());
+                finished_one();
+                continue;
+            }
             w.channel->queue(scratch_);
             w.outstanding.emplace_back(std::move(job), c);
             ++w.sent;
@@ -975,7 +987,7 @@ private:
                                                           : "exited with code " + std::to_string(*code);
             auto e = std::make_exception_ptr(WorkerLostError(
                 "multiprocessing: the worker process (pid " + std::to_string(v.proc->pid()) + ") running this task " +
-                how + " before returning its result"));
+                how + " before returning its result", code));
             g.unlock();
             fail_chunk(job, c, e);
             g.lock();
