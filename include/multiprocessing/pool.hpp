@@ -25,6 +25,7 @@
 #include <sys/eventfd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <chrono>
 #include <condition_variable>
@@ -50,6 +51,7 @@
 #include "arena.hpp"
 #include "connection.hpp"
 #include "context.hpp"
+#include "detail/pool_channel.hpp"
 #include "detail/pool_worker.hpp"
 #include "detail/posix.hpp"
 #include "detail/task.hpp"
@@ -87,6 +89,7 @@ struct async_state {
     std::mutex m;
     std::condition_variable cv;
     bool ready = false;
+    std::atomic<bool> ready_flag{false};  // `ready`, readable without the mutex
     std::optional<V> value;
     std::exception_ptr error;
     std::function<void(const V&)> callback;
@@ -125,10 +128,16 @@ struct async_state {
         {
             std::lock_guard g(m);
             ready = true;
+            ready_flag.store(true, std::memory_order_release);
         }
         cv.notify_all();
     }
     bool wait_until(std::optional<std::chrono::steady_clock::time_point> until) {
+        // A result due within microseconds is caught awake: a sleeping thread's wake-up costs more.
+        auto spin_until = std::chrono::steady_clock::now() + pool_spin;
+        if (until && *until < spin_until) spin_until = *until;
+        while (!ready_flag.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < spin_until)
+            spin_pause();
         std::unique_lock g(m);
         if (!until) {
             cv.wait(g, [&] { return ready; });
@@ -578,6 +587,9 @@ public:
         (void)detail::arena::instance();
         wake_ = detail::unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!wake_) detail::throw_errno("eventfd");
+        auto [bell_r, bell_w] = Pipe(false);
+        doorbell_recv_.emplace(std::move(bell_r));
+        doorbell_send_.emplace(std::move(bell_w));
         {
             std::lock_guard g(mutex_);
             workers_.resize(static_cast<std::size_t>(processes));
@@ -746,8 +758,7 @@ private:
 
     struct worker {
         std::unique_ptr<Process> proc;
-        std::optional<Connection> conn;  // the parent's end
-        std::optional<detail::frame_channel> channel;
+        std::optional<detail::parent_channel> channel;
         std::deque<std::pair<std::shared_ptr<detail::job_base>, std::size_t>> outstanding;
         int sent = 0;  // tasks sent to this process (for maxtasksperchild)
         std::chrono::steady_clock::time_point last_answer{}, busy_since{};
@@ -919,18 +930,16 @@ private:
 
     void start_worker(std::size_t i) {
         auto& w = workers_[i];
-        auto [mine, theirs] = Pipe();
-        auto p = std::make_unique<Process>(ctx_, detail::pool_worker_main, theirs, options_.initializer.pickled(),
-                                           options_.maxtasksperchild.value_or(0));
+        auto rings = make_shared_object<detail::pool_rings>();
+        auto p = std::make_unique<Process>(ctx_, detail::pool_worker_main, rings, *doorbell_send_,
+                                           options_.initializer.pickled(), options_.maxtasksperchild.value_or(0));
         p->set_daemon(true);
         p->set_name(std::string(ctx_.name() == "fork" ? "ForkPoolWorker-" : ctx_.name() == "spawn" ? "SpawnPoolWorker-"
                                                                                                    : "ForkServerPoolWorker-") +
                     std::to_string(++worker_counter_));
         p->start();
-        theirs.close();
         w.proc = std::move(p);
-        w.channel.emplace(mine.fileno());
-        w.conn.emplace(std::move(mine));
+        w.channel.emplace(std::move(rings));
         w.outstanding.clear();
         w.sent = 0;
         w.alive = true;
@@ -972,7 +981,7 @@ private:
     void worker_ended(std::unique_lock<std::mutex>& g, std::size_t i) {
         auto& w = workers_[i];
         w.alive = false;
-        w.channel->fill();
+        w.channel->fill();  // what it published before it ended (a torn last message is left)
         std::string_view msg;
         std::vector<std::string> got;
         while (w.channel->next(msg)) got.emplace_back(msg);
@@ -998,7 +1007,6 @@ private:
             again.outstanding.clear();
         }
         auto& x = workers_[i];
-        x.conn.reset();
         x.channel.reset();
         x.proc.reset();
         if (state_ == run_state::run || (state_ == run_state::close && unfinished_ > 0)) {
@@ -1014,59 +1022,84 @@ private:
 
     void result_loop() {
         std::vector<pollfd> fds;
-        std::vector<std::size_t> who;  // worker index per pair of entries
+        std::vector<std::size_t> who;  // worker index per sentinel entry
         std::string_view msg;
         std::unique_lock g(mutex_);
         for (;;) {
             if (stop_thread_) return;
+            // Move what is ready: results in, tasks out.
+            bool any = false;
+            for (std::size_t i = 0; i < workers_.size(); ++i) {
+                auto& w = workers_[i];
+                if (!w.alive || !w.channel->ready()) continue;
+                any = true;
+                w.channel->fill();
+                // Only this thread reads the channel: a message stays valid while delivered.
+                while (workers_[i].channel->next(msg)) deliver(g, workers_[i], msg);
+                if (workers_[i].alive) {
+                    workers_[i].channel->flush();
+                    fill(workers_[i]);
+                }
+            }
+            if (any) continue;
             fds.clear();
             who.clear();
             fds.push_back({wake_.get(), POLLIN, 0});
+            fds.push_back({doorbell_recv_->fileno(), POLLIN, 0});
             for (std::size_t i = 0; i < workers_.size(); ++i) {
-                auto& w = workers_[i];
-                if (!w.alive) continue;
-                short ev = POLLIN;
-                if (w.channel->wants_write()) ev |= POLLOUT;
-                fds.push_back({w.channel->fd(), ev, 0});
-                fds.push_back({w.proc->sentinel(), POLLIN, 0});
+                if (!workers_[i].alive) continue;
+                fds.push_back({workers_[i].proc->sentinel(), POLLIN, 0});
                 who.push_back(i);
             }
             const bool busy = unfinished_ > 0;
             g.unlock();
             int n = 0;
             if (busy) {  // results are due: look for them awake for a moment before sleeping
-                auto spin_until = std::chrono::steady_clock::now() + detail::worker_spin;
-                while ((n = ::poll(fds.data(), fds.size(), 0)) == 0 && std::chrono::steady_clock::now() < spin_until) {
-                }
+                auto spin_until = std::chrono::steady_clock::now() + detail::pool_spin;
+                while (!(n = any_ready()) && std::chrono::steady_clock::now() < spin_until) detail::spin_pause();
             }
-            if (n == 0) n = ::poll(fds.data(), fds.size(), -1);
-            g.lock();
-            if (n < 0) continue;  // EINTR
+            if (n == 0) {
+                g.lock();
+                for (auto& w : workers_)
+                    if (w.alive) w.channel->arm();
+                std::atomic_thread_fence(std::memory_order_seq_cst);
+                bool ready_now = false;
+                for (auto& w : workers_) ready_now |= w.alive && w.channel->ready();
+                g.unlock();
+                if (!ready_now) n = ::poll(fds.data(), fds.size(), -1);
+                g.lock();
+                for (auto& w : workers_)
+                    if (w.alive) w.channel->disarm();
+            } else {
+                g.lock();
+            }
+            if (n <= 0) continue;  // EINTR, or ready rings
             if (fds[0].revents) {
                 std::uint64_t v;
                 (void)!::read(wake_.get(), &v, sizeof v);
             }
-            for (std::size_t k = 0; k < who.size(); ++k) {
-                std::size_t i = who[k];
-                const pollfd& sock = fds[1 + 2 * k];
-                const pollfd& sentinel = fds[2 + 2 * k];
-                auto& w = workers_[i];
-                if (!w.alive) continue;
-                if (sock.revents & POLLOUT) w.channel->flush();
-                if (sock.revents & (POLLIN | POLLHUP | POLLERR)) {
-                    w.channel->fill();
-                    // Only this thread reads the channel: a message stays valid while delivered.
-                    while (w.channel->next(msg)) deliver(g, workers_[i], msg);
-                    fill(workers_[i]);
+            if (fds[1].revents) {
+                char drain[256];
+                while (::recv(fds[1].fd, drain, sizeof drain, MSG_DONTWAIT) > 0) {
                 }
-                if (sentinel.revents) worker_ended(g, i);
             }
+            for (std::size_t k = 0; k < who.size(); ++k)
+                if (fds[2 + k].revents && workers_[who[k]].alive) worker_ended(g, who[k]);
         }
+    }
+
+    /// Some ring has work for the result thread.
+    int any_ready() {
+        std::lock_guard g(mutex_);
+        for (auto& w : workers_)
+            if (w.alive && w.channel->ready()) return 1;
+        return 0;
     }
 
     PoolOptions options_;
     Context ctx_;
     detail::unique_fd wake_;
+    std::optional<Connection> doorbell_recv_, doorbell_send_;  // workers ring it when they publish
     std::mutex mutex_;
     std::condition_variable idle_;
     std::vector<worker> workers_;

@@ -1,9 +1,9 @@
 // The worker side of mp::Pool (Python: pool.py's worker()), and the wire format both sides
-// share. A worker reads one task message at a time from its own socket, runs it, and writes
-// one result message back, in order; the parent therefore knows which task a worker was running
+// share. A worker reads one task message at a time from its own channel (pool_channel.hpp), runs
+// it, and writes one result message back, in order; the parent therefore knows which task a worker was running
 // when it died: the oldest one it sent and got no answer for.
 //
-// Messages are Connection frames (a u64 length, then the payload):
+// Messages are frames (a u64 length, then the payload):
 //   parent -> worker: [u8 kind] then, for a task: [runner function_id][callable state][u64 n]
 //                     and n argument lists, each argument pickled in order
 //   worker -> parent: [u8 status] then [u64 n] and n results (ok), or a pickled
@@ -27,6 +27,7 @@
 #include "../errors.hpp"
 #include "../pickle.hpp"
 #include "function_id.hpp"
+#include "pool_channel.hpp"
 #include "posix.hpp"
 #include "remote_exception.hpp"
 #include "task.hpp"
@@ -122,13 +123,10 @@ const function_id& runner_id() {
     return id;
 }
 
-/// How long an idle worker (and the parent's result thread) keeps looking for the next message
-/// before it sleeps: a wake-up from sleep costs 5-25 us, a message caught awake well under one.
-inline constexpr std::chrono::microseconds worker_spin{50};
-
 /// A worker process's main loop. `initializer` is a pickled task (empty: none); `maxtasks` <= 0
 /// means no limit. Returns when told to stop, when the parent's end closes, or after maxtasks.
-inline void pool_worker_main(Connection conn, std::string initializer, int maxtasks) {
+inline void pool_worker_main(shared_handle<pool_rings> rings, Connection doorbell, std::string initializer,
+                             int maxtasks) {
     // Pool::terminate() stops workers with SIGTERM: a handler inherited from the parent by fork
     // must not keep them alive or make them act as the parent would.
     ::signal(SIGTERM, SIG_DFL);
@@ -136,19 +134,11 @@ inline void pool_worker_main(Connection conn, std::string initializer, int maxta
         PickleReader r(initializer);
         unpickle_task(r)->run();  // an exception ends the worker with its report, as in Python
     }
+    worker_channel channel(std::move(rings), std::move(doorbell));
     std::map<std::pair<std::string, std::uint64_t>, chunk_runner> runners;
     std::string out;
     for (int done = 0; maxtasks <= 0 || done < maxtasks; ++done) {
-        std::string in;
-        try {
-            // Busy pools send the next task within microseconds: catch it before sleeping.
-            auto spin_until = std::chrono::steady_clock::now() + worker_spin;
-            while (!conn.poll() && std::chrono::steady_clock::now() < spin_until) {
-            }
-            in = conn.recv_bytes();
-        } catch (const EOFError&) {
-            return;  // the pool is gone
-        }
+        std::string in = channel.read_message();
         PickleReader r(in);
         if (static_cast<pool_message>(r.read_raw<std::uint8_t>()) != pool_message::task) return;
         out.clear();
@@ -166,92 +156,8 @@ inline void pool_worker_main(Connection conn, std::string initializer, int maxta
             w.write_raw(static_cast<std::uint8_t>(pool_status::error));
             w.dump(std::current_exception());
         }
-        conn.send_bytes(out);
+        channel.write_message(out);
     }
 }
-
-/// The parent's end of a worker's socket, never blocking: frames are read as far as they have
-/// arrived and written as far as the socket takes them, so a worker that dies (whose socket may
-/// stay open in forked siblings) can never block the pool.
-class frame_channel {
-public:
-    explicit frame_channel(int fd) noexcept : fd_(fd) {}
-
-    [[nodiscard]] int fd() const noexcept { return fd_; }
-
-    /// Queues a message; call flush() to send what the socket takes now.
-    void queue(std::string_view payload) {
-        std::uint64_t len = payload.size();
-        out_.append(reinterpret_cast<const char*>(&len), sizeof len);
-        out_.append(payload);
-    }
-    /// Sends what it can without blocking. False if the peer is gone (the rest is dropped).
-    bool flush() {
-        while (out_sent_ < out_.size()) {
-            ssize_t n = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n > 0) {
-                out_sent_ += static_cast<std::size_t>(n);
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-            out_.clear();
-            out_sent_ = 0;
-            return false;
-        }
-        if (out_sent_ == out_.size()) {
-            out_.clear();
-            out_sent_ = 0;
-        } else if (out_sent_ > (1u << 20) && out_sent_ * 2 > out_.size()) {
-            out_.erase(0, out_sent_);
-            out_sent_ = 0;
-        }
-        return true;
-    }
-    [[nodiscard]] bool wants_write() const noexcept { return out_sent_ < out_.size(); }
-
-    /// Reads what has arrived, without blocking. False at end of stream or on an error.
-    bool fill() {
-        char chunk[65536];
-        for (;;) {
-            ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
-            if (n > 0) {
-                in_.append(chunk, static_cast<std::size_t>(n));
-                if (static_cast<std::size_t>(n) < sizeof chunk) return true;
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-            return false;
-        }
-    }
-    /// The next complete message received, if any (valid until the next call).
-    bool next(std::string_view& payload) {
-        std::size_t avail = in_.size() - in_pos_;
-        if (avail < sizeof(std::uint64_t)) return compact();
-        std::uint64_t len;
-        std::memcpy(&len, in_.data() + in_pos_, sizeof len);
-        if (len > max_message_size) throw PicklingError("multiprocessing: corrupt message from a pool worker");
-        if (avail - sizeof len < len) return compact();
-        payload = std::string_view(in_.data() + in_pos_ + sizeof len, static_cast<std::size_t>(len));
-        in_pos_ += sizeof len + static_cast<std::size_t>(len);
-        return true;
-    }
-
-private:
-    bool compact() {
-        if (in_pos_) {
-            in_.erase(0, in_pos_);
-            in_pos_ = 0;
-        }
-        return false;
-    }
-
-    int fd_;
-    std::string out_;
-    std::size_t out_sent_ = 0;
-    std::string in_;
-    std::size_t in_pos_ = 0;
-};
 
 }  // namespace multiprocessing::detail

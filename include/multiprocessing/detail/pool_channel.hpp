@@ -1,0 +1,266 @@
+// The pool's channel between the parent and one worker: two single-producer single-consumer byte
+// rings in the shared-memory arena (tasks down, results up), carrying Connection-style frames
+// (a u64 length, then the payload). A busy pool moves messages without a system call: each side
+// spins briefly on the other's index before it sleeps. Sleeping differs by side:
+//   - the worker sleeps on a futex in the ring (nothing else to watch: if the parent dies, the
+//     worker dies with it, PR_SET_PDEATHSIG);
+//   - the parent's result thread sleeps in poll(2) on the workers' sentinels and on a doorbell
+//     socket that workers write one byte to when they publish while it sleeps (a futex cannot
+//     be waited on together with descriptors).
+// The parent never blocks on a ring: it writes what fits and keeps the rest for later, so a
+// worker that dies can never stall it; a dead worker is seen through its sentinel.
+#pragma once
+
+#include <sched.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "../arena.hpp"
+#include "../connection.hpp"
+#include "../errors.hpp"
+#include "../synchronize.hpp"
+
+namespace multiprocessing::detail {
+
+/// Bytes of each ring (pages cost memory only once touched); bigger messages stream through.
+inline constexpr std::size_t pool_ring_bytes = std::size_t{1} << 18;
+
+/// How long a side keeps looking for the other's next move before it sleeps: a wake-up from
+/// sleep costs 5-25 us, a message caught awake well under one.
+inline constexpr std::chrono::microseconds pool_spin{50};
+
+/// One step of a spin-wait: a pause, and a yield now and then, so that on a machine with more
+/// runnable threads than CPUs the spinner gives its CPU to the side it waits for.
+inline void spin_pause() noexcept {
+    thread_local unsigned n = 0;
+    if (++n % 16 == 0)
+        ::sched_yield();
+    else
+        cpu_relax();
+}
+
+/// One direction: the producer advances `tail`, the consumer `head`; positions only grow.
+struct spsc_ring {
+    spsc_ring() noexcept {}  // leaves `data` untouched: its pages stay unbacked until used
+
+    alignas(64) std::atomic<std::uint64_t> head{0};
+    std::atomic<std::uint32_t> producer_waiting{0};  // the producer sleeps until there is room
+    std::atomic<std::uint32_t> space_seq{0};         // futex word for it
+    alignas(64) std::atomic<std::uint64_t> tail{0};
+    std::atomic<std::uint32_t> consumer_waiting{0};  // the consumer sleeps until there is data
+    std::atomic<std::uint32_t> data_seq{0};          // futex word for it
+    alignas(64) char data[pool_ring_bytes];
+
+    [[nodiscard]] std::size_t readable() const noexcept {
+        return static_cast<std::size_t>(tail.load(std::memory_order_acquire) - head.load(std::memory_order_relaxed));
+    }
+    [[nodiscard]] std::size_t writable() const noexcept {
+        return pool_ring_bytes -
+               static_cast<std::size_t>(tail.load(std::memory_order_relaxed) - head.load(std::memory_order_acquire));
+    }
+    /// Copies in what fits of [p, p+n); returns how much (producer only).
+    std::size_t write_some(const char* p, std::size_t n) noexcept {
+        std::uint64_t t = tail.load(std::memory_order_relaxed);
+        std::size_t k = std::min(n, writable());
+        std::size_t at = static_cast<std::size_t>(t % pool_ring_bytes);
+        std::size_t first = std::min(k, pool_ring_bytes - at);
+        std::memcpy(data + at, p, first);
+        std::memcpy(data, p + first, k - first);
+        tail.store(t + k, std::memory_order_release);
+        return k;
+    }
+    /// Copies out up to n bytes; returns how many (consumer only).
+    std::size_t read_some(char* p, std::size_t n) noexcept {
+        std::uint64_t h = head.load(std::memory_order_relaxed);
+        std::size_t k = std::min(n, readable());
+        std::size_t at = static_cast<std::size_t>(h % pool_ring_bytes);
+        std::size_t first = std::min(k, pool_ring_bytes - at);
+        std::memcpy(p, data + at, first);
+        std::memcpy(p + first, data, k - first);
+        head.store(h + k, std::memory_order_release);
+        return k;
+    }
+};
+
+/// Both directions of one worker's channel.
+struct pool_rings {
+    spsc_ring tasks;    // parent -> worker
+    spsc_ring results;  // worker -> parent
+};
+
+/// Writes one byte to the parent's doorbell; a full socket means a wake-up is pending anyway.
+inline void ring_doorbell(int fd) noexcept {
+    char one = 1;
+    (void)!::send(fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/// The worker's side: blocking reads of tasks and writes of results.
+class worker_channel {
+public:
+    worker_channel(shared_handle<pool_rings> rings, Connection doorbell)
+        : rings_(std::move(rings)), doorbell_(std::move(doorbell)) {}
+
+    /// The next task message; spins a moment, then sleeps on the ring.
+    std::string read_message() {
+        std::uint64_t len = 0;
+        read_exact(reinterpret_cast<char*>(&len), sizeof len);
+        if (len > max_message_size) throw PicklingError("multiprocessing: corrupt pool task message");
+        std::string out(static_cast<std::size_t>(len), '\0');
+        read_exact(out.data(), out.size());
+        return out;
+    }
+    /// Sends one result message, waiting for room if the parent is behind.
+    void write_message(std::string_view payload) {
+        std::uint64_t len = payload.size();
+        write_exact(reinterpret_cast<const char*>(&len), sizeof len);
+        write_exact(payload.data(), payload.size());
+    }
+
+private:
+    void read_exact(char* p, std::size_t n) {
+        spsc_ring& r = rings_->tasks;
+        while (n > 0) {
+            std::size_t k = r.read_some(p, n);
+            if (k > 0) {
+                p += k;
+                n -= k;
+                std::atomic_thread_fence(std::memory_order_seq_cst);
+                if (r.producer_waiting.load(std::memory_order_relaxed)) ring_doorbell(doorbell_.fileno());
+                continue;
+            }
+            wait_for(r, [&] { return r.readable() > 0; }, r.consumer_waiting, r.data_seq);
+        }
+    }
+    void write_exact(const char* p, std::size_t n) {
+        spsc_ring& r = rings_->results;
+        while (n > 0) {
+            std::size_t k = r.write_some(p, n);
+            if (k > 0) {
+                p += k;
+                n -= k;
+                std::atomic_thread_fence(std::memory_order_seq_cst);
+                if (r.consumer_waiting.load(std::memory_order_relaxed)) ring_doorbell(doorbell_.fileno());
+                continue;
+            }
+            wait_for(r, [&] { return r.writable() > 0; }, r.producer_waiting, r.space_seq);
+        }
+    }
+    template <class Ready>
+    static void wait_for(spsc_ring&, Ready ready, std::atomic<std::uint32_t>& waiting, std::atomic<std::uint32_t>& seq) {
+        auto spin_until = std::chrono::steady_clock::now() + pool_spin;
+        while (!ready()) {
+            if (std::chrono::steady_clock::now() < spin_until) {
+                spin_pause();
+                continue;
+            }
+            std::uint32_t s = seq.load(std::memory_order_acquire);
+            waiting.store(1, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (!ready()) futex_wait(seq, s, nullptr);
+            waiting.store(0, std::memory_order_relaxed);
+        }
+    }
+
+    shared_handle<pool_rings> rings_;
+    Connection doorbell_;
+};
+
+/// The parent's side of one worker's rings: never blocks.
+class parent_channel {
+public:
+    explicit parent_channel(shared_handle<pool_rings> rings) : rings_(std::move(rings)) {}
+
+    /// Queues a message; flush() sends what the ring takes now.
+    void queue(std::string_view payload) {
+        std::uint64_t len = payload.size();
+        out_.append(reinterpret_cast<const char*>(&len), sizeof len);
+        out_.append(payload);
+    }
+    /// Moves queued bytes into the ring as far as they fit, waking the worker if it sleeps.
+    void flush() {
+        spsc_ring& r = rings_->tasks;
+        if (out_sent_ < out_.size()) {
+            std::size_t k = r.write_some(out_.data() + out_sent_, out_.size() - out_sent_);
+            out_sent_ += k;
+            if (k > 0) {
+                std::atomic_thread_fence(std::memory_order_seq_cst);
+                if (r.consumer_waiting.load(std::memory_order_relaxed)) {
+                    r.data_seq.fetch_add(1, std::memory_order_release);
+                    futex_wake(r.data_seq, 1);
+                }
+            }
+        }
+        if (out_sent_ == out_.size()) {
+            out_.clear();
+            out_sent_ = 0;
+            r.producer_waiting.store(0, std::memory_order_relaxed);
+        } else {
+            // Ask the worker to ring the doorbell when it frees room; check again after asking.
+            r.producer_waiting.store(1, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (r.writable() > 0) flush();
+        }
+    }
+    [[nodiscard]] bool wants_write() const noexcept { return out_sent_ < out_.size(); }
+
+    /// Takes what the worker has published, waking it if it waits for room.
+    void fill() {
+        spsc_ring& r = rings_->results;
+        std::size_t n = r.readable();
+        if (n == 0) return;
+        std::size_t at = in_.size();
+        in_.resize(at + n);
+        r.read_some(in_.data() + at, n);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (r.producer_waiting.load(std::memory_order_relaxed)) {
+            r.space_seq.fetch_add(1, std::memory_order_release);
+            futex_wake(r.space_seq, 1);
+        }
+    }
+    /// True if results (or room for pending tasks) are there to act on.
+    [[nodiscard]] bool ready() const noexcept {
+        return rings_->results.readable() > 0 || (wants_write() && rings_->tasks.writable() > 0);
+    }
+    /// Before sleeping: ask the worker to ring the doorbell when it publishes.
+    void arm() noexcept { rings_->results.consumer_waiting.store(1, std::memory_order_relaxed); }
+    void disarm() noexcept { rings_->results.consumer_waiting.store(0, std::memory_order_relaxed); }
+
+    /// The next complete message received, if any (valid until the next call of fill or next).
+    bool next(std::string_view& payload) {
+        std::size_t avail = in_.size() - in_pos_;
+        if (avail < sizeof(std::uint64_t)) return compact();
+        std::uint64_t len;
+        std::memcpy(&len, in_.data() + in_pos_, sizeof len);
+        if (len > max_message_size) throw PicklingError("multiprocessing: corrupt message from a pool worker");
+        if (avail - sizeof len < len) return compact();
+        payload = std::string_view(in_.data() + in_pos_ + sizeof len, static_cast<std::size_t>(len));
+        in_pos_ += sizeof len + static_cast<std::size_t>(len);
+        return true;
+    }
+
+private:
+    bool compact() {
+        if (in_pos_) {
+            in_.erase(0, in_pos_);
+            in_pos_ = 0;
+        }
+        return false;
+    }
+
+    shared_handle<pool_rings> rings_;
+    std::string out_;
+    std::size_t out_sent_ = 0;
+    std::string in_;
+    std::size_t in_pos_ = 0;
+};
+
+}  // namespace multiprocessing::detail
