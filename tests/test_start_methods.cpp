@@ -47,7 +47,7 @@ void set_spawn_and_report_marker(mp::Connection c) {
 
 }  // namespace
 
-TEST_CASE("fork children share the parent's memory image; spawn and forkserver start fresh",
+TEST_CASE("fork children share the parent's memory image, spawn and forkserver start fresh",
           "[start_methods]") {
     MP_FOR_EACH_START_METHOD(ctx);
     g_marker = 42;

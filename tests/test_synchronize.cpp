@@ -550,7 +550,7 @@ TEST_CASE("Semaphore: a child blocked in acquire is woken by the parent's releas
     CHECK(s.get_value() == 0);
 }
 
-TEST_CASE("Semaphore: a timed acquire in a child returns false; BoundedSemaphore bounds there too",
+TEST_CASE("Semaphore: a timed acquire in a child returns false, BoundedSemaphore bounds there too",
           "[synchronize]") {
     MP_FOR_EACH_START_METHOD(ctx);
     {

@@ -696,7 +696,7 @@ public:
         auto lost = std::make_exception_ptr(
             WorkerLostError("multiprocessing: the pool was terminated before this task finished"));
         for (auto& w : workers_) {
-            for (auto& [job, c] : w.outstanding) fail_chunk(job, c, lost);
+            for (auto& o : w.outstanding) fail_chunk(o.job, o.chunk, lost);
             w.outstanding.clear();
             if (w.proc) {
                 if (!w.proc->join(std::chrono::seconds(1))) {
@@ -756,10 +756,18 @@ public:
 private:
     enum class run_state { run, close, joining, terminate, terminated };
 
+    /// A chunk a worker holds, and where its message ends in the worker's task ring: once the
+    /// worker has read that far, it has taken the chunk.
+    struct sent_chunk {
+        std::shared_ptr<detail::job_base> job;
+        std::size_t chunk;
+        std::uint64_t end;
+    };
+
     struct worker {
         std::unique_ptr<Process> proc;
         std::optional<detail::parent_channel> channel;
-        std::deque<std::pair<std::shared_ptr<detail::job_base>, std::size_t>> outstanding;
+        std::deque<sent_chunk> outstanding;
         int sent = 0;  // tasks sent to this process (for maxtasksperchild)
         std::chrono::steady_clock::time_point last_answer{}, busy_since{};
         bool alive = false;
@@ -883,29 +891,44 @@ private:
         if (job->n_chunks == 0) return;
         unfinished_ += job->n_chunks;
         queue_.push_back(std::move(job));
-        bool pending_write = false;
-        for (auto& w : workers_) pending_write |= fill(w);
-        if (pending_write) wake();
+        dispatch();
     }
 
-    /// Sends a worker chunks up to its limit; true if some bytes wait for the socket.
-    bool fill(worker& w) {
-        if (!w.alive) return false;
+    /// True if worker `w` may be given another chunk.
+    bool can_take(const worker& w) const noexcept {
         const int max_tasks = options_.maxtasksperchild.value_or(0);
-        bool queued = false;
-        while (w.outstanding.size() < inflight_limit() && (max_tasks == 0 || w.sent < max_tasks)) {
+        return w.alive && w.outstanding.size() < inflight_limit() && (max_tasks == 0 || w.sent < max_tasks);
+    }
+
+    /// The next chunk to send, if any: chunks of dead workers first, then jobs in order.
+    bool next_chunk(std::shared_ptr<detail::job_base>& job, std::size_t& c) {
+        if (!redo_.empty()) {
+            std::tie(job, c) = std::move(redo_.front());
+            redo_.pop_front();
+            return true;
+        }
+        while (!queue_.empty() && queue_.front()->next_chunk >= queue_.front()->n_chunks) queue_.pop_front();
+        if (queue_.empty()) return false;
+        job = queue_.front();
+        c = job->next_chunk++;
+        return true;
+    }
+
+    /// Hands out chunks one at a time, each to the worker holding the fewest, so idle workers
+    /// get work first and a few long tasks run side by side (as with Python's shared queue).
+    void dispatch() {
+        std::vector<bool> touched(workers_.size(), false);
+        for (;;) {
+            std::size_t best = workers_.size();
+            for (std::size_t i = 0; i < workers_.size(); ++i)
+                if (can_take(workers_[i]) &&
+                    (best == workers_.size() || workers_[i].outstanding.size() < workers_[best].outstanding.size()))
+                    best = i;
+            if (best == workers_.size()) break;
             std::shared_ptr<detail::job_base> job;
             std::size_t c = 0;
-            if (!redo_.empty()) {
-                std::tie(job, c) = std::move(redo_.front());
-                redo_.pop_front();
-            } else {
-                while (!queue_.empty() && queue_.front()->next_chunk >= queue_.front()->n_chunks) queue_.pop_front();
-                if (queue_.empty()) break;
-                job = queue_.front();
-                c = job->next_chunk++;
-            }
-            if (w.outstanding.empty()) w.busy_since = std::chrono::steady_clock::now();
+            if (!next_chunk(job, c)) break;
+            worker& w = workers_[best];
             scratch_.clear();
             try {
                 job->encode(c, scratch_);
@@ -914,13 +937,14 @@ private:
                 finished_one();
                 continue;
             }
-            w.channel->queue(scratch_);
-            w.outstanding.emplace_back(std::move(job), c);
+            if (w.outstanding.empty()) w.busy_since = std::chrono::steady_clock::now();
+            std::uint64_t end = w.channel->queue(scratch_);
+            w.outstanding.push_back({std::move(job), c, end});
             ++w.sent;
-            queued = true;
+            touched[best] = true;
         }
-        if (queued) w.channel->flush();
-        return w.channel->wants_write();
+        for (std::size_t i = 0; i < workers_.size(); ++i)
+            if (touched[i]) workers_[i].channel->flush();
     }
 
     void wake() noexcept {
@@ -955,7 +979,7 @@ private:
     /// Delivers one result message of worker `w` (pool lock held on entry and exit).
     void deliver(std::unique_lock<std::mutex>& g, worker& w, std::string_view payload) {
         if (w.outstanding.empty()) return;  // cannot happen: a worker answers what it was sent
-        auto [job, c] = std::move(w.outstanding.front());
+        auto [job, c, end] = std::move(w.outstanding.front());
         w.outstanding.pop_front();
         measure(w);
         g.unlock();
@@ -989,8 +1013,9 @@ private:
         auto& v = workers_[i];
         (void)v.proc->join(std::chrono::seconds(5));
         auto code = v.proc->exitcode();
-        if (!v.outstanding.empty()) {
-            auto [job, c] = std::move(v.outstanding.front());
+        // Only a chunk the worker had taken (read whole) was running; none if it died idle.
+        if (!v.outstanding.empty() && v.channel->consumed() >= v.outstanding.front().end) {
+            auto [job, c, end] = std::move(v.outstanding.front());
             v.outstanding.pop_front();
             std::string how = !code ? "is gone" : *code < 0 ? "was killed by signal " + std::to_string(-*code)
                                                           : "exited with code " + std::to_string(*code);
@@ -1001,11 +1026,12 @@ private:
             fail_chunk(job, c, e);
             g.lock();
             finished_one();
-            // Chunks it never started go first to the others, in their order.
-            auto& again = workers_[i];
-            for (auto it = again.outstanding.rbegin(); it != again.outstanding.rend(); ++it) redo_.push_front(std::move(*it));
-            again.outstanding.clear();
         }
+        // Chunks it never took go first to the others, in their order.
+        auto& again = workers_[i];
+        for (auto it = again.outstanding.rbegin(); it != again.outstanding.rend(); ++it)
+            redo_.push_front({std::move(it->job), it->chunk});
+        again.outstanding.clear();
         auto& x = workers_[i];
         x.channel.reset();
         x.proc.reset();
@@ -1017,13 +1043,14 @@ private:
                 std::fprintf(stderr, "multiprocessing: the pool could not start a worker: %s\n", info.message.c_str());
             }
         }
-        for (auto& o : workers_) fill(o);
+        dispatch();
     }
 
     void result_loop() {
         std::vector<pollfd> fds;
         std::vector<std::size_t> who;  // worker index per sentinel entry
         std::string_view msg;
+        auto last_sentinel_check = std::chrono::steady_clock::now();
         std::unique_lock g(mutex_);
         for (;;) {
             if (stop_thread_) return;
@@ -1036,12 +1063,14 @@ private:
                 w.channel->fill();
                 // Only this thread reads the channel: a message stays valid while delivered.
                 while (workers_[i].channel->next(msg)) deliver(g, workers_[i], msg);
-                if (workers_[i].alive) {
-                    workers_[i].channel->flush();
-                    fill(workers_[i]);
-                }
+                if (workers_[i].alive) workers_[i].channel->flush();
+                dispatch();
             }
-            if (any) continue;
+            // Busy: keep moving messages, but look at the sentinels every few milliseconds, so a
+            // dead worker is noticed even while the others keep the thread awake.
+            auto now = std::chrono::steady_clock::now();
+            if (any && now - last_sentinel_check < std::chrono::milliseconds(5)) continue;
+            last_sentinel_check = now;
             fds.clear();
             who.clear();
             fds.push_back({wake_.get(), POLLIN, 0});
@@ -1054,11 +1083,13 @@ private:
             const bool busy = unfinished_ > 0;
             g.unlock();
             int n = 0;
-            if (busy) {  // results are due: look for them awake for a moment before sleeping
+            if (any) {
+                n = ::poll(fds.data(), fds.size(), 0);
+            } else if (busy) {  // results are due: look for them awake for a moment before sleeping
                 auto spin_until = std::chrono::steady_clock::now() + detail::pool_spin;
                 while (!(n = any_ready()) && std::chrono::steady_clock::now() < spin_until) detail::spin_pause();
             }
-            if (n == 0) {
+            if (n == 0 && !any) {
                 g.lock();
                 for (auto& w : workers_)
                     if (w.alive) w.channel->arm();

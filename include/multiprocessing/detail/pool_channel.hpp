@@ -179,11 +179,18 @@ class parent_channel {
 public:
     explicit parent_channel(shared_handle<pool_rings> rings) : rings_(std::move(rings)) {}
 
-    /// Queues a message; flush() sends what the ring takes now.
-    void queue(std::string_view payload) {
+    /// Queues a message; flush() sends what the ring takes now. Returns the ring position at
+    /// which the message ends (see consumed()).
+    std::uint64_t queue(std::string_view payload) {
         std::uint64_t len = payload.size();
         out_.append(reinterpret_cast<const char*>(&len), sizeof len);
         out_.append(payload);
+        queued_ += sizeof len + payload.size();
+        return queued_;
+    }
+    /// How far the worker has read the task ring.
+    [[nodiscard]] std::uint64_t consumed() const noexcept {
+        return rings_->tasks.head.load(std::memory_order_acquire);
     }
     /// Moves queued bytes into the ring as far as they fit, waking the worker if it sleeps.
     void flush() {
@@ -259,6 +266,7 @@ private:
     shared_handle<pool_rings> rings_;
     std::string out_;
     std::size_t out_sent_ = 0;
+    std::uint64_t queued_ = 0;  // bytes ever queued: the ring position after the last message
     std::string in_;
     std::size_t in_pos_ = 0;
 };
