@@ -121,6 +121,10 @@ WORKLOADS = [
              "bench_process", "bench_process.py", (at_most_x_raw(2), at_least_x_python(10))),
     Workload("process_start_join_forkserver", "Process start+join, forkserver", "time",
              "bench_process", "bench_process.py", (at_least_x_python(10),), raw=None),
+    Workload("value_increment", "Value += 1 under its lock, 2 processes (per increment)", "time",
+             "bench_sync", "bench_sync.py", (at_least_x_python(20),)),
+    Workload("event_pingpong", "Event ping-pong (set/wait/clear round trip)", "time",
+             "bench_sync", "bench_sync.py", (at_most_x_raw(2), at_least_x_python(20))),
 ]
 
 # Google Benchmark settings and the time limit of one program run, per mode.
@@ -133,6 +137,12 @@ BASELINES = {
     "pipe": "socketpair(AF_UNIX, SOCK_STREAM) + fork, write/read of the same payload",
     "process_start_join_fork": "fork(); _exit(0) in the child; waitpid",
     "process_start_join_spawn": "posix_spawn of the same benchmark binary, which exits at once; waitpid",
+    "value_increment": "a PTHREAD_PROCESS_SHARED pthread mutex and an int in MAP_SHARED|MAP_ANONYMOUS "
+                       "memory, locked/incremented/unlocked by two forked processes",
+    "event_pingpong": "a futex ping-pong between two forked processes on two atomic words in MAP_SHARED "
+                      "memory, with the library's bounded spin before FUTEX_WAIT and a wake only for a "
+                      "sleeper: the honest limit of a process-to-process handoff (bench_sync:futex_pingpong/raw "
+                      "is the same program, for other ping-pong workloads to compare with)",
 }
 
 
@@ -258,6 +268,8 @@ def fmt_value(metric: str, f: Figure) -> str:
     if metric == "rate":
         return f"{f.value / 1e9:.2f} GB/s"
     s = f.value
+    if s < 1e-6:  # a locked increment: "0.1 us" would hide a 2x difference
+        return f"{s * 1e9:.0f} ns"
     if s < 1e-3:
         return f"{s * 1e6:.1f} us"
     if s < 1:

@@ -9,4 +9,5 @@
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/arena.hpp"
 #include "multiprocessing/synchronize.hpp"
+#include "multiprocessing/shared.hpp"
 #include "multiprocessing/pool.hpp"

@@ -56,16 +56,17 @@ public:
     template <class Rep, class Period>
     explicit deadline(std::chrono::duration<Rep, Period> timeout)
         : at_(clock::now() + std::chrono::duration_cast<clock::duration>(
-                                 timeout < timeout.zero() ? timeout.zero() : timeout)) {}
+                                 timeout < timeout.zero() ? timeout.zero() : timeout)),
+          forever_(false) {}
     static deadline from(const std::optional<clock::duration>& t) {
         return t ? deadline(*t) : deadline();
     }
-    [[nodiscard]] bool forever() const noexcept { return !at_; }
-    [[nodiscard]] bool expired() const noexcept { return at_ && clock::now() >= *at_; }
+    [[nodiscard]] bool forever() const noexcept { return forever_; }
+    [[nodiscard]] bool expired() const noexcept { return !forever_ && clock::now() >= at_; }
     /// Time left, clamped at zero; empty when waiting forever.
     [[nodiscard]] std::optional<clock::duration> remaining() const noexcept {
-        if (!at_) return std::nullopt;
-        auto left = *at_ - clock::now();
+        if (forever_) return std::nullopt;
+        auto left = at_ - clock::now();
         return left < clock::duration::zero() ? clock::duration::zero() : left;
     }
     [[nodiscard]] std::optional<timespec> remaining_timespec() const noexcept {
@@ -76,7 +77,10 @@ public:
     }
 
 private:
-    std::optional<clock::time_point> at_;
+    // Not an optional<time_point>: GCC 12 at -O3 warns (-Wmaybe-uninitialized) about the
+    // disengaged optional's payload when an acquire-forever is inlined into a loop.
+    clock::time_point at_{};
+    bool forever_ = true;
 };
 
 /// ppoll() that retries on EINTR with the time left; returns the number of ready fds (0 = timeout).
