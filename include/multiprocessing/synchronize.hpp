@@ -1,5 +1,5 @@
 // Synchronisation primitives shared between processes (Python: synchronize.py):
-// Lock, RLock, Semaphore, BoundedSemaphore, Event.
+// Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier.
 //
 // Each is a cheap copyable handle to a small state object in the shared-memory arena (arena.hpp):
 // copies, and pickled copies in other processes (a Process argument under fork, spawn or
@@ -25,6 +25,34 @@
 // a slice recovers too; try_lock() and acquire(0s) never wait and never check. Limits: a lock taken by a
 // thread that then ends while its process lives is not recovered (as in Python); a pid reused by a new
 // process before a waiter notices is taken as alive.
+//
+// Condition: a futex word `seq` that notify() bumps, and one 64-bit word holding two counts,
+// "sleepers" (waiters not yet chosen by a notify) and "tokens" (wake-ups handed out and not yet
+// taken). wait() registers as a sleeper under the lock; notify(n) moves min(n, sleepers) from
+// sleepers to tokens in one atomic step and wakes as many; a waiter returns true only by taking a
+// token, so notify(n) lets at most n waiters return true, and a waiter that starts waiting after
+// a notify does not take that notify's wake-ups (it takes a token only once `seq` has moved past
+// its registration, i.e. a later notify counted it, or when no sleeper is left, which means
+// every registered waiter, itself included, was chosen). A waiter whose timeout runs
+// out takes a token if one is there for it (returns true), else leaves the sleepers (returns
+// false): a notification is never lost to a timeout while another waiter could have it.
+// Waiter death: a waiter process killed (SIGKILL) while inside wait() does not hold the lock (it
+// released it to sleep), so nothing deadlocks, and live waiters still get every notify (wake-ups
+// are not addressed to one waiter). But it stays counted as waiting (n_waiting()): a notify may
+// count it among those it wakes, and if no live waiter is left to take that wake-up, a later
+// waiter may take it, i.e. one wait() may return true without a notify of its own (a spurious
+// wake-up, which wait_for()'s predicate loop absorbs). A process killed while holding the lock
+// (outside wait()): the lock is recovered as above.
+//
+// Barrier: Python's threading.Barrier (multiprocessing uses the same code) over a Condition and
+// a small state in the arena; the action is stored as (module, offset), as a Process target
+// crosses exec, and run by the last party to arrive, in its own process. Party death: each party
+// inside wait() is recorded in a slot by pid; parties that wait check every
+// detail::owner_check_interval whether the recorded ones still run. A party killed while filling
+// the barrier breaks it (the others raise mp::BrokenBarrierError within about a slice, not at
+// their timeout), and one killed while the barrier drains is dropped, so neither wait() nor
+// reset() hangs on it. Limit: a dead party still counts as arrived until noticed, so if the
+// remaining parties all arrive within that slice, that one cycle passes without it.
 #pragma once
 
 #include <linux/futex.h>
@@ -35,15 +63,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstring>
+#include <exception>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <variant>
 
 #include "arena.hpp"
+#include "detail/function_id.hpp"
 #include "detail/posix.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
@@ -556,5 +590,517 @@ template <>
 struct pickler<BoundedSemaphore> : detail::sync_handle_pickler<BoundedSemaphore, detail::semaphore_state> {};
 template <>
 struct pickler<Event> : detail::sync_handle_pickler<Event, detail::event_state> {};
+
+// ---- Condition, Barrier ------------------------------------------------------------------------
+
+namespace detail {
+
+/// The state of a Condition (its lock is a Lock or RLock of its own, see the top of this file).
+struct condition_state {
+    std::atomic<std::uint32_t> seq{0};     // futex word: bumped by every notify that chose waiters
+    std::atomic<std::uint64_t> counts{0};  // (tokens << 32) | sleepers, changed together
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "multiprocessing: Condition needs lock-free 64-bit atomics");
+
+inline constexpr std::uint64_t cond_sleeper = 1;
+inline constexpr std::uint64_t cond_token = std::uint64_t{1} << 32;
+[[nodiscard]] constexpr std::uint32_t cond_sleepers(std::uint64_t c) noexcept {
+    return static_cast<std::uint32_t>(c);
+}
+[[nodiscard]] constexpr std::uint32_t cond_tokens(std::uint64_t c) noexcept {
+    return static_cast<std::uint32_t>(c >> 32);
+}
+
+/// The longest module path a Barrier action may come from (the main program's is empty).
+inline constexpr std::size_t barrier_module_max = 512;
+
+/// The phases of a Barrier (Python's threading.Barrier _state).
+enum class barrier_phase : std::int32_t { filling = 0, draining = 1, resetting = -1, broken = -2 };
+
+/// The state of a Barrier; changed under its Condition's lock, read without it for diagnostics.
+struct barrier_state {
+    std::int32_t parties = 0;
+    std::atomic<std::int32_t> phase{0};
+    std::atomic<std::int32_t> count{0};     // parties inside wait() in this cycle
+    std::int64_t default_timeout_ns = -1;   // < 0: none
+    bool has_action = false;
+    std::uint64_t action_offset = 0;        // the action as detail::function_id: offset ...
+    char action_module[barrier_module_max] = {};  // ... and module ("" = the main program)
+};
+
+template <class F>
+inline constexpr bool is_duration_v = false;
+template <class Rep, class Period>
+inline constexpr bool is_duration_v<std::chrono::duration<Rep, Period>> = true;
+
+struct condition_pickler;
+struct barrier_pickler;
+
+}  // namespace detail
+
+/// A condition variable shared between processes and threads (Python: multiprocessing.Condition):
+/// waiters sleep until notified, with the condition's lock released meanwhile. It uses its own
+/// RLock, or the mp::Lock / mp::RLock it is given (shared with whoever else holds that lock).
+/// Lockable: std::unique_lock<mp::Condition> works, as `with cond:` in Python. Over an mp::Lock,
+/// "holding the lock" means held by this process (a Lock records no thread, as in Python).
+///
+///     mp::Condition cond;
+///     { std::unique_lock g(cond); cond.wait_for([&] { return ready->load(); }); }
+class Condition {
+public:
+    /// A condition with a new RLock of its own (as Python's Condition()).
+    Condition() : Condition(RLock()) {}
+    /// A condition over `lock`: acquiring the condition acquires `lock`.
+    explicit Condition(RLock lock)
+        : state_(make_shared_object<detail::condition_state>()), lock_(std::move(lock)) {}
+    /// A condition over a non-recursive `lock`.
+    explicit Condition(Lock lock)
+        : state_(make_shared_object<detail::condition_state>()), lock_(std::move(lock)) {}
+
+    /// Acquires the underlying lock.
+    void acquire() {
+        std::visit([](auto& l) { l.acquire(); }, lock_);
+    }
+    /// Acquires the underlying lock, waiting at most `timeout`; false if it was not taken.
+    template <class Rep, class Period>
+    bool acquire(std::chrono::duration<Rep, Period> timeout) {
+        return std::visit([&](auto& l) { return l.acquire(timeout); }, lock_);
+    }
+    /// Releases the underlying lock (one level of an RLock).
+    void release() {
+        std::visit([](auto& l) { l.release(); }, lock_);
+    }
+    void lock() { acquire(); }
+    void unlock() { release(); }
+    bool try_lock() {
+        return std::visit([](auto& l) { return l.try_lock(); }, lock_);
+    }
+
+    /// The underlying lock (an RLock unless the condition was made over a Lock).
+    [[nodiscard]] const std::variant<RLock, Lock>& get_lock() const noexcept { return lock_; }
+
+    /// Releases the lock (every level of an RLock), sleeps until notified, re-acquires it (to
+    /// the same depth). The caller must hold the lock (else mp::ValueError). Returns true.
+    bool wait() { return wait_until(detail::deadline()); }
+    /// As wait(), for at most `timeout`: false if it ran out before a notify chose this waiter.
+    template <class Rep, class Period>
+    bool wait(std::chrono::duration<Rep, Period> timeout) {
+        return wait_until(detail::deadline(timeout));
+    }
+
+    /// Waits until `pred()` is true (evaluated with the lock held); returns its last value.
+    template <class Pred>
+    auto wait_for(Pred pred) -> decltype(pred()) {
+        auto result = pred();
+        while (!result) {
+            wait();
+            result = pred();
+        }
+        return result;
+    }
+    /// As wait_for(pred), giving up after `timeout`; returns pred()'s last value (falsy on timeout).
+    template <class Pred, class Rep, class Period>
+    auto wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout) -> decltype(pred()) {
+        detail::deadline until(timeout);
+        auto result = pred();
+        while (!result) {
+            if (until.expired()) break;
+            wait_until(until);
+            result = pred();
+        }
+        return result;
+    }
+
+    /// Wakes at most `n` of the waiters waiting now (none if n <= 0). The caller must hold the
+    /// lock (else mp::ValueError).
+    void notify(int n = 1) {
+        check_owned("notify");
+        if (n > 0) wake(static_cast<std::uint32_t>(n));
+    }
+    /// Wakes every waiter waiting now. The caller must hold the lock (else mp::ValueError).
+    void notify_all() {
+        check_owned("notify_all");
+        wake(UINT32_MAX);
+    }
+
+    /// Waiters that have not yet returned from wait(), notified or not (a snapshot, for
+    /// diagnostics, as Python's repr shows it).
+    [[nodiscard]] int n_waiting() const noexcept {
+        std::uint64_t c = state_->counts.load(std::memory_order_relaxed);
+        return static_cast<int>(detail::cond_sleepers(c) + detail::cond_tokens(c));
+    }
+
+    friend bool operator==(const Condition& a, const Condition& b) noexcept { return a.state_ == b.state_; }
+
+private:
+    friend struct detail::condition_pickler;
+    Condition(shared_handle<detail::condition_state> s, std::variant<RLock, Lock> l)
+        : state_(std::move(s)), lock_(std::move(l)) {}
+
+    [[nodiscard]] bool owned() const noexcept {
+        if (auto* r = std::get_if<RLock>(&lock_)) return r->is_owned();
+        return static_cast<std::uint32_t>(std::get<Lock>(lock_).owner_pid()) == detail::self_identity().pid;
+    }
+    void check_owned(const char* what) const {
+        if (!owned())
+            throw ValueError(std::string("multiprocessing: Condition.") + what +
+                             "() needs the condition's lock: acquire it first (cond.acquire(), or "
+                             "std::unique_lock lock(cond))");
+    }
+
+    /// Moves min(n, sleepers) waiters to tokens and wakes that many.
+    void wake(std::uint32_t n) {
+        auto& s = *state_;
+        std::uint64_t c = s.counts.load(std::memory_order_relaxed);
+        std::uint32_t k = 0;
+        do {
+            k = std::min(n, detail::cond_sleepers(c));
+            if (k == 0) return;
+        } while (!s.counts.compare_exchange_weak(c, c - k * detail::cond_sleeper + k * detail::cond_token,
+                                                 std::memory_order_seq_cst, std::memory_order_relaxed));
+        s.seq.fetch_add(1, std::memory_order_seq_cst);
+        detail::futex_wake(s.seq, k >= static_cast<std::uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(k));
+    }
+
+    bool wait_until(const detail::deadline& until) {
+        check_owned("wait");
+        auto& s = *state_;
+        // Registered under the lock: notifies are serialised with it, so `reg` is the last one
+        // this waiter must not take a wake-up from.
+        s.counts.fetch_add(detail::cond_sleeper, std::memory_order_seq_cst);
+        const std::uint32_t reg = s.seq.load(std::memory_order_seq_cst);
+        int depth = 1;
+        if (auto* r = std::get_if<RLock>(&lock_)) depth = r->count();
+        for (int i = 0; i < depth; ++i) release();
+        bool notified = sleep_until_notified(reg, until);
+        for (int i = 0; i < depth; ++i) acquire();
+        return notified;
+    }
+
+    /// Takes a token meant for this waiter; with `leaving`, leaves the sleepers otherwise.
+    /// Returns 1 (token taken), 0 (left without one) or -1 (nothing done).
+    int settle(std::uint32_t reg, bool leaving) noexcept {
+        auto& s = *state_;
+        std::uint64_t c = s.counts.load(std::memory_order_seq_cst);
+        for (;;) {
+            // A token is ours once a notify came after our registration, or when no sleeper is
+            // left (then every registered waiter, us included, was chosen).
+            bool eligible = s.seq.load(std::memory_order_seq_cst) != reg || detail::cond_sleepers(c) == 0;
+            if (detail::cond_tokens(c) > 0 && eligible) {
+                if (s.counts.compare_exchange_weak(c, c - detail::cond_token, std::memory_order_seq_cst,
+                                                   std::memory_order_seq_cst))
+                    return 1;
+                continue;
+            }
+            if (!leaving) return -1;
+            if (detail::cond_sleepers(c) == 0) return 0;  // cannot happen: see eligible
+            if (s.counts.compare_exchange_weak(c, c - detail::cond_sleeper, std::memory_order_seq_cst,
+                                               std::memory_order_seq_cst))
+                return 0;
+        }
+    }
+
+    bool sleep_until_notified(std::uint32_t reg, const detail::deadline& until) noexcept {
+        auto& s = *state_;
+        for (int i = 0; i < detail::sync_spin_count; ++i) {
+            if (s.seq.load(std::memory_order_relaxed) != reg && settle(reg, false) == 1) return true;
+            detail::cpu_relax();
+        }
+        for (;;) {
+            // Read before looking for a token: a notify after this read changes the word, so
+            // the futex wait below returns at once instead of missing it.
+            std::uint32_t cur = s.seq.load(std::memory_order_seq_cst);
+            if (settle(reg, false) == 1) return true;
+            timespec ts{};
+            bool timed = false;
+            if (!detail::next_slice(until, std::nullopt, ts, timed)) return settle(reg, true) == 1;
+            detail::futex_wait(s.seq, cur, timed ? &ts : nullptr);
+        }
+    }
+
+    shared_handle<detail::condition_state> state_;
+    std::variant<RLock, Lock> lock_;
+};
+
+/// A barrier for a fixed number of parties, processes or threads (Python: multiprocessing.Barrier,
+/// i.e. threading.Barrier): wait() blocks until `parties` callers are waiting, then releases them
+/// all; reusable cycle after cycle. A broken barrier (abort(), a timeout, a failed action, a
+/// party that died waiting) raises mp::BrokenBarrierError in every wait() until reset().
+///
+///     mp::Barrier b(3, on_all_arrived);           // a function or captureless lambda: void()
+///     int i = b.wait();                           // 0 .. 2, a different one for each party
+class Barrier {
+public:
+    /// A barrier for `parties` (> 0, else mp::ValueError), without action or default timeout.
+    explicit Barrier(int parties) : Barrier(parties, nullptr, std::nullopt) {}
+    /// A barrier whose wait() gives up (and breaks it) after `timeout` unless told otherwise.
+    template <class Rep, class Period>
+    Barrier(int parties, std::chrono::duration<Rep, Period> timeout)
+        : Barrier(parties, nullptr, std::optional<clock_duration>(to_clock(timeout))) {}
+    /// A barrier whose `action` (a function or captureless lambda, `void()`) is run by the last
+    /// party to arrive, in its own process, before any party is released.
+    template <class Action>
+        requires(!detail::is_duration_v<std::remove_cvref_t<Action>>)
+    Barrier(int parties, Action&& action) : Barrier(parties, as_function<Action>(action), std::nullopt) {}
+    /// Both: an action and a default timeout.
+    template <class Action, class Rep, class Period>
+    Barrier(int parties, Action&& action, std::chrono::duration<Rep, Period> timeout)
+        : Barrier(parties, as_function<Action>(action), std::optional<clock_duration>(to_clock(timeout))) {}
+
+    /// Waits for every party (with the default timeout, if any); returns this party's arrival
+    /// index, 0 .. parties()-1. mp::BrokenBarrierError if the barrier is or becomes broken.
+    int wait() {
+        auto& s = *state_;
+        return wait_until(s.default_timeout_ns < 0
+                              ? detail::deadline()
+                              : detail::deadline(std::chrono::nanoseconds(s.default_timeout_ns)));
+    }
+    /// As wait(), giving up after `timeout` (which breaks the barrier: mp::BrokenBarrierError).
+    template <class Rep, class Period>
+    int wait(std::chrono::duration<Rep, Period> timeout) {
+        return wait_until(detail::deadline(timeout));
+    }
+
+    /// Breaks the barrier: every waiter, and every wait() until reset(), raises BrokenBarrierError.
+    void abort() {
+        std::unique_lock g(cond_);
+        break_barrier();
+    }
+    /// Returns the barrier to its initial state; parties waiting now raise BrokenBarrierError.
+    void reset() {
+        std::unique_lock g(cond_);
+        auto& s = *state_;
+        if (s.count.load(std::memory_order_relaxed) > 0) {
+            auto p = phase();
+            // Draining parties finish their cycle; the last one out makes it filling again.
+            if (p == detail::barrier_phase::filling || p == detail::barrier_phase::broken)
+                set_phase(detail::barrier_phase::resetting);
+        } else {
+            set_phase(detail::barrier_phase::filling);
+        }
+        cond_.notify_all();
+    }
+
+    /// The number of parties needed to pass the barrier.
+    [[nodiscard]] int parties() const noexcept { return state_->parties; }
+    /// The number of parties waiting now (a snapshot).
+    [[nodiscard]] int n_waiting() const noexcept {
+        return phase() == detail::barrier_phase::filling ? state_->count.load(std::memory_order_relaxed) : 0;
+    }
+    /// True if the barrier is broken (until reset()).
+    [[nodiscard]] bool broken() const noexcept { return phase() == detail::barrier_phase::broken; }
+
+    friend bool operator==(const Barrier& a, const Barrier& b) noexcept { return a.state_ == b.state_; }
+
+private:
+    friend struct detail::barrier_pickler;
+    using clock_duration = detail::clock::duration;
+    using action_fn = void (*)();
+
+    template <class Rep, class Period>
+    static clock_duration to_clock(std::chrono::duration<Rep, Period> t) {
+        return std::chrono::duration_cast<clock_duration>(t < t.zero() ? t.zero() : t);
+    }
+
+    template <class Action>
+    static action_fn as_function(Action& action) {
+        static_assert(std::is_convertible_v<Action&, action_fn>,
+                      "multiprocessing::Barrier: the action is run by whichever party arrives last, "
+                      "in its own process, so it must cross processes: pass a function or "
+                      "captureless lambda taking nothing and returning void (`void()`), not a "
+                      "capturing lambda or a function object; reach shared state through arena "
+                      "objects (mp::shared_handle, mp::Value) instead of captures");
+        if constexpr (std::is_convertible_v<Action&, action_fn>)
+            return static_cast<action_fn>(action);
+        else
+            return nullptr;  // not reached: the assertion above has failed
+    }
+
+    Barrier(int parties, action_fn action, std::optional<clock_duration> timeout) {
+        if (parties <= 0)
+            throw ValueError("multiprocessing: Barrier needs at least one party, got " + std::to_string(parties));
+        detail::function_id id;
+        if (action) {
+            id = detail::identify(action);
+            if (id.module.size() >= detail::barrier_module_max)
+                throw ValueError("multiprocessing: the Barrier action's module path is longer than " +
+                                 std::to_string(detail::barrier_module_max - 1) + " bytes: " + id.module);
+        }
+        auto st = make_shared_object<detail::barrier_state>();
+        st->parties = parties;
+        st->default_timeout_ns =
+            timeout ? std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout).count() : -1;
+        st->has_action = action != nullptr;
+        st->action_offset = id.offset;
+        std::memcpy(st->action_module, id.module.c_str(), id.module.size() + 1);
+        slots_ = make_shared_array<std::atomic<std::uint32_t>>(static_cast<std::size_t>(parties), 0u);
+        state_ = std::move(st);
+    }
+    Barrier(Condition c, shared_handle<detail::barrier_state> s,
+            shared_handle<std::atomic<std::uint32_t>[]> slots)
+        : cond_(std::move(c)), state_(std::move(s)), slots_(std::move(slots)) {}
+
+    [[nodiscard]] detail::barrier_phase phase() const noexcept {
+        return static_cast<detail::barrier_phase>(state_->phase.load(std::memory_order_relaxed));
+    }
+    void set_phase(detail::barrier_phase p) noexcept {
+        state_->phase.store(static_cast<std::int32_t>(p), std::memory_order_relaxed);
+    }
+    void break_barrier() {
+        set_phase(detail::barrier_phase::broken);
+        cond_.notify_all();
+    }
+    [[noreturn]] static void throw_broken() {
+        throw BrokenBarrierError(
+            "multiprocessing: the Barrier is broken (aborted, reset, timed out, its action failed or a "
+            "party died while waiting); call reset() to use it again");
+    }
+
+    /// Sleeps on the condition for a slice (at most until `until`); false once `until` has passed.
+    /// A slice that ends without news checks that the parties inside wait() still run.
+    bool wait_slice(const detail::deadline& until) {
+        auto left = until.remaining();
+        if (left && *left <= clock_duration::zero()) return false;
+        clock_duration slice = detail::owner_check_interval;
+        if (left && *left < slice) slice = *left;
+        if (!cond_.wait(slice)) drop_dead_parties();
+        return true;
+    }
+
+    /// Forgets the parties that died inside wait(): one that died while the barrier filled breaks
+    /// it; once every party of a draining or resetting barrier is gone, it fills again.
+    void drop_dead_parties() {
+        auto& s = *state_;
+        const std::uint32_t me = detail::self_identity().pid;
+        bool dropped = false;
+        for (int i = 0; i < s.parties; ++i) {
+            std::uint32_t pid = slots_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+            if (pid == 0 || pid == me || !detail::process_dead(pid)) continue;
+            slots_[static_cast<std::size_t>(i)].store(0, std::memory_order_relaxed);
+            s.count.fetch_sub(1, std::memory_order_relaxed);
+            dropped = true;
+        }
+        if (!dropped) return;
+        if (phase() == detail::barrier_phase::filling)
+            break_barrier();
+        else
+            leave_check();
+    }
+
+    /// The last party out of a draining or resetting barrier makes it filling again.
+    void leave_check() {
+        auto p = phase();
+        if (state_->count.load(std::memory_order_relaxed) == 0 &&
+            (p == detail::barrier_phase::draining || p == detail::barrier_phase::resetting)) {
+            set_phase(detail::barrier_phase::filling);
+            cond_.notify_all();
+        }
+    }
+
+    void run_action() {
+        auto& s = *state_;
+        if (!s.has_action) return;
+        detail::function_id id{std::string(s.action_module), s.action_offset};
+        detail::resolve<action_fn>(id)();
+    }
+
+    int wait_until(const detail::deadline& until) {
+        auto& s = *state_;
+        std::unique_lock g(cond_);
+        // Wait for the previous cycle to drain (or a reset to finish): bounded by the timeout
+        // too, unlike Python, so that no wait() hangs on a party that never leaves.
+        while (phase() == detail::barrier_phase::draining || phase() == detail::barrier_phase::resetting) {
+            if (!wait_slice(until)) {
+                break_barrier();
+                throw_broken();
+            }
+        }
+        if (phase() == detail::barrier_phase::broken) throw_broken();
+        const int index = s.count.load(std::memory_order_relaxed);
+        slots_[static_cast<std::size_t>(index)].store(detail::self_identity().pid, std::memory_order_relaxed);
+        s.count.store(index + 1, std::memory_order_relaxed);
+        auto leave = [&] {
+            slots_[static_cast<std::size_t>(index)].store(0, std::memory_order_relaxed);
+            s.count.fetch_sub(1, std::memory_order_relaxed);
+            leave_check();
+        };
+        try {
+            if (index + 1 == s.parties) {
+                try {
+                    run_action();
+                } catch (...) {
+                    break_barrier();
+                    throw;
+                }
+                set_phase(detail::barrier_phase::draining);
+                cond_.notify_all();
+            } else {
+                while (phase() == detail::barrier_phase::filling) {
+                    if (!wait_slice(until)) {
+                        break_barrier();
+                        throw_broken();
+                    }
+                }
+                if (phase() != detail::barrier_phase::draining) throw_broken();
+            }
+        } catch (...) {
+            leave();
+            throw;
+        }
+        leave();
+        return index;
+    }
+
+    Condition cond_;
+    shared_handle<detail::barrier_state> state_;
+    shared_handle<std::atomic<std::uint32_t>[]> slots_;  // pid of each party inside wait(), by index
+};
+
+namespace detail {
+
+/// A Condition travels as its lock (which kind, then the lock) and its state.
+struct condition_pickler {
+    static void dump(PickleWriter& w, const Condition& c) {
+        bool is_rlock = std::holds_alternative<RLock>(c.lock_);
+        w.dump(is_rlock);
+        if (is_rlock)
+            w.dump(std::get<RLock>(c.lock_));
+        else
+            w.dump(std::get<Lock>(c.lock_));
+        pickler<shared_handle<condition_state>>::dump(w, c.state_);
+    }
+    static Condition load(PickleReader& r) {
+        std::variant<RLock, Lock> lock = r.load<bool>() ? std::variant<RLock, Lock>(r.load<RLock>())
+                                                        : std::variant<RLock, Lock>(r.load<Lock>());
+        auto state = pickler<shared_handle<condition_state>>::load(r);
+        if (!state) throw PicklingError("multiprocessing: corrupt pickle: a Condition without its state");
+        return Condition(std::move(state), std::move(lock));
+    }
+};
+
+/// A Barrier travels as its Condition, its state and its party slots.
+struct barrier_pickler {
+    static void dump(PickleWriter& w, const Barrier& b) {
+        condition_pickler::dump(w, b.cond_);
+        pickler<shared_handle<barrier_state>>::dump(w, b.state_);
+        pickler<shared_handle<std::atomic<std::uint32_t>[]>>::dump(w, b.slots_);
+    }
+    static Barrier load(PickleReader& r) {
+        Condition c = condition_pickler::load(r);
+        auto state = pickler<shared_handle<barrier_state>>::load(r);
+        auto slots = pickler<shared_handle<std::atomic<std::uint32_t>[]>>::load(r);
+        if (!state || !slots || slots.size() != static_cast<std::size_t>(state->parties))
+            throw PicklingError("multiprocessing: corrupt pickle: a Barrier without its state");
+        return Barrier(std::move(c), std::move(state), std::move(slots));
+    }
+};
+
+}  // namespace detail
+
+template <>
+struct pickler<Condition> : detail::condition_pickler {};
+template <>
+struct pickler<Barrier> : detail::barrier_pickler {};
 
 }  // namespace multiprocessing
