@@ -125,6 +125,22 @@ WORKLOADS = [
              "bench_sync", "bench_sync.py", (at_least_x_python(20),)),
     Workload("event_pingpong", "Event ping-pong (set/wait/clear round trip)", "time",
              "bench_sync", "bench_sync.py", (at_most_x_raw(2), at_least_x_python(20))),
+    Workload("queue_pingpong_int", "Queue ping-pong, int (put/get)", "time",
+             "bench_queue", "bench_queue.py", (at_most_x_raw(2), at_least_x_python(20))),
+    Workload("simplequeue_pingpong_int", "SimpleQueue ping-pong, int (put/get)", "time",
+             "bench_queue", "bench_queue.py", (at_most_x_raw(2), at_least_x_python(20)),
+             raw="bench_queue:queue_pingpong_int/raw"),
+    Workload("queue_throughput_1mib", "Queue 1 MiB messages (put/get, maxsize 8)", "rate",
+             "bench_queue", "bench_queue.py", (at_least_frac_raw(0.5), at_least_x_python(5))),
+    Workload("pool_map_100k", "Pool.map of x*x, 100k ints, default chunksize", "time",
+             "bench_pool", "bench_pool.py", (at_most_x_raw(2), at_least_x_python(20))),
+    Workload("pool_map_chunksize1_20k", "Pool.map of x*x, 20k ints, chunksize 1", "time",
+             "bench_pool", "bench_pool.py", (at_least_x_python(30),)),
+    Workload("pool_apply_roundtrip", "Pool apply_async(f, x).get() round trip", "time",
+             "bench_pool", "bench_pool.py", (at_most_x_raw(3), at_least_x_python(20)),
+             raw="bench_sync:futex_pingpong/raw"),
+    Workload("pool_cpu_bound", "CPU-bound Pool.map, 64 items of ~2 ms (vs raw forked split)", "time",
+             "bench_pool", None, (at_most_x_raw(1 / 0.95),)),
 ]
 
 # Google Benchmark settings and the time limit of one program run, per mode.
@@ -143,6 +159,11 @@ BASELINES = {
                       "memory, with the library's bounded spin before FUTEX_WAIT and a wake only for a "
                       "sleeper: the honest limit of a process-to-process handoff (bench_sync:futex_pingpong/raw "
                       "is the same program, for other ping-pong workloads to compare with)",
+    "queue_pingpong": "futex ping-pong: one shared word handed back and forth between two forked processes, the same bounded spin then FUTEX_WAIT/FUTEX_WAKE",
+    "queue_throughput_1mib": "an 8 MiB shared-memory byte ring between two forked processes: producer memcpy in, consumer memcpy out, the same spin-then-futex waits",
+    "pool_map": "a std::thread pool of cpu_count threads in one process, the same chunks",
+    "pool_apply_roundtrip": "the futex ping-pong of bench_sync (a round trip between two processes with the same bounded spin)",
+    "pool_cpu_bound": "the same 64 items split evenly over cpu_count raw forked processes (fork, compute, _exit, waitpid)",
 }
 
 

@@ -10,4 +10,5 @@
 #include "multiprocessing/arena.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/shared.hpp"
+#include "multiprocessing/queue.hpp"
 #include "multiprocessing/pool.hpp"
