@@ -9,6 +9,8 @@
 //   pool_cpu_bound/mp           pool.map of 64 items of about 2 ms of arithmetic each
 //   pool_cpu_bound/raw          the same items split evenly over cpu_count raw forked processes
 //   pool_cpu_bound/serial       the same items in this process, one after the other
+//   pool_speedup/{mp,raw}/N     the CPU-bound map with N workers (N = 1..cpu_count), for the
+//                               speedup-against-workers plot (run.py: results/speedup.png)
 // The Python side is python/bench_pool.py.
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -171,7 +173,7 @@ std::uint64_t burn_item(std::uint64_t iters) { return burn(iters); }
 
 void cpu_bound_mp(benchmark::State& state) {
     try {
-        mp::Pool pool;
+        mp::Pool pool(state.range(0) > 0 ? static_cast<int>(state.range(0)) : mp::cpu_count());
         std::vector<std::uint64_t> items(cpu_items, iters_for_2ms());
         (void)pool.map(burn_item, std::vector<std::uint64_t>(2, 1000));
         for (auto _ : state) benchmark::DoNotOptimize(pool.map(burn_item, items));
@@ -181,7 +183,7 @@ void cpu_bound_mp(benchmark::State& state) {
 }
 
 void cpu_bound_raw(benchmark::State& state) {
-    const int workers = mp::cpu_count();
+    const int workers = state.range(0) > 0 ? static_cast<int>(state.range(0)) : mp::cpu_count();
     const std::uint64_t iters = iters_for_2ms();
     for (auto _ : state) {
         std::vector<pid_t> pids;
@@ -213,8 +215,10 @@ BENCHMARK_CAPTURE(map_raw, pool_map_100k/raw, 100000, std::nullopt)->UseRealTime
 BENCHMARK_CAPTURE(map_mp, pool_map_chunksize1_20k/mp, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/mp");
 BENCHMARK_CAPTURE(map_raw, pool_map_chunksize1_20k/raw, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/raw");
 BENCHMARK(apply_roundtrip_mp)->UseRealTime()->Name("pool_apply_roundtrip/mp");
-BENCHMARK(cpu_bound_mp)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/mp");
-BENCHMARK(cpu_bound_raw)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/raw");
+BENCHMARK(cpu_bound_mp)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/mp");
+BENCHMARK(cpu_bound_raw)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/raw");
+BENCHMARK(cpu_bound_mp)->DenseRange(1, mp::cpu_count())->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_speedup/mp");
+BENCHMARK(cpu_bound_raw)->DenseRange(1, mp::cpu_count())->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_speedup/raw");
 BENCHMARK(cpu_bound_serial)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/serial");
 
 int main(int argc, char** argv) {

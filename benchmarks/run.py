@@ -16,7 +16,9 @@ timed batches), then prints a table and writes benchmarks/results/latest.md and 
 (partial.md and partial.csv for a --filter run), then draws the ratios from that CSV with gnuplot
 into results/ratios.png (partial_ratios.png); no gnuplot, no plot (a note, never a failure).
 --no-plots skips the plot; --plot-only draws it from the existing results/latest.csv, measuring nothing.
---short is the quick run (well under a minute); the default, long mode takes a few minutes.
+--short is the quick run (about a minute); the default, long mode takes several minutes.
+Unless --filter excludes it, the run also measures the CPU-bound map's speedup over serial at 1 to
+cpu_count workers (mp, raw forked processes, Python), into results/speedup.csv and speedup.png.
 
 Adding a workload: write "<name>/mp" and "<name>/raw" benchmarks in a benchmarks/bench_*.cpp,
 the "<name>" function in a benchmarks/python/bench_*.py, and one Workload line in WORKLOADS.
@@ -344,8 +346,9 @@ class Row:
 HEADER = ["workload", "mp", "Python", "raw", "mp vs Python (x faster)", "mp vs raw (ratio)", "target", "met?"]
 
 
-def markdown_table(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+def markdown_table(rows: list[list[str]], header: list[str] | None = None) -> str:
+    header = header or HEADER
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -580,6 +583,108 @@ plot {gp_str(dat)} using ($1-w/2-0.01):2:($1-w-0.01):($1-0.01):(1):2:xtic(6) wit
         return None
     return png_path
 
+# --------------------------------------------------------------------------------------------
+# CPU-bound speedup against the number of workers (results/speedup.csv and speedup.png)
+
+def measure_speedup(build: str, python: str, mode: dict, short: bool) -> list[dict]:
+    """Runs bench_pool's pool_speedup/{mp,raw}/N and pool_cpu_bound/serial, and Python's
+    pool_speedup; returns one row per worker count with each side's speedup over its own serial
+    time (Python's work differs, so only speedups compare)."""
+    exe = os.path.join(build, "benchmarks", "bench_pool")
+    rows: dict[int, dict] = {}
+    if os.access(exe, os.X_OK):
+        cmd = [exe, "--benchmark_filter=^(pool_speedup/|pool_cpu_bound/serial)", "--benchmark_format=json",
+               f"--benchmark_min_time={mode['min_time']}", "--benchmark_repetitions=3",
+               "--benchmark_report_aggregates_only=true"]
+        rc, out, err = run_captured(cmd, mode["timeout"])
+        try:
+            data = json.loads(out)
+        except json.JSONDecodeError:
+            progress(f"note: speedup: bench_pool failed (exit {rc}): {err.strip()[-300:]}")
+            data = {}
+        serial = None
+        times: dict[tuple[str, int], float] = {}
+        for r in data.get("benchmarks", []):
+            if r.get("aggregate_name") != "median":
+                continue
+            name = r.get("run_name", r["name"])
+            t = r["real_time"] * TIME_UNITS[r.get("time_unit", "ns")]
+            if name.startswith("pool_cpu_bound/serial"):
+                serial = t
+            m = re.match(r"pool_speedup/(mp|raw)/(\d+)", name)
+            if m:
+                times[(m.group(1), int(m.group(2)))] = t
+        for (variant, n), t in times.items():
+            if serial:
+                rows.setdefault(n, {"workers": n})[variant] = serial / t
+    rc, out, err = run_captured([python, os.path.join(HERE, "python", "bench_pool.py"), "--workload", "pool_speedup"]
+                                + (["--short"] if short else []), mode["timeout"])
+    try:
+        py = json.loads(out)["results"]["pool_speedup"]
+        for n, t in py["workers"].items():
+            rows.setdefault(int(n), {"workers": int(n)})["python"] = py["serial"] / t
+    except (json.JSONDecodeError, KeyError, TypeError):
+        progress(f"note: speedup: the Python side failed: {(err or out).strip()[-300:]}")
+    return [rows[n] for n in sorted(rows)]
+
+
+def write_speedup(results_dir: str, rows: list[dict]) -> str:
+    path = os.path.join(results_dir, "speedup.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["workers", "mp", "raw", "python"])
+        for r in rows:
+            w.writerow([r["workers"]] + [f"{r[k]:.3f}" if k in r else "" for k in ("mp", "raw", "python")])
+    return path
+
+
+def speedup_table(rows: list[dict]) -> str:
+    cells = []
+    for r in rows:
+        f = lambda k: f"{r[k]:.2f}x" if k in r else "-"
+        ratio = f"{r['mp'] / r['raw']:.2f}" if "mp" in r and "raw" in r else "-"
+        cells.append([str(r["workers"]), f("mp"), f("raw"), f("python"), ratio])
+    return markdown_table(cells, ["workers", "mp::Pool speedup", "raw forked processes", "Python Pool", "mp / raw"])
+
+
+def plot_speedup(csv_path: str, png_path: str) -> str | None:
+    """Speedup over serial against workers: mp, raw forked processes, Python, and the ideal."""
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        progress("note: gnuplot not found, no speedup plot drawn")
+        return None
+    try:
+        with open(csv_path, newline="") as f:
+            n = max((int(r["workers"]) for r in csv.DictReader(f)), default=0)
+        if n == 0:
+            return None
+        script = f"""
+set terminal png noenhanced size 900,600
+set output {gp_str(png_path)}
+set datafile separator ","
+set datafile missing ""
+set key autotitle columnhead top left box
+set title "CPU-bound map (64 items of about 2 ms): speedup over serial against workers"
+set xlabel "workers"
+set ylabel "speedup over serial (x)"
+set xrange [0.8:{n + 0.2}]
+set yrange [0:{n + 0.5}]
+set xtics 1
+set grid
+plot x with lines dt 2 lc rgb "gray" title "ideal", \
+     {gp_str(csv_path)} using 1:2 with linespoints lw 2 pt 7 lc rgb "#4477aa" title "mp::Pool", \
+     {gp_str(csv_path)} using 1:3 with linespoints lw 2 pt 5 lc rgb "#ee7733" title "raw forked processes", \
+     {gp_str(csv_path)} using 1:4 with linespoints lw 2 pt 9 lc rgb "#228833" title "Python multiprocessing.Pool"
+"""
+        res = subprocess.run([gnuplot], input=script, capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            progress(f"note: gnuplot failed on the speedup plot: {res.stderr.strip()[-300:]}")
+            return None
+    except (OSError, ValueError, subprocess.SubprocessError) as e:
+        progress(f"note: no speedup plot drawn: {e}")
+        return None
+    return png_path
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -614,7 +719,7 @@ def main() -> int:
         for w in workloads:
             print(f"{w.name:32} {w.title}")
         return 0
-    if not workloads:
+    if not workloads and not re.search(args.filter, "pool_speedup"):
         ap.error(f"no workload matches {args.filter!r}")
     # A relative build directory is taken from the current directory, else from the repository.
     build = os.path.abspath(args.build)
@@ -657,6 +762,11 @@ def main() -> int:
                  f"{fmt_value(m, row.python)}, raw {fmt_value(m, row.raw)} -> {row.verdict()} "
                  f"({time.monotonic() - t0:.1f} s)")
 
+    speedup_rows: list[dict] = []
+    if not args.filter or re.search(args.filter, "pool_speedup"):
+        progress("speedup against workers: C++ and Python ...")
+        speedup_rows = measure_speedup(build, args.python, mode, args.short)
+
     elapsed = time.monotonic() - t_start
     # A filtered run is partial: it must not replace the full report.
     stem = "partial" if args.filter else "latest"
@@ -666,6 +776,17 @@ def main() -> int:
           f"(Python {context.get('python_version', '?')}), {elapsed:.0f} s\n")
     print(markdown_table([r.cells() for r in rows]))
     written = [md_path, csv_path]
+    if speedup_rows:
+        print("\nCPU-bound speedup over serial against workers (each side over its own serial time):\n")
+        print(speedup_table(speedup_rows))
+        sp_csv = write_speedup(args.results_dir, speedup_rows)
+        written.append(sp_csv)
+        with open(md_path, "a") as f:
+            f.write("\n## CPU-bound speedup against workers\n\n" + speedup_table(speedup_rows) + "\n")
+        if not args.no_plots:
+            png = plot_speedup(sp_csv, os.path.join(args.results_dir, "speedup.png"))
+            if png:
+                written.append(png)
     if not args.no_plots:
         # Never fails the run: plot_ratios only notes on stderr what it could not draw.
         png = plot_ratios(csv_path, os.path.join(args.results_dir,

@@ -4,6 +4,9 @@ Workloads (the same names as the C++ benchmarks), with os.cpu_count() workers (f
   pool_map_100k             pool.map(sqr, range(100000)), default chunksize; seconds per map
   pool_map_chunksize1_20k   pool.map(sqr, range(20000), chunksize=1); seconds per map
   pool_apply_roundtrip      pool.apply_async(sqr, (x,)).get(); seconds per round trip
+  pool_speedup              a CPU-bound map (64 items of about 2 ms) serially and with Pool(n) for
+                            n = 1..cpu_count: {"serial": s, "workers": {"n": s, ...}} (run.py plots
+                            the speedup against the number of workers)
 
 Prints one JSON object on stdout (see common.py).
 
@@ -11,6 +14,7 @@ Prints one JSON object on stdout (see common.py).
 """
 
 import multiprocessing as mp
+import os
 import time
 
 import common
@@ -50,15 +54,55 @@ def apply_roundtrip(cfg):
     return common.result("seconds_per_op", samples, ops=n)
 
 
+def burn(iters):
+    x = iters
+    for _ in range(iters):
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+    return x
+
+
+def pool_speedup(cfg):
+    items = 64
+    iters = 1000
+    while True:  # about 2 ms per item
+        t0 = time.perf_counter()
+        burn(iters)
+        dt = time.perf_counter() - t0
+        if dt > 0.02:
+            iters = max(1, int(iters * 0.002 / dt))
+            break
+        iters *= 2
+    work = [iters] * items
+
+    def best(f):
+        return min(_timed(f) for _ in range(cfg["speedup_repeats"]))
+
+    serial = best(lambda: [burn(n) for n in work])
+    workers = {}
+    ctx = mp.get_context("fork")
+    for n in range(1, (os.cpu_count() or 1) + 1):
+        with ctx.Pool(n) as pool:
+            pool.map(burn, [10] * n)
+            workers[str(n)] = best(lambda: pool.map(burn, work))
+    return {"metric": "seconds_per_op", "value": serial, "serial": serial, "workers": workers}
+
+
+def _timed(f):
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
 WORKLOADS = {
     "pool_map_100k": timed_map(100000, None),
     "pool_map_chunksize1_20k": timed_map(20000, 1),
     "pool_apply_roundtrip": apply_roundtrip,
+    "pool_speedup": pool_speedup,
 }
 
 CONFIG = {
-    "short": {"repeats": 3, "applies": 300},
-    "long": {"repeats": 7, "applies": 2000},
+    "short": {"repeats": 3, "applies": 300, "speedup_repeats": 1},
+    "long": {"repeats": 7, "applies": 2000, "speedup_repeats": 3},
 }
 
 if __name__ == "__main__":

@@ -1080,12 +1080,11 @@ private:
                 fds.push_back({workers_[i].proc->sentinel(), POLLIN, 0});
                 who.push_back(i);
             }
-            const bool busy = unfinished_ > 0;
             g.unlock();
             int n = 0;
             if (any) {
                 n = ::poll(fds.data(), fds.size(), 0);
-            } else if (busy) {  // results are due: look for them awake for a moment before sleeping
+            } else {  // more may come at once (a caller waiting for one result submits the next): look awake first
                 auto spin_until = std::chrono::steady_clock::now() + detail::pool_spin;
                 while (!(n = any_ready()) && std::chrono::steady_clock::now() < spin_until) detail::spin_pause();
             }
