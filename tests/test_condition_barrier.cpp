@@ -428,7 +428,7 @@ TEST_CASE("Condition: notify wakes one waiter at a time (a child process and a t
     CHECK(cond.n_waiting() == 0);
 }
 
-TEST_CASE("Condition: notify_all wakes every waiter; timed-out waiters leave no trace", "[condition]") {
+TEST_CASE("Condition: notify_all wakes every waiter, timed-out waiters leave no trace", "[condition]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Condition cond;
     mp::Semaphore sleeping(0), woken(0);
@@ -659,7 +659,7 @@ TEST_CASE("Condition: a waiter killed while waiting deadlocks nobody", "[conditi
 
 // ---- Barrier ---------------------------------------------------------------------------------
 
-TEST_CASE("Barrier: needs a party; single party; copies are the same barrier", "[barrier]") {
+TEST_CASE("Barrier: needs a party, single party, copies are the same barrier", "[barrier]") {
     CHECK_THROWS_AS(mp::Barrier(0), mp::ValueError);
     CHECK_THROWS_AS(mp::Barrier(-2), mp::ValueError);
     CHECK_THROWS_AS(mp::Barrier(0, 1s), mp::ValueError);
@@ -697,7 +697,7 @@ TEST_CASE("Barrier: needs a party; single party; copies are the same barrier", "
     CHECK_FALSE(mp::Barrier(1) == b);
 }
 
-TEST_CASE("Barrier: a timeout breaks it, after the timeout; the default timeout too", "[barrier]") {
+TEST_CASE("Barrier: a timeout breaks it, after the timeout, the default timeout too", "[barrier]") {
     mp::Barrier b(2);
     double t = seconds_taken([&] { CHECK_THROWS_AS(b.wait(150ms), mp::BrokenBarrierError); });
     CHECK(t >= 0.148);
@@ -756,7 +756,7 @@ TEST_CASE("Barrier: the action runs once per cycle, in the process that arrives 
     CHECK_FALSE(b.broken());
 }
 
-TEST_CASE("Barrier: an action that throws breaks it; the exception reaches the party that ran it",
+TEST_CASE("Barrier: an action that throws breaks it, the exception reaches the party that ran it",
           "[barrier]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Barrier b(N, throwing_action, 10s);

@@ -531,7 +531,7 @@ TEST_CASE("Queue: items put before and after a child starts come out in order (t
     CHECK(q.empty());
 }
 
-TEST_CASE("Queue: a blocked get is woken by a child's put; a blocked put by a child's get", "[queue]") {
+TEST_CASE("Queue: a blocked get is woken by a child's put, a blocked put by a child's get", "[queue]") {
     MP_FOR_EACH_START_METHOD(ctx);
     {
         mp::Queue<std::string> q;
