@@ -6,6 +6,7 @@
 #include <multiprocessing/pool.hpp>
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@ namespace {
 using steady = std::chrono::steady_clock;
 
 int sqr(int x) { return x * x; }
+int plus_one(int x) { return x + 1; }
 int add(int a, int b) { return a + b; }
 int getpid_task(int) { return static_cast<int>(::getpid()); }
 std::string shout(std::string s) { return s + "!"; }
@@ -86,6 +88,25 @@ int die_with_abort(int) { std::abort(); }
 // _Exit, not exit: under LeakSanitizer a forked child that runs exit() reports the memory
 // only the parent's other threads referenced, and exits with 23 instead of 3.
 int die_with_exit(int) { std::_Exit(3); }
+int die_with_segv(int) {
+    ::raise(SIGSEGV);
+    return 0;
+}
+
+// In a child: a pool whose second worker was started by the pool itself (a replacement for one
+// that exited), reports both worker pids, then blocks until the test SIGKILLs it.
+void pool_owner_killed(mp::StartMethod method, mp::Connection c) {
+    mp::Pool pool(2, {.context = mp::Context(method)});
+    try {
+        (void)pool.apply(die_with_exit, 0);
+    } catch (const mp::WorkerLostError&) {
+    }
+    mp::Event a, b;  // both tasks must run at once, so they report both workers
+    auto ra = pool.apply_async(set_then_wait, a, b);
+    auto rb = pool.apply_async(set_then_wait, b, a);
+    c.send(std::vector<int>{ra.get(mp_test::bound), rb.get(mp_test::bound)});
+    (void)c.poll(mp_test::bound);  // the test kills this process long before
+}
 
 inline int initialized_value = 0;
 void set_initialized(int v) { initialized_value = v; }
@@ -387,6 +408,38 @@ TEST_CASE("workers that abort or exit fail their task and the pool keeps serving
     CHECK(pool.map(sqr, range(10)) == squares(10));
 }
 
+TEST_CASE("a worker that segfaults fails its task and is replaced", "[pool][fault]") {
+    mp::Pool pool(2);
+    try {
+        (void)pool.apply(die_with_segv, 0);
+        FAIL("no error");
+    } catch (const mp::WorkerLostError& e) {
+#if !defined(__SANITIZE_ADDRESS__)  // AddressSanitizer turns SIGSEGV into its report and exit 1
+        CHECK(std::string(e.what()).find("signal 11") != std::string::npos);
+        CHECK(e.exitcode() == -SIGSEGV);
+#endif
+        CHECK(e.exitcode().has_value());
+    }
+    CHECK(pool.map(sqr, range(100), 3) == squares(100));
+}
+
+TEST_CASE("workers never outlive a SIGKILLed parent, replacements included", "[pool][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    // The orphaned workers are re-parented to this test process, so it can watch and reap them.
+    REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    auto [here, there] = mp::Pipe();
+    mp::Process owner(ctx, pool_owner_killed, ctx.start_method(), there);
+    owner.start();
+    REQUIRE(here.poll(mp_test::bound));
+    auto pids = here.recv<std::vector<int>>();
+    REQUIRE(pids.size() == 2);
+    CHECK(pids[0] != pids[1]);
+    owner.kill();
+    mp_test::join(owner);
+    for (int pid : pids) CHECK(mp_test::wait_gone(pid));
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
 TEST_CASE("terminate fails every pending result instead of leaving get() blocked", "[pool][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Pool pool(1, {.context = ctx});
@@ -403,13 +456,14 @@ TEST_CASE("terminate fails every pending result instead of leaving get() blocked
 
 TEST_CASE("a stress map with random workers SIGKILLed: every result is right or WorkerLostError", "[pool][fault]") {
     mp::Pool pool(2);
-    const int n = 20000;
-    auto it = pool.imap(sqr, range(n), 1);
+    const int n = 200000;
+    const int chunksize = 8;  // a kill fails at most the one chunk its worker was running
+    auto it = pool.imap(plus_one, range(n), chunksize);
     std::mt19937 rng(7);
     int ok = 0, lost = 0, i = 0;
     std::set<int> killed;
     for (;;) {
-        if (i % 2000 == 1000) {
+        if (i % 20000 == 10000) {
             auto pids = worker_pids();  // may be empty for a moment: both killed, not yet replaced
             if (!pids.empty()) {
                 int victim = pids[rng() % pids.size()];
@@ -419,6 +473,7 @@ TEST_CASE("a stress map with random workers SIGKILLed: every result is right or 
         try {
             auto v = it.next(mp_test::bound);
             if (!v) break;
+            REQUIRE(*v == i + 1);
             ++ok;
         } catch (const mp::WorkerLostError&) {
             ++lost;
@@ -426,6 +481,6 @@ TEST_CASE("a stress map with random workers SIGKILLed: every result is right or 
         ++i;
     }
     CHECK(ok + lost == n);
-    CHECK(lost <= static_cast<int>(killed.size()));
+    CHECK(lost <= static_cast<int>(killed.size()) * chunksize);
     CHECK(pool.apply(sqr, 12) == 144);
 }
