@@ -11,14 +11,20 @@
 //   pool_cpu_bound/serial       the same items in this process, one after the other
 //   pool_speedup/{mp,raw}/N     the CPU-bound map with N workers (N = 1..cpu_count), for the
 //                               speedup-against-workers plot (run.py: results/speedup.png)
+//   pool_memory/mp/N            one pool.map(sqr, N ints) in a fresh Pool, N = 100k and 1M: the
+//                               parent's peak RSS growth and the workers' peak RSS, as counters
+//                               (run.py: results/memory.csv; flat = the same at 100k and 1M, less
+//                               the data the parent must hold)
 // The Python side is python/bench_pool.py.
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <numeric>
@@ -208,6 +214,43 @@ void cpu_bound_serial(benchmark::State& state) {
         for (int i = 0; i < cpu_items; ++i) benchmark::DoNotOptimize(burn(iters));
 }
 
+/// A field of /proc/<pid>/status in MiB ("VmRSS", "VmHWM"); 0 if the process is gone.
+double status_mib(pid_t pid, const std::string& field) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
+    return 0;
+}
+
+/// Makes VmHWM (the peak RSS) start again from the current RSS (Linux >= 4.0).
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+void memory_mp(benchmark::State& state) {
+    const int n = static_cast<int>(state.range(0));
+    double parent_growth = 0, workers_peak = 0;
+    try {
+        for (auto _ : state) {
+            reset_peak_rss();
+            const double before = status_mib(::getpid(), "VmRSS");
+            mp::Pool pool;
+            auto r = pool.map(sqr, inputs(n));
+            if (r.size() != static_cast<std::size_t>(n) || r.back() != sqr(n - 1)) return state.SkipWithError("wrong result");
+            for (auto& c : mp::active_children())
+                if (c.name().find("PoolWorker") != std::string::npos)
+                    workers_peak = std::max(workers_peak, status_mib(c.pid(), "VmHWM"));
+            parent_growth = status_mib(::getpid(), "VmHWM") - before;
+            pool.close();
+            pool.join();
+        }
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+    state.counters["parent_peak_growth_mib"] = parent_growth;
+    state.counters["workers_peak_rss_mib"] = workers_peak;
+    state.counters["data_mib"] = 2.0 * n * sizeof(long long) / (1024.0 * 1024.0);  // inputs + results
+}
+
 }  // namespace
 
 BENCHMARK_CAPTURE(map_mp, pool_map_100k/mp, 100000, std::nullopt)->UseRealTime()->Name("pool_map_100k/mp");
@@ -219,6 +262,7 @@ BENCHMARK(cpu_bound_mp)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond)->N
 BENCHMARK(cpu_bound_raw)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/raw");
 BENCHMARK(cpu_bound_mp)->DenseRange(1, mp::cpu_count())->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_speedup/mp");
 BENCHMARK(cpu_bound_raw)->DenseRange(1, mp::cpu_count())->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_speedup/raw");
+BENCHMARK(memory_mp)->Arg(100000)->Arg(1000000)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_memory/mp");
 BENCHMARK(cpu_bound_serial)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/serial");
 
 int main(int argc, char** argv) {

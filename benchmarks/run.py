@@ -18,7 +18,8 @@ into results/ratios.png (partial_ratios.png); no gnuplot, no plot (a note, never
 --no-plots skips the plot; --plot-only draws it from the existing results/latest.csv, measuring nothing.
 --short is the quick run (about a minute); the default, long mode takes several minutes.
 Unless --filter excludes it, the run also measures the CPU-bound map's speedup over serial at 1 to
-cpu_count workers (mp, raw forked processes, Python), into results/speedup.csv and speedup.png.
+cpu_count workers (mp, raw forked processes, Python), into results/speedup.csv and speedup.png, and
+the peak RSS of the parent and the workers over a 100k and a 1M-task map, into results/memory.csv.
 
 Adding a workload: write "<name>/mp" and "<name>/raw" benchmarks in a benchmarks/bench_*.cpp,
 the "<name>" function in a benchmarks/python/bench_*.py, and one Workload line in WORKLOADS.
@@ -628,6 +629,59 @@ def measure_speedup(build: str, python: str, mode: dict, short: bool) -> list[di
     return [rows[n] for n in sorted(rows)]
 
 
+# --------------------------------------------------------------------------------------------
+# Memory of a big map (results/memory.csv)
+
+def measure_memory(build: str, python: str, mode: dict) -> list[dict]:
+    """Runs bench_pool's pool_memory/mp/N and Python's pool_memory: for N = 100k and 1M tasks,
+    the parent's peak RSS growth over one map in a fresh pool, and the workers' peak RSS."""
+    rows: dict[int, dict] = {}
+    exe = os.path.join(build, "benchmarks", "bench_pool")
+    if os.access(exe, os.X_OK):
+        cmd = [exe, "--benchmark_filter=^pool_memory/", "--benchmark_format=json", "--benchmark_repetitions=1"]
+        rc, out, err = run_captured(cmd, mode["timeout"])
+        try:
+            for r in json.loads(out).get("benchmarks", []):
+                m = re.match(r"pool_memory/mp/(\d+)", r.get("run_name", r["name"]))
+                if m and not r.get("error_occurred"):
+                    row = rows.setdefault(int(m.group(1)), {"tasks": int(m.group(1))})
+                    row["data"] = r.get("data_mib")
+                    row["mp_parent"] = r.get("parent_peak_growth_mib")
+                    row["mp_workers"] = r.get("workers_peak_rss_mib")
+        except json.JSONDecodeError:
+            progress(f"note: memory: bench_pool failed (exit {rc}): {err.strip()[-300:]}")
+    rc, out, err = run_captured([python, os.path.join(HERE, "python", "bench_pool.py"), "--workload", "pool_memory"],
+                                mode["timeout"])
+    try:
+        for n, r in json.loads(out)["results"]["pool_memory"]["sizes"].items():
+            row = rows.setdefault(int(n), {"tasks": int(n)})
+            row["py_parent"] = r["parent_peak_growth_mib"]
+            row["py_workers"] = r["workers_peak_rss_mib"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        progress(f"note: memory: the Python side failed: {(err or out).strip()[-300:]}")
+    return [rows[n] for n in sorted(rows)]
+
+
+MEMORY_KEYS = ("data", "mp_parent", "mp_workers", "py_parent", "py_workers")
+
+
+def write_memory(results_dir: str, rows: list[dict]) -> str:
+    path = os.path.join(results_dir, "memory.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["tasks"] + [k + "_mib" for k in MEMORY_KEYS])
+        for r in rows:
+            w.writerow([r["tasks"]] + [f"{r[k]:.2f}" if r.get(k) is not None else "" for k in MEMORY_KEYS])
+    return path
+
+
+def memory_table(rows: list[dict]) -> str:
+    cells = [[f"{r['tasks']:,}"] + [f"{r[k]:.1f} MiB" if r.get(k) is not None else "-" for k in MEMORY_KEYS]
+             for r in rows]
+    return markdown_table(cells, ["map of N ints", "inputs + results (8 B each)", "mp parent: peak RSS growth",
+                                  "mp workers: peak RSS", "Python parent: peak RSS growth", "Python workers: peak RSS"])
+
+
 def write_speedup(results_dir: str, rows: list[dict]) -> str:
     path = os.path.join(results_dir, "speedup.csv")
     with open(path, "w", newline="") as f:
@@ -719,7 +773,7 @@ def main() -> int:
         for w in workloads:
             print(f"{w.name:32} {w.title}")
         return 0
-    if not workloads and not re.search(args.filter, "pool_speedup"):
+    if not workloads and not re.search(args.filter, "pool_speedup|pool_memory"):
         ap.error(f"no workload matches {args.filter!r}")
     # A relative build directory is taken from the current directory, else from the repository.
     build = os.path.abspath(args.build)
@@ -767,6 +821,11 @@ def main() -> int:
         progress("speedup against workers: C++ and Python ...")
         speedup_rows = measure_speedup(build, args.python, mode, args.short)
 
+    memory_rows: list[dict] = []
+    if not args.filter or re.search(args.filter, "pool_memory"):
+        progress("memory of a 100k and a 1M-task map: C++ and Python ...")
+        memory_rows = measure_memory(build, args.python, mode)
+
     elapsed = time.monotonic() - t_start
     # A filtered run is partial: it must not replace the full report.
     stem = "partial" if args.filter else "latest"
@@ -787,6 +846,15 @@ def main() -> int:
             png = plot_speedup(sp_csv, os.path.join(args.results_dir, "speedup.png"))
             if png:
                 written.append(png)
+    if memory_rows:
+        print("\nMemory of one Pool.map in a fresh pool (peak RSS; flat = workers the same at any N, "
+              "the parent growing by little more than the data it must hold):\n")
+        print(memory_table(memory_rows))
+        written.append(write_memory(args.results_dir, memory_rows))
+        with open(md_path, "a") as f:
+            f.write("\n## Memory of a big map\n\nOne `map(sqr, N ints)` in a fresh pool of cpu_count "
+                    "workers; peak RSS read from /proc/<pid>/status (VmHWM, reset with clear_refs).\n\n"
+                    + memory_table(memory_rows) + "\n")
     if not args.no_plots:
         # Never fails the run: plot_ratios only notes on stderr what it could not draw.
         png = plot_ratios(csv_path, os.path.join(args.results_dir,

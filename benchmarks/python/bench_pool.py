@@ -87,6 +87,38 @@ def pool_speedup(cfg):
     return {"metric": "seconds_per_op", "value": serial, "serial": serial, "workers": workers}
 
 
+def _status_mib(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def pool_memory(cfg):
+    """One Pool.map(sqr, range(n)) in a fresh pool per n: the parent's peak RSS growth and the
+    workers' peak RSS (bench_pool.cpp's pool_memory/mp)."""
+    sizes = {}
+    ctx = mp.get_context("fork")
+    for n in (100000, 1000000):
+        with open("/proc/self/clear_refs", "w") as f:  # VmHWM starts again from VmRSS
+            f.write("5")
+        before = _status_mib(os.getpid(), "VmRSS")
+        pool = ctx.Pool(os.cpu_count())
+        r = pool.map(sqr, range(n))
+        assert len(r) == n and r[-1] == sqr(n - 1)
+        workers = max((_status_mib(p.pid, "VmHWM") for p in mp.active_children()), default=0.0)
+        parent = _status_mib(os.getpid(), "VmHWM") - before
+        pool.close()
+        pool.join()
+        del r
+        sizes[str(n)] = {"parent_peak_growth_mib": parent, "workers_peak_rss_mib": workers}
+    return {"metric": "memory", "value": None, "sizes": sizes}
+
+
 def _timed(f):
     t0 = time.perf_counter()
     f()
@@ -98,6 +130,7 @@ WORKLOADS = {
     "pool_map_chunksize1_20k": timed_map(20000, 1),
     "pool_apply_roundtrip": apply_roundtrip,
     "pool_speedup": pool_speedup,
+    "pool_memory": pool_memory,
 }
 
 CONFIG = {

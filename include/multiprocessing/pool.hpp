@@ -452,6 +452,13 @@ private:
         if (state_->error) std::rethrow_exception(state_->error);
         if constexpr (!std::is_void_v<R>) return *state_->value;
     }
+    /// For map/starmap/apply, whose result no one else can see: waits, then moves it out.
+    R get_moved() {
+        state_->wait_until(std::nullopt);
+        std::lock_guard g(state_->m);
+        if (state_->error) std::rethrow_exception(state_->error);
+        if constexpr (!std::is_void_v<R>) return std::move(*state_->value);
+    }
     std::shared_ptr<detail::async_state<V>> state_;
 };
 
@@ -606,7 +613,7 @@ public:
     /// Calls f(args...) in a worker and returns its result (Python: pool.apply).
     template <class F, class... Args>
     auto apply(F f, Args... args) {
-        return apply_async(std::move(f), std::move(args)...).get();
+        return apply_async(std::move(f), std::move(args)...).get_moved();
     }
 
     /// Calls f(args...) in a worker; returns at once (Python: apply_async). Trailing
@@ -625,7 +632,7 @@ public:
     /// f applied to every element of xs, in order (Python: pool.map); chunksize as Python's.
     template <class F, std::ranges::input_range Xs>
     auto map(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}) {
-        return map_async(std::move(f), std::forward<Xs>(xs), chunksize).get();
+        return map_async(std::move(f), std::forward<Xs>(xs), chunksize).get_moved();
     }
     /// As map, returning at once; trailing mp::callback / mp::error_callback as in apply_async.
     template <class F, std::ranges::input_range Xs, class... Tags>
@@ -643,7 +650,7 @@ public:
     /// f(args...) for every tuple of xs, in order (Python: pool.starmap).
     template <class F, std::ranges::input_range Xs>
     auto starmap(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}) {
-        return starmap_async(std::move(f), std::forward<Xs>(xs), chunksize).get();
+        return starmap_async(std::move(f), std::forward<Xs>(xs), chunksize).get_moved();
     }
     /// As starmap, returning at once.
     template <class F, std::ranges::input_range Xs, class... Tags>
@@ -859,9 +866,13 @@ private:
     }
 
     /// The inputs, copied (as Python makes a list of them): a task may outlive the caller's range.
+    /// A vector given by value is moved instead, so a map of N items holds them once.
     template <class T, class Xs>
     static std::vector<T> collect(Xs&& xs) {
-        if constexpr (std::ranges::common_range<Xs> && std::ranges::forward_range<Xs>)
+        if constexpr (std::is_same_v<std::remove_cvref_t<Xs>, std::vector<T>> && !std::is_lvalue_reference_v<Xs> &&
+                      !std::is_const_v<std::remove_reference_t<Xs>>)
+            return std::move(xs);
+        else if constexpr (std::ranges::common_range<Xs> && std::ranges::forward_range<Xs>)
             return std::vector<T>(std::ranges::begin(xs), std::ranges::end(xs));
         std::vector<T> in;
         for (auto&& x : xs) in.emplace_back(std::forward<decltype(x)>(x));
