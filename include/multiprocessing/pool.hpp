@@ -7,14 +7,15 @@
 //     auto r = pool.apply_async(add, 1, 2);           // mp::AsyncResult<int>
 //     int three = r.get(5s);
 //
-// How it works: each worker has its own socket to the parent. The parent sends a worker a few
-// chunks at a time (at most `inflight_per_worker`), and sends more as results come back, so
-// work is balanced and the parent always knows which chunks each worker holds. One thread of
-// the parent (the result thread, which also runs callbacks as Python's does) waits on every
-// worker's socket and on every worker's sentinel. When a worker ends (killed, crashed, exited,
-// or maxtasksperchild reached), results it sent first are taken, the chunk it was running fails
-// with mp::WorkerLostError naming its exit code, the chunks it had not started go to other
-// workers, and a new worker takes its place. The parent never blocks on a worker's socket.
+// How it works: each worker has two rings in the shared-memory arena (tasks down, results up).
+// The parent sends a worker a few chunks at a time (fewer when chunks are slow), each to the
+// worker holding the fewest, and sends more as results come back; a free worker takes back a
+// chunk still queued on a busy one, so no task waits while a worker is free. One thread of the
+// parent (the result thread, which also runs callbacks as Python's does) moves the messages and
+// watches every worker's sentinel. When a worker ends (killed, crashed, exited, or
+// maxtasksperchild reached), results it sent first are taken, the chunk it was running fails
+// with mp::WorkerLostError naming its exit code, the chunks it had not taken go to other
+// workers, and a new worker takes its place. The parent never blocks on a worker's ring.
 //
 // Beyond Python: terminate() (and the destructor) fail every pending result instead of leaving
 // get() blocked forever; workers die with the parent (PR_SET_PDEATHSIG: they are daemonic).
@@ -742,7 +743,7 @@ public:
             g.lock();
             for (auto& w : workers_)
                 if (w.proc && w.alive) {
-                    w.channel->queue(std::string(1, static_cast<char>(detail::pool_message::stop)));
+                    w.channel->queue_untracked(std::string(1, static_cast<char>(detail::pool_message::stop)));
                     w.channel->flush();
                 }
             for (auto& w : workers_) {
@@ -763,12 +764,11 @@ public:
 private:
     enum class run_state { run, close, joining, terminate, terminated };
 
-    /// A chunk a worker holds, and where its message ends in the worker's task ring: once the
-    /// worker has read that far, it has taken the chunk.
+    /// A chunk a worker holds, and the sequence number of its message (taken, or not yet).
     struct sent_chunk {
         std::shared_ptr<detail::job_base> job;
         std::size_t chunk;
-        std::uint64_t end;
+        std::uint64_t seq;
     };
 
     struct worker {
@@ -908,7 +908,38 @@ private:
     /// True if worker `w` may be given another chunk.
     bool can_take(const worker& w) const noexcept {
         const int max_tasks = options_.maxtasksperchild.value_or(0);
-        return w.alive && w.outstanding.size() < inflight_limit() && (max_tasks == 0 || w.sent < max_tasks);
+        return w.alive && w.outstanding.size() < inflight_limit() && (max_tasks == 0 || w.sent < max_tasks) &&
+               (w.outstanding.empty() || w.channel->next_seq() - w.outstanding.front().seq < detail::pool_claim_slots);
+    }
+
+    /// Work stealing: while a worker is free and nothing new is left to send, it gets a chunk
+    /// queued behind a running one on another worker (the last one not yet taken). Python's
+    /// workers share one queue, so there a task never waits while a worker is free.
+    bool steal() {
+        bool idle = false;
+        for (const auto& w : workers_) idle |= w.outstanding.empty() && can_take(w);
+        if (!idle) return false;
+        std::vector<std::size_t> victims;
+        for (std::size_t i = 0; i < workers_.size(); ++i)
+            if (workers_[i].alive && workers_[i].outstanding.size() >= 2) victims.push_back(i);
+        std::sort(victims.begin(), victims.end(), [&](std::size_t a, std::size_t b) {
+            return workers_[a].outstanding.size() > workers_[b].outstanding.size();
+        });
+        for (std::size_t v : victims) {
+            auto& w = workers_[v];
+            if (!w.channel->revoke(w.outstanding.back().seq)) continue;  // it has taken all it holds
+            redo_.push_front({std::move(w.outstanding.back().job), w.outstanding.back().chunk});
+            w.outstanding.pop_back();
+            --w.sent;
+            return true;
+        }
+        return false;
+    }
+
+    /// True if a job has a chunk not sent yet.
+    bool has_new_chunk() noexcept {
+        while (!queue_.empty() && queue_.front()->next_chunk >= queue_.front()->n_chunks) queue_.pop_front();
+        return !queue_.empty();
     }
 
     /// The next chunk to send, if any: chunks of dead workers first, then jobs in order.
@@ -930,6 +961,7 @@ private:
     void dispatch() {
         std::vector<bool> touched(workers_.size(), false);
         for (;;) {
+            if (redo_.empty() && !has_new_chunk() && !steal()) break;
             std::size_t best = workers_.size();
             for (std::size_t i = 0; i < workers_.size(); ++i)
                 if (can_take(workers_[i]) &&
@@ -949,8 +981,8 @@ private:
                 continue;
             }
             if (w.outstanding.empty()) w.busy_since = std::chrono::steady_clock::now();
-            std::uint64_t end = w.channel->queue(scratch_);
-            w.outstanding.push_back({std::move(job), c, end});
+            std::uint64_t seq = w.channel->queue(scratch_);
+            w.outstanding.push_back({std::move(job), c, seq});
             ++w.sent;
             touched[best] = true;
         }
@@ -990,7 +1022,7 @@ private:
     /// Delivers one result message of worker `w` (pool lock held on entry and exit).
     void deliver(std::unique_lock<std::mutex>& g, worker& w, std::string_view payload) {
         if (w.outstanding.empty()) return;  // cannot happen: a worker answers what it was sent
-        auto [job, c, end] = std::move(w.outstanding.front());
+        auto [job, c, seq] = std::move(w.outstanding.front());
         w.outstanding.pop_front();
         measure(w);
         g.unlock();
@@ -1024,9 +1056,10 @@ private:
         auto& v = workers_[i];
         (void)v.proc->join(std::chrono::seconds(5));
         auto code = v.proc->exitcode();
-        // Only a chunk the worker had taken (read whole) was running; none if it died idle.
-        if (!v.outstanding.empty() && v.channel->consumed() >= v.outstanding.front().end) {
-            auto [job, c, end] = std::move(v.outstanding.front());
+        // Only a chunk the worker had taken was running (it answers each before taking the
+        // next); none if it died idle.
+        if (!v.outstanding.empty() && v.channel->taken(v.outstanding.front().seq)) {
+            auto [job, c, seq] = std::move(v.outstanding.front());
             v.outstanding.pop_front();
             std::string how = !code ? "is gone" : *code < 0 ? "was killed by signal " + std::to_string(-*code)
                                                           : "exited with code " + std::to_string(*code);

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -91,10 +92,21 @@ struct spsc_ring {
     }
 };
 
-/// Both directions of one worker's channel.
+/// Task messages of one worker the parent can track at once (more than any in-flight limit).
+inline constexpr std::size_t pool_claim_slots = 256;
+/// The sequence number of a message no one takes back (a stop message).
+inline constexpr std::uint64_t pool_no_claim = ~std::uint64_t{0};
+enum : std::uint64_t { pool_claim_queued = 1, pool_claim_taken = 2, pool_claim_revoked = 3 };
+
+/// Both directions of one worker's channel, and the claims of its task messages.
 struct pool_rings {
     spsc_ring tasks;    // parent -> worker
     spsc_ring results;  // worker -> parent
+    // claims[seq % slots] = seq << 2 | state. The worker runs a task message only after moving it
+    // from queued to taken; the parent takes back one still queued (revoked) to give it to an idle
+    // worker, so no task waits behind a long one while a worker is free (as with Python's shared
+    // queue). The sequence number tells a reused slot from the message it served before.
+    std::array<std::atomic<std::uint64_t>, pool_claim_slots> claims{};
 };
 
 /// Writes one byte to the parent's doorbell; a full socket means a wake-up is pending anyway.
@@ -109,14 +121,22 @@ public:
     worker_channel(shared_handle<pool_rings> rings, Connection doorbell)
         : rings_(std::move(rings)), doorbell_(std::move(doorbell)) {}
 
-    /// The next task message; spins a moment, then sleeps on the ring.
+    /// The next task message this worker may run (it skips those the parent took back); spins
+    /// a moment, then sleeps on the ring.
     std::string read_message() {
-        std::uint64_t len = 0;
-        read_exact(reinterpret_cast<char*>(&len), sizeof len);
-        if (len > max_message_size) throw PicklingError("multiprocessing: corrupt pool task message");
-        std::string out(static_cast<std::size_t>(len), '\0');
-        read_exact(out.data(), out.size());
-        return out;
+        for (;;) {
+            std::uint64_t frame[2];  // length, sequence number
+            read_exact(reinterpret_cast<char*>(frame), sizeof frame);
+            if (frame[0] > max_message_size) throw PicklingError("multiprocessing: corrupt pool task message");
+            std::string out(static_cast<std::size_t>(frame[0]), '\0');
+            read_exact(out.data(), out.size());
+            const std::uint64_t seq = frame[1];
+            if (seq == pool_no_claim) return out;
+            std::uint64_t queued = seq << 2 | pool_claim_queued;
+            if (rings_->claims[seq % pool_claim_slots].compare_exchange_strong(queued, seq << 2 | pool_claim_taken,
+                                                                                std::memory_order_acq_rel))
+                return out;
+        }
     }
     /// Sends one result message, waiting for room if the parent is behind.
     void write_message(std::string_view payload) {
@@ -179,18 +199,28 @@ class parent_channel {
 public:
     explicit parent_channel(shared_handle<pool_rings> rings) : rings_(std::move(rings)) {}
 
-    /// Queues a message; flush() sends what the ring takes now. Returns the ring position at
-    /// which the message ends (see consumed()).
+    /// Queues a task message; flush() sends what the ring takes now. Returns its sequence
+    /// number, for taken() and revoke().
     std::uint64_t queue(std::string_view payload) {
-        std::uint64_t len = payload.size();
-        out_.append(reinterpret_cast<const char*>(&len), sizeof len);
-        out_.append(payload);
-        queued_ += sizeof len + payload.size();
-        return queued_;
+        std::uint64_t seq = next_seq_++;
+        // Published to the worker by the ring's release store of the message itself.
+        rings_->claims[seq % pool_claim_slots].store(seq << 2 | pool_claim_queued, std::memory_order_relaxed);
+        append(payload, seq);
+        return seq;
     }
-    /// How far the worker has read the task ring.
-    [[nodiscard]] std::uint64_t consumed() const noexcept {
-        return rings_->tasks.head.load(std::memory_order_acquire);
+    /// Queues a message the worker always reads (stop).
+    void queue_untracked(std::string_view payload) { append(payload, pool_no_claim); }
+    /// The sequence number the next task message will get.
+    [[nodiscard]] std::uint64_t next_seq() const noexcept { return next_seq_; }
+    /// True once the worker has taken message `seq` to run it.
+    [[nodiscard]] bool taken(std::uint64_t seq) const noexcept {
+        return rings_->claims[seq % pool_claim_slots].load(std::memory_order_acquire) == (seq << 2 | pool_claim_taken);
+    }
+    /// Takes message `seq` back if the worker has not taken it yet (it will skip it).
+    bool revoke(std::uint64_t seq) noexcept {
+        std::uint64_t queued = seq << 2 | pool_claim_queued;
+        return rings_->claims[seq % pool_claim_slots].compare_exchange_strong(queued, seq << 2 | pool_claim_revoked,
+                                                                               std::memory_order_acq_rel);
     }
     /// Moves queued bytes into the ring as far as they fit, waking the worker if it sleeps.
     void flush() {
@@ -255,6 +285,11 @@ public:
     }
 
 private:
+    void append(std::string_view payload, std::uint64_t seq) {
+        const std::uint64_t frame[2] = {payload.size(), seq};
+        out_.append(reinterpret_cast<const char*>(frame), sizeof frame);
+        out_.append(payload);
+    }
     bool compact() {
         if (in_pos_) {
             in_.erase(0, in_pos_);
@@ -266,7 +301,7 @@ private:
     shared_handle<pool_rings> rings_;
     std::string out_;
     std::size_t out_sent_ = 0;
-    std::uint64_t queued_ = 0;  // bytes ever queued: the ring position after the last message
+    std::uint64_t next_seq_ = 0;  // task messages ever queued
     std::string in_;
     std::size_t in_pos_ = 0;
 };
