@@ -514,9 +514,9 @@ def plot_ratios(csv_path: str, png_path: str) -> str | None:
         raw_text = ("" if over_raw is None else
                     f"{over_raw:.2f}x raw" if metric == "time" else f"{over_raw:.0%} of raw")
         py_text = "" if vs_py is None else f"{vs_py:.1f}x"
-        # A value label sits above its bar, or just above the parity line for a bar going down
-        # (below it are the raw targets).
-        label_y = ["?" if v is None else f"{max(v, 1) * 1.13:.6g}" for v in (vs_py, vs_raw)]
+        # A value label sits above a bar going up, below a bar going down (neighbouring labels
+        # then stand at different heights instead of all on the parity line).
+        label_y = ["?" if v is None else f"{v * 1.13 if v >= 1 else v / 1.35:.6g}" for v in (vs_py, vs_raw)]
         lines.append(" ".join([str(i), "?" if vs_py is None else f"{vs_py:.6g}",
                                "?" if vs_raw is None else f"{vs_raw:.6g}",
                                gp_str(py_text), gp_str(raw_text), gp_str(r.get("title") or r.get("workload", "?")),
@@ -529,7 +529,7 @@ def plot_ratios(csv_path: str, png_path: str) -> str | None:
     if not rows or not values:
         progress(f"note: no plot drawn, no ratios in {csv_path}")
         return None
-    ymin = min(min(values) / 2, 0.5)
+    ymin = min(min(values) / 3, 0.5)
     ymax = max(values) * 3
     mode = rows[0].get("mode", "?")
     when = rows[0].get("date", "?")
@@ -562,7 +562,7 @@ set xrange [-0.6:{len(rows) - 0.4}]
 set xtics rotate by 25 right nomirror font ",10"
 set bmargin 11
 set lmargin 24
-set key top left Left reverse opaque box
+set key outside top center horizontal Left reverse box
 set style fill solid 0.85 border -1
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 1.5 lc rgb "black"
 set label "parity" at graph 1, first 1 right offset -0.5, 0.6 font ",9"
