@@ -15,10 +15,7 @@ namespace mp = multiprocessing;
 using namespace std::chrono_literals;
 
 int square(int x) { return x * x; }
-int slow_square(int x) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    return x * x;
-}
+int slow_square(int x) { std::this_thread::sleep_for(std::chrono::milliseconds(100)); return x * x; }
 
 const char* py(bool b) { return b ? "True" : "False"; }  // print bools as Python does
 
@@ -36,28 +33,23 @@ int main(int argc, char** argv) {
 
     int a = pool.apply(square, 3);  // blocks: pool.apply(square, (3,))
     std::cout << "apply(square, 3) = " << a << '\n';
-
     mp::AsyncResult<int> r = pool.apply_async(slow_square, 4);  // returns at once
     std::cout << "apply_async: ready()=" << py(r.ready());
     bool done = r.wait(2s);  // Python's wait(timeout) returns None; here it returns ready()
     std::cout << ", after wait(2s): ready()=" << py(done) << " successful()=" << py(r.successful())
               << " get()=" << r.get() << '\n';
-
     std::vector<int> m = pool.map(square, xs);  // blocks, results in input order
     print("map", m);
     std::vector<int> ma = pool.map_async(square, xs).get(5s);
     print("map_async(...).get(5s)", ma);
-
     std::vector<int> im;
     for (int v : pool.imap(square, xs)) im.push_back(v);  // lazy, input order, range-for
     print("imap", im);
-
     std::vector<int> un;
     auto it = pool.imap_unordered(slow_square, xs);  // completion order
     while (auto v = it.next(2s)) un.push_back(*v);  // next(timeout): Python's it.next(timeout)
     std::ranges::sort(un);  // the order the tasks finished in varies from run to run
     print("imap_unordered, sorted", un);
-
     pool.close();  // no more tasks; join() waits for the submitted ones
     pool.join();
     bool refused = false;
@@ -67,7 +59,6 @@ int main(int argc, char** argv) {
         refused = true;
         std::cout << "apply after close: mp::ValueError\n";
     }
-
     // terminate() stops the workers at once. Python leaves the pending result blocked forever;
     // here it fails with mp::WorkerLostError.
     mp::Pool other(1);
@@ -81,7 +72,6 @@ int main(int argc, char** argv) {
         lost = true;
         std::cout << "after terminate: get() raised mp::WorkerLostError\n";
     }
-
     bool ok = a == 9 && done && r.get() == 16 && m == want && ma == want && im == want && un == want &&
               refused && lost;
     if (!ok) std::cout << "WRONG: unexpected results\n";

@@ -1,7 +1,6 @@
 // tour: Queue methods, SimpleQueue, JoinableQueue
-// Seed 001: put/get (with block and timeout), empty(), full(), qsize(); and, from the same API
-// reference, put_nowait/get_nowait raising Full/Empty, close/join_thread, SimpleQueue and
-// JoinableQueue's task_done/join.
+// Seed 001: put/get (block, timeout), empty/full/qsize; from the same API reference, put_nowait/
+// get_nowait raising Full/Empty, close/join_thread, SimpleQueue, JoinableQueue's task_done/join.
 #include <chrono>
 #include <iostream>
 #include <multiprocessing.hpp>
@@ -29,12 +28,7 @@ std::string py(bool b) { return b ? "True" : "False"; }
 // Runs f; if it throws E, prints `what` and returns true (Python: try: f() except E: print(what)).
 template <class E, class F>
 bool raises(F f, const char* what) {
-    try {
-        f();
-    } catch (const E&) {
-        std::cout << what << '\n';
-        return true;
-    }
+    try { f(); } catch (const E&) { std::cout << what << '\n'; return true; }
     return false;
 }
 
@@ -56,7 +50,6 @@ int main(int argc, char** argv) {
     ok = ok && a == 1 && b == 2;
     ok = raises<mp::Empty>([&] { (void)q.get_nowait(); }, "get_nowait(): Empty") && ok;
     ok = raises<mp::Empty>([&] { (void)q.get(50ms); }, "get(timeout=0.05): Empty") && ok;
-
     mp::Process p(producer, q);  // a child blocks on the full queue until we make room
     p.start();
     int sum = 0;
@@ -66,14 +59,12 @@ int main(int argc, char** argv) {
     std::cout << "from the child: 10 + 20 + 30 = " << sum << '\n';
     q.close();  // closed in this process: put/get now raise ValueError
     ok = raises<mp::ValueError>([&] { q.put(4); }, "put after close(): ValueError") && ok;
-
     mp::SimpleQueue<std::string> sq;  // put, get, empty, close; no timeouts
     mp::Process g(greeter, sq);
     g.start();
     bool greeted = g.join(5s) && !sq.empty();  // joined first, so the untimed get() cannot hang
     if (greeted) std::cout << sq.get() << '\n';
     ok = ok && greeted;
-
     mp::JoinableQueue<int> jq;
     mp::Queue<int> results;
     for (int x : {1, 2, 3}) jq.put(x);
@@ -83,7 +74,6 @@ int main(int argc, char** argv) {
     int r0 = results.get(5s), r1 = results.get(5s), r2 = results.get(5s);
     std::cout << "JoinableQueue.join() returned, results: " << r0 << ' ' << r1 << ' ' << r2 << '\n';
     ok = ok && done && r0 == 2 && r1 == 4 && r2 == 6 && w.join(5s);
-
     if (!ok) std::cout << "WRONG: a queue method misbehaved\n";
     return ok ? 0 : 1;
 }

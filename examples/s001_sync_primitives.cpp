@@ -1,7 +1,7 @@
 // tour: Lock, RLock, Semaphore, Event, Condition across processes
-// Seed 001: Lock (one process in the critical section), RLock (re-entrant), Semaphore(value)
-// (how many at once), Event (set()/wait()), Condition(lock) (wait for a state). Children report on
-// a queue and the parent prints them in a fixed order; a child that sees a wrong state throws.
+// Seed 001: Lock (one process in the critical section), RLock (re-entrant), Semaphore(value) (how
+// many at once), Event (set()/wait()), Condition(lock) (wait for a state). Children report on a
+// queue, printed by the parent in a fixed order; a child that sees a wrong state throws.
 #include <chrono>
 #include <iostream>
 #include <multiprocessing.hpp>
@@ -11,8 +11,7 @@
 
 namespace mp = multiprocessing;
 using namespace std::chrono_literals;
-using Log = mp::Queue<std::string>;
-
+using Log = mp::Queue<std::string>;  // what the children report, in order
 void locker(mp::Lock lock, Log log) {
     if (lock.acquire(0s)) throw std::logic_error("the Lock was free");  // exitcode 1
     log.put("child: the Lock is held by the parent");
@@ -42,7 +41,6 @@ void wait_ready(mp::Condition cond, mp::RawValue<int> state, Log log) {
     if (!cond.wait_for([&] { return state.value() == 1; }, 5s)) throw std::logic_error("state stayed 0");
     log.put("child: the Condition saw state == 1");
 }
-
 // Starts f(a..., log), prints `before` lines from it, calls then(), prints `after` lines.
 template <class F, class... A>
 bool run(Log log, int before, auto then, int after, F f, A... a) {
@@ -59,30 +57,22 @@ int main(int argc, char** argv) {
     if (argc > 1) mp::set_start_method(argv[1]);  // try: s001_sync_primitives spawn
     Log log;
     auto nothing = [] {};
-
     mp::Lock lock;
     lock.acquire();
-    auto release = [&] { lock.release(); };
-    bool ok = run(log, 1, release, 1, locker, lock);
+    bool ok = run(log, 1, [&] { lock.release(); }, 1, locker, lock);
     ok = run(log, 1, nothing, 0, nested, mp::RLock()) && ok;
-
     mp::Semaphore sem(2);  // two slots
     for (int i = 0; i < 2; ++i) sem.acquire();
     std::cout << "parent: took both slots, value " << sem.get_value() << '\n';
     ok = run(log, 1, nothing, 0, try_slot, sem, false) && ok;
     sem.release();
     ok = run(log, 1, nothing, 0, try_slot, sem, true) && ok;
-
     mp::Event event;
-    auto set = [&] { event.set(); };
-    ok = run(log, 1, set, 1, waiter, event) && ok;
+    ok = run(log, 1, [&] { event.set(); }, 1, waiter, event) && ok;
     mp::Condition cond;
     mp::RawValue<int> state(0);  // no lock of its own: cond guards it
-    auto make_ready = [&] {
-        std::lock_guard guard(cond);  // taken once the child's wait() has released it
-        state.value() = 1;
-        cond.notify_all();
-    };
+    // The guard is taken once the child's wait() has released the Condition's lock.
+    auto make_ready = [&] { std::lock_guard guard(cond); state.value() = 1; cond.notify_all(); };
     ok = run(log, 1, make_ready, 1, wait_ready, cond, state) && ok;
     if (!ok) std::cout << "WRONG: a child saw the wrong state\n";
     return ok ? 0 : 1;

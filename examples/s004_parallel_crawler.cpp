@@ -42,7 +42,6 @@ Page crawl(std::string url) {
 int main(int argc, char** argv) {
     mp::freeze_support();
     if (argc > 1) mp::set_start_method(argv[1]);  // try: s004_parallel_crawler spawn
-
     // The "site": page i is a title line and 20 * i words.
     std::string tmpl = (fs::temp_directory_path() / "mp_crawl_XXXXXX").string();
     const char* made = ::mkdtemp(tmpl.data());
@@ -55,7 +54,6 @@ int main(int argc, char** argv) {
         for (int w = 0; w < 10 * i; ++w) page << "lorem ipsum\n";
         urls.push_back("file://" + (site / std::to_string(i)).string());
     }
-
     bool ok = true;
     {
         mp::Pool pool(5);  // Pool(processes=5): more workers than CPUs suits I/O-bound tasks
