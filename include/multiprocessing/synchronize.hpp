@@ -9,8 +9,9 @@
 //     mp::Lock lock;
 //     mp::Process p([](mp::Lock l) { std::lock_guard g(l); /* ... */ }, lock);
 //
-// Waiting: a short bounded spin (a handoff between two running processes costs well under a
-// microsecond), then a futex wait (FUTEX_WAIT/FUTEX_WAKE, the process-shared variants), with
+// Waiting: a short bounded spin for Event, Semaphore and Condition (a handoff between two
+// running processes costs well under a microsecond; a contended Lock/RLock does not spin, see
+// detail::lock_spin_count), then a futex wait (FUTEX_WAIT/FUTEX_WAKE, the process-shared variants), with
 // timeouts measured on the steady clock. Nothing polls with a sleep.
 //
 // Owner death (Lock and RLock): the lock word holds the owner's pid. A waiter that has slept
