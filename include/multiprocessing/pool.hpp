@@ -41,6 +41,7 @@
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -84,7 +85,18 @@ constexpr void check_pool_task() {
                   "from a worker process");
 }
 
-/// The state behind an AsyncResult: set once by the pool's result thread.
+/// How a caller waiting for a result reaches its pool to move results itself (Pool::help_while):
+/// `pool` while the pool runs, null from the start of terminate(). Shared by the pool and its
+/// results, so that a result outliving its pool finds null here.
+struct pool_link {
+    std::shared_mutex m;
+    Pool* pool = nullptr;  // guarded by m
+};
+/// Spins until `ready` or `until`, moving the pool's results meanwhile (defined after Pool).
+inline void help_pool(pool_link& link, const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until);
+
+/// The state behind an AsyncResult: set once, by the pool's result thread or by a caller
+/// waiting in get().
 template <class V>
 struct async_state {
     std::mutex m;
@@ -95,6 +107,7 @@ struct async_state {
     std::exception_ptr error;
     std::function<void(const V&)> callback;
     std::function<void(std::exception_ptr)> error_callback;
+    std::shared_ptr<pool_link> link;  // the pool that computes it
 
     /// Runs the callback (as Python does, before the result is marked ready), then publishes.
     void set_value(V v) noexcept {
@@ -135,10 +148,13 @@ struct async_state {
     }
     bool wait_until(std::optional<std::chrono::steady_clock::time_point> until) {
         // A result due within microseconds is caught awake: a sleeping thread's wake-up costs more.
+        // Meanwhile this thread moves the results itself, so a round trip needs no third thread.
         auto spin_until = std::chrono::steady_clock::now() + pool_spin;
         if (until && *until < spin_until) spin_until = *until;
+        if (link) help_pool(*link, ready_flag, spin_until);
+        spinner spin;
         while (!ready_flag.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < spin_until)
-            spin_pause();
+            spin.pause();
         std::unique_lock g(m);
         if (!until) {
             cv.wait(g, [&] { return ready; });
@@ -166,6 +182,8 @@ struct job_base {
     virtual void on_chunk(std::size_t c, PickleReader& r) = 0;
     /// Chunk `c` failed (the task raised, or its worker died).
     virtual void on_error(std::size_t c, std::exception_ptr e) = 0;
+    /// True if delivering it runs user callbacks (which belong to the result thread).
+    [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
     std::size_t n_chunks = 0;
     std::size_t next_chunk = 0;  // the next chunk never sent (pool lock)
 };
@@ -237,6 +255,7 @@ struct apply_job final : job_base {
             state->set_value(r.load<V>());
     }
     void on_error(std::size_t, std::exception_ptr e) override { state->set_error(e); }
+    [[nodiscard]] bool has_callbacks() const noexcept override { return state->callback || state->error_callback; }
     static std::vector<input_t<Args...>> one(input_t<Args...> x) {
         std::vector<input_t<Args...>> v;
         v.push_back(std::move(x));
@@ -288,6 +307,7 @@ struct map_job final : job_base {
         --remaining;
         state->set_error(e);
     }
+    [[nodiscard]] bool has_callbacks() const noexcept override { return state->callback || state->error_callback; }
 };
 
 /// The state behind an IMapIterator: items arrive by chunk, in any order.
@@ -603,6 +623,7 @@ public:
             workers_.resize(static_cast<std::size_t>(processes));
             for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
         }
+        link_->pool = this;
         thread_ = std::thread([this] { result_loop(); });
     }
     Pool(const Pool&) = delete;
@@ -689,7 +710,11 @@ public:
     /// Stops the workers at once; every result not yet ready fails with mp::WorkerLostError
     /// (Python leaves them blocked forever). Safe to call twice; the destructor calls it.
     void terminate() noexcept {
-        std::vector<std::shared_ptr<detail::job_base>> failed;
+        {
+            // Waits for callers moving results (a pass of help_while); later ones find no pool.
+            std::unique_lock l(link_->m);
+            link_->pool = nullptr;
+        }
         {
             std::lock_guard g(mutex_);
             if (state_ == run_state::terminated) return;
@@ -805,9 +830,11 @@ private:
         }(std::make_index_sequence<N>{}, std::make_index_sequence<total - N>{});
     }
 
+    /// Sets up a new result: its callbacks, and the way back to this pool for a caller waiting on it.
     template <class V, class Tags>
-    static void install(detail::async_state<V>& st, Tags&& tags) {
+    void install(detail::async_state<V>& st, Tags&& tags) {
         std::apply([&](auto&&... t) { (detail::install_one(st, std::move(t)), ...); }, std::forward<Tags>(tags));
+        st.link = link_;
     }
 
     template <class F, class Tags, class... Args>
@@ -1010,6 +1037,7 @@ private:
         w.outstanding.clear();
         w.sent = 0;
         w.alive = true;
+        if (armed_) w.channel->arm();
     }
 
     void fail_chunk(const std::shared_ptr<detail::job_base>& job, std::size_t c, std::exception_ptr e) noexcept {
@@ -1090,26 +1118,106 @@ private:
         dispatch();
     }
 
+    /// Moves what the rings hold: results in (delivered), tasks out. Pool lock held, and the
+    /// receiving role (begin_receiving). A caller waiting for its result (`for_waiter`) stops
+    /// before a result whose job has callbacks, which run in the result thread as in Python, and
+    /// says so in `handed_off`. Returns true if some ring had something.
+    bool pump(std::unique_lock<std::mutex>& g, bool for_waiter, bool& handed_off) {
+        bool any = false;
+        std::string_view msg;
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            if (!workers_[i].alive || !workers_[i].channel->ready()) continue;
+            any = true;
+            workers_[i].channel->fill();
+            for (;;) {
+                // Only the receiving thread reads the channel: a message stays valid while delivered.
+                auto& w = workers_[i];
+                if (for_waiter && !w.outstanding.empty() && w.outstanding.front().job->has_callbacks() &&
+                    w.channel->has_message()) {
+                    handed_off = true;
+                    return any;
+                }
+                if (!w.channel->next(msg)) break;
+                deliver(g, w, msg);
+            }
+            if (workers_[i].alive) workers_[i].channel->flush();
+            dispatch();
+        }
+        return any;
+    }
+
+    /// Takes the role of the one thread that reads the channels, waiting for a caller that has
+    /// it (pool lock held).
+    void begin_receiving(std::unique_lock<std::mutex>& g) {
+        receive_done_.wait(g, [&] { return !receiving_; });
+        receiving_ = true;
+    }
+    void end_receiving() noexcept {
+        receiving_ = false;
+        receive_done_.notify_all();
+    }
+
+    /// Asks the workers to ring the doorbell when they publish (or stops asking; pool lock held).
+    void set_armed(bool on) noexcept {
+        armed_ = on;
+        for (auto& w : workers_)
+            if (w.alive) on ? w.channel->arm() : w.channel->disarm();
+    }
+
+    /// A caller waiting for a result moves results itself until `ready` or `until`: a round trip
+    /// then costs two hand-offs (caller -> worker -> caller) instead of three, and the result
+    /// thread sleeps meanwhile instead of taking a CPU from the workers. Returns early if a
+    /// result with callbacks comes first (the result thread is woken for it) or the pool stops.
+    void help_while(const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until) {
+        {
+            std::lock_guard g(mutex_);
+            if (stop_thread_) return;
+            if (pollers_++ == 0 && armed_) set_armed(false);  // no doorbell while a caller looks
+        }
+        bool helping = true;
+        detail::spinner spin;
+        while (helping && !ready.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
+            bool moved = false;
+            {
+                std::unique_lock g(mutex_);
+                if (!receiving_ && !stop_thread_) {
+                    receiving_ = true;
+                    bool handed_off = false;
+                    moved = pump(g, true, handed_off);
+                    end_receiving();
+                    if (handed_off) {
+                        helping = false;
+                        wake();
+                    }
+                }
+            }
+            if (!moved) spin.pause();
+        }
+        std::lock_guard g(mutex_);
+        if (--pollers_ == 0 && result_asleep_ && !armed_) {
+            // The result thread sleeps: from now on the workers wake it, and what came meanwhile
+            // is handed to it now.
+            set_armed(true);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            bool ready_now = false;
+            for (auto& w : workers_) ready_now |= w.alive && w.channel->ready();
+            if (ready_now) wake();
+        }
+    }
+    friend void detail::help_pool(detail::pool_link&, const std::atomic<bool>&, std::chrono::steady_clock::time_point);
+
     void result_loop() {
         std::vector<pollfd> fds;
         std::vector<std::size_t> who;  // worker index per sentinel entry
-        std::string_view msg;
         auto last_sentinel_check = std::chrono::steady_clock::now();
         std::unique_lock g(mutex_);
         for (;;) {
             if (stop_thread_) return;
             // Move what is ready: results in, tasks out.
-            bool any = false;
-            for (std::size_t i = 0; i < workers_.size(); ++i) {
-                auto& w = workers_[i];
-                if (!w.alive || !w.channel->ready()) continue;
-                any = true;
-                w.channel->fill();
-                // Only this thread reads the channel: a message stays valid while delivered.
-                while (workers_[i].channel->next(msg)) deliver(g, workers_[i], msg);
-                if (workers_[i].alive) workers_[i].channel->flush();
-                dispatch();
-            }
+            begin_receiving(g);
+            bool unused = false;
+            bool any = pump(g, false, unused);
+            end_receiving();
             // Busy: keep moving messages, but look at the sentinels every few milliseconds, so a
             // dead worker is noticed even while the others keep the thread awake.
             auto now = std::chrono::steady_clock::now();
@@ -1128,22 +1236,35 @@ private:
             int n = 0;
             if (any) {
                 n = ::poll(fds.data(), fds.size(), 0);
-            } else {  // more may come at once (a caller waiting for one result submits the next): look awake first
+            } else {
+                // More may come at once (a callback submits the next task): look awake first,
+                // unless a caller waiting in get() is moving the results itself.
                 auto spin_until = std::chrono::steady_clock::now() + detail::pool_spin;
-                while (!(n = any_ready()) && std::chrono::steady_clock::now() < spin_until) detail::spin_pause();
+                detail::spinner spin;
+                for (;;) {
+                    int r = any_ready();
+                    if (r != 0 || std::chrono::steady_clock::now() >= spin_until) {
+                        n = r > 0 ? 1 : 0;
+                        break;
+                    }
+                    spin.pause();
+                }
             }
             if (n == 0 && !any) {
                 g.lock();
-                for (auto& w : workers_)
-                    if (w.alive) w.channel->arm();
+                // While a caller moves results (pollers_), sleep without the doorbell: the last
+                // caller to leave arms it (help_while).
+                if (pollers_ == 0) set_armed(true);
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 bool ready_now = false;
-                for (auto& w : workers_) ready_now |= w.alive && w.channel->ready();
+                if (armed_)
+                    for (auto& w : workers_) ready_now |= w.alive && w.channel->ready();
+                result_asleep_ = true;
                 g.unlock();
                 if (!ready_now) n = ::poll(fds.data(), fds.size(), -1);
                 g.lock();
-                for (auto& w : workers_)
-                    if (w.alive) w.channel->disarm();
+                result_asleep_ = false;
+                if (armed_) set_armed(false);
             } else {
                 g.lock();
             }
@@ -1157,14 +1278,22 @@ private:
                 while (::recv(fds[1].fd, drain, sizeof drain, MSG_DONTWAIT) > 0) {
                 }
             }
-            for (std::size_t k = 0; k < who.size(); ++k)
-                if (fds[2 + k].revents && workers_[who[k]].alive) worker_ended(g, who[k]);
+            bool ended = false;
+            for (std::size_t k = 0; k < who.size(); ++k) ended |= fds[2 + k].revents != 0;
+            if (ended) {
+                begin_receiving(g);
+                for (std::size_t k = 0; k < who.size(); ++k)
+                    if (fds[2 + k].revents && workers_[who[k]].alive) worker_ended(g, who[k]);
+                end_receiving();
+            }
         }
     }
 
-    /// Some ring has work for the result thread.
+    /// Some ring has work for the result thread: 1; none: 0; -1 while a caller waiting in get()
+    /// moves the results itself.
     int any_ready() {
         std::lock_guard g(mutex_);
+        if (pollers_ > 0) return -1;
         for (auto& w : workers_)
             if (w.alive && w.channel->ready()) return 1;
         return 0;
@@ -1186,6 +1315,22 @@ private:
     int worker_counter_ = 0;
     double chunk_seconds_ = -1;  // measured time per chunk (pool lock)
     std::thread thread_;
+    // Who reads the channels (pool lock): the result thread, or a caller waiting in get().
+    bool receiving_ = false;          // one thread reads the channels at a time
+    std::condition_variable receive_done_;
+    int pollers_ = 0;                 // callers in help_while
+    bool result_asleep_ = false;      // the result thread sleeps in poll()
+    bool armed_ = false;              // the workers ring the doorbell when they publish
+    std::shared_ptr<detail::pool_link> link_ = std::make_shared<detail::pool_link>();
 };
+
+namespace detail {
+
+inline void help_pool(pool_link& link, const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until) {
+    std::shared_lock l(link.m);
+    if (link.pool) link.pool->help_while(ready, until);
+}
+
+}  // namespace detail
 
 }  // namespace multiprocessing

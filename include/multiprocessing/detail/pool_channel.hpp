@@ -39,15 +39,25 @@ inline constexpr std::size_t pool_ring_bytes = std::size_t{1} << 18;
 /// sleep costs 5-25 us, a message caught awake well under one.
 inline constexpr std::chrono::microseconds pool_spin{50};
 
-/// One step of a spin-wait: a pause, and a yield now and then, so that on a machine with more
-/// runnable threads than CPUs the spinner gives its CPU to the side it waits for.
-inline void spin_pause() noexcept {
-    thread_local unsigned n = 0;
-    if (++n % 16 == 0)
-        ::sched_yield();
-    else
-        cpu_relax();
-}
+/// Pauses a spin-wait takes before it starts to yield (a few microseconds): a hand-off between
+/// two threads running on their own CPUs is caught in well under one, and each yield is a system
+/// call.
+inline constexpr unsigned pool_pure_spins = 128;
+
+/// The pacing of one spin-wait: pauses at first, then a yield every 16 pauses, so that on a
+/// machine with more runnable threads than CPUs the spinner gives its CPU to the side it waits for.
+class spinner {
+public:
+    void pause() noexcept {
+        if (++n_ > pool_pure_spins && n_ % 16 == 0)
+            ::sched_yield();
+        else
+            cpu_relax();
+    }
+
+private:
+    unsigned n_ = 0;
+};
 
 /// One direction: the producer advances `tail`, the consumer `head`; positions only grow.
 struct spsc_ring {
@@ -177,9 +187,10 @@ private:
     template <class Ready>
     static void wait_for(spsc_ring&, Ready ready, std::atomic<std::uint32_t>& waiting, std::atomic<std::uint32_t>& seq) {
         auto spin_until = std::chrono::steady_clock::now() + pool_spin;
+        spinner spin;
         while (!ready()) {
             if (std::chrono::steady_clock::now() < spin_until) {
-                spin_pause();
+                spin.pause();
                 continue;
             }
             std::uint32_t s = seq.load(std::memory_order_acquire);
@@ -265,7 +276,15 @@ public:
     }
     /// True if results (or room for pending tasks) are there to act on.
     [[nodiscard]] bool ready() const noexcept {
-        return rings_->results.readable() > 0 || (wants_write() && rings_->tasks.writable() > 0);
+        return has_message() || rings_->results.readable() > 0 || (wants_write() && rings_->tasks.writable() > 0);
+    }
+    /// True if a whole message taken by fill() waits to be read by next().
+    [[nodiscard]] bool has_message() const noexcept {
+        std::size_t avail = in_.size() - in_pos_;
+        if (avail < sizeof(std::uint64_t)) return false;
+        std::uint64_t len;
+        std::memcpy(&len, in_.data() + in_pos_, sizeof len);
+        return avail - sizeof len >= len;
     }
     /// Before sleeping: ask the worker to ring the doorbell when it publishes.
     void arm() noexcept { rings_->results.consumer_waiting.store(1, std::memory_order_relaxed); }
