@@ -312,6 +312,73 @@ TEST_CASE("callbacks and error callbacks run in the result thread before get() r
     CHECK(in_other_thread);
 }
 
+TEST_CASE("threads waiting in get() at once each get their own results, callbacks still in the result thread", "[pool]") {
+    // A caller waiting in get() moves results itself (for any waiter, in ring order) while the
+    // result thread sleeps; a result with a callback is left to the result thread.
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    std::atomic<int> callbacks{0};
+    std::atomic<bool> callback_in_caller{false};
+    std::vector<std::thread::id> callers;
+    std::mutex m;
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            {
+                std::lock_guard g(m);
+                callers.push_back(std::this_thread::get_id());
+            }
+            for (int i = 0; i < 300; ++i) {
+                const int x = t * 1000 + i;
+                if (i % 7 == 0) {
+                    auto r = pool.apply_async(sqr, x, mp::callback([&](const int&) {
+                                                  std::lock_guard g(m);
+                                                  for (auto id : callers)
+                                                      if (id == std::this_thread::get_id()) callback_in_caller = true;
+                                                  ++callbacks;
+                                              }));
+                    if (r.get(mp_test::bound) != x * x) ++wrong;
+                } else if (i % 5 == 0) {
+                    if (pool.map(plus_one, range(i)) != [&] {
+                            auto v = range(i);
+                            for (auto& e : v) ++e;
+                            return v;
+                        }())
+                        ++wrong;
+                } else if (pool.apply(add, x, 1) != x + 1) {
+                    ++wrong;
+                }
+            }
+        });
+    for (auto& th : threads) th.join();
+    CHECK(wrong == 0);
+    CHECK(callbacks == 4 * 43);
+    CHECK_FALSE(callback_in_caller);
+}
+
+TEST_CASE("terminate() from another thread ends every get() waiting in other threads", "[pool][fault]") {
+    mp::Pool pool(2);
+    mp::Event never;
+    std::vector<std::thread> waiters;
+    std::atomic<int> lost{0};
+    mp::Barrier submitted(4 + 1);
+    for (int t = 0; t < 4; ++t)
+        waiters.emplace_back([&, t] {
+            auto r = pool.apply_async(wait_for_event, never, t);
+            (void)submitted.wait(mp_test::bound);
+            try {
+                (void)r.get(mp_test::bound);
+            } catch (const mp::WorkerLostError&) {
+                ++lost;
+            }
+        });
+    (void)submitted.wait(mp_test::bound);
+    pool.terminate();
+    for (auto& th : waiters) th.join();
+    CHECK(lost == 4);
+}
+
 TEST_CASE("misuse raises ValueError with a clear message", "[pool]") {
     CHECK_THROWS_AS(mp::Pool(0), mp::ValueError);
     CHECK_THROWS_AS(mp::Pool(-1), mp::ValueError);
