@@ -184,6 +184,8 @@ struct job_base {
     virtual void on_error(std::size_t c, std::exception_ptr e) = 0;
     /// True if delivering it runs user callbacks (which belong to the result thread).
     [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
+    /// False if encoding cannot fail (plain arguments are copied as bytes).
+    [[nodiscard]] virtual bool may_fail_to_pickle() const noexcept { return true; }
     std::size_t n_chunks = 0;
     std::size_t next_chunk = 0;  // the next chunk never sent (pool lock)
 };
@@ -207,6 +209,7 @@ struct call_chunks {
     std::string prefix;  // [task][runner id][callable]
     std::vector<input_t<Args...>> inputs;
     std::size_t chunksize = 1;
+    static constexpr bool plain = bulk_args_v<Args...>;
 
     call_chunks(F fn, std::vector<input_t<Args...>> in, std::size_t cs)
         : f(std::move(fn)), inputs(std::move(in)), chunksize(cs) {
@@ -246,6 +249,7 @@ struct apply_job final : job_base {
         n_chunks = 1;
     }
     void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
+    [[nodiscard]] bool may_fail_to_pickle() const noexcept override { return !decltype(calls)::plain; }
     void on_chunk(std::size_t, PickleReader& r) override {
         auto n = r.read_raw<std::uint64_t>();
         if (n != 1) throw PicklingError("multiprocessing: a pool worker answered with a wrong count");
@@ -281,6 +285,7 @@ struct map_job final : job_base {
         if (n_chunks == 0) state->set_value({});
     }
     void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
+    [[nodiscard]] bool may_fail_to_pickle() const noexcept override { return !decltype(calls)::plain; }
     void on_chunk(std::size_t c, PickleReader& r) override {
         auto n = r.read_raw<std::uint64_t>();
         if (n != calls.end_of(c) - calls.begin_of(c))
@@ -347,6 +352,7 @@ struct imap_job final : job_base {
         state->total = calls.inputs.size();
     }
     void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
+    [[nodiscard]] bool may_fail_to_pickle() const noexcept override { return !decltype(calls)::plain; }
     void on_chunk(std::size_t c, PickleReader& r) override {
         auto n = r.read_raw<std::uint64_t>();
         if (n != calls.end_of(c) - calls.begin_of(c))
@@ -917,7 +923,7 @@ private:
     }
 
     void submit(std::shared_ptr<detail::job_base> job) {
-        if (job->n_chunks > 0) {
+        if (job->n_chunks > 0 && job->may_fail_to_pickle()) {
             // What cannot be pickled (a Connection among the arguments, ...) raises here, in the
             // caller, before anything is queued.
             std::string probe;
@@ -999,19 +1005,21 @@ private:
             std::size_t c = 0;
             if (!next_chunk(job, c)) break;
             worker& w = workers_[best];
-            scratch_.clear();
+            std::uint64_t seq = 0;
             try {
-                job->encode(c, scratch_);
+                seq = w.channel->queue([&](std::string& out) { job->encode(c, out); });
             } catch (...) {  // a later chunk that cannot be pickled fails alone
                 fail_chunk(job, c, std::current_exception());
                 finished_one();
                 continue;
             }
-            if (w.outstanding.empty()) w.busy_since = std::chrono::steady_clock::now();
-            std::uint64_t seq = w.channel->queue(scratch_);
+            const bool was_idle = w.outstanding.empty();
+            if (was_idle) w.busy_since = std::chrono::steady_clock::now();
             w.outstanding.push_back({std::move(job), c, seq});
             ++w.sent;
             touched[best] = true;
+            // An idle worker starts on its first chunk while the others are encoded.
+            if (was_idle) w.channel->flush();
         }
         for (std::size_t i = 0; i < workers_.size(); ++i)
             if (touched[i]) workers_[i].channel->flush();
@@ -1309,7 +1317,6 @@ private:
     std::deque<std::shared_ptr<detail::job_base>> queue_;  // jobs with chunks never sent
     std::deque<std::pair<std::shared_ptr<detail::job_base>, std::size_t>> redo_;  // chunks to send again
     std::size_t unfinished_ = 0;  // chunks submitted and not yet answered
-    std::string scratch_;
     run_state state_ = run_state::run;
     bool stop_thread_ = false;
     int worker_counter_ = 0;

@@ -100,6 +100,17 @@ struct spsc_ring {
         head.store(h + k, std::memory_order_release);
         return k;
     }
+    /// Appends up to n bytes to `out` (no zero-fill first, unlike resize); returns how many.
+    std::size_t read_append(std::string& out, std::size_t n) {
+        std::uint64_t h = head.load(std::memory_order_relaxed);
+        std::size_t k = std::min(n, readable());
+        std::size_t at = static_cast<std::size_t>(h % pool_ring_bytes);
+        std::size_t first = std::min(k, pool_ring_bytes - at);
+        out.append(data + at, first);
+        out.append(data, k - first);
+        head.store(h + k, std::memory_order_release);
+        return k;
+    }
 };
 
 /// Task messages of one worker the parent can track at once (more than any in-flight limit).
@@ -138,8 +149,9 @@ public:
             std::uint64_t frame[2];  // length, sequence number
             read_exact(reinterpret_cast<char*>(frame), sizeof frame);
             if (frame[0] > max_message_size) throw PicklingError("multiprocessing: corrupt pool task message");
-            std::string out(static_cast<std::size_t>(frame[0]), '\0');
-            read_exact(out.data(), out.size());
+            std::string out;
+            out.reserve(static_cast<std::size_t>(frame[0]));
+            read_all(static_cast<std::size_t>(frame[0]), [&](spsc_ring& r, std::size_t n) { return r.read_append(out, n); });
             const std::uint64_t seq = frame[1];
             if (seq == pool_no_claim) return out;
             std::uint64_t queued = seq << 2 | pool_claim_queued;
@@ -157,11 +169,19 @@ public:
 
 private:
     void read_exact(char* p, std::size_t n) {
+        read_all(n, [&p](spsc_ring& r, std::size_t want) {
+            std::size_t k = r.read_some(p, want);
+            p += k;
+            return k;
+        });
+    }
+    /// Takes n bytes from the task ring through `take(ring, max) -> taken`, waiting for them.
+    template <class Take>
+    void read_all(std::size_t n, Take&& take) {
         spsc_ring& r = rings_->tasks;
         while (n > 0) {
-            std::size_t k = r.read_some(p, n);
+            std::size_t k = take(r, n);
             if (k > 0) {
-                p += k;
                 n -= k;
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 if (r.producer_waiting.load(std::memory_order_relaxed)) ring_doorbell(doorbell_.fileno());
@@ -210,13 +230,26 @@ class parent_channel {
 public:
     explicit parent_channel(shared_handle<pool_rings> rings) : rings_(std::move(rings)) {}
 
-    /// Queues a task message; flush() sends what the ring takes now. Returns its sequence
-    /// number, for taken() and revoke().
-    std::uint64_t queue(std::string_view payload) {
-        std::uint64_t seq = next_seq_++;
+    /// Queues a task message, written by `encode(std::string&)` (which appends it) straight into
+    /// the send buffer; flush() sends what the ring takes now. Returns its sequence number, for
+    /// taken() and revoke(). If encode throws, nothing is queued.
+    template <class Encode>
+    std::uint64_t queue(Encode&& encode) {
+        const std::uint64_t seq = next_seq_;
+        const std::size_t at = out_.size();
+        const std::uint64_t frame[2] = {0, seq};  // length, filled in below
+        out_.append(reinterpret_cast<const char*>(frame), sizeof frame);
+        try {
+            encode(out_);
+        } catch (...) {
+            out_.resize(at);
+            throw;
+        }
+        const std::uint64_t len = out_.size() - at - sizeof frame;
+        std::memcpy(out_.data() + at, &len, sizeof len);
+        ++next_seq_;
         // Published to the worker by the ring's release store of the message itself.
         rings_->claims[seq % pool_claim_slots].store(seq << 2 | pool_claim_queued, std::memory_order_relaxed);
-        append(payload, seq);
         return seq;
     }
     /// Queues a message the worker always reads (stop).
@@ -265,9 +298,7 @@ public:
         spsc_ring& r = rings_->results;
         std::size_t n = r.readable();
         if (n == 0) return;
-        std::size_t at = in_.size();
-        in_.resize(at + n);
-        r.read_some(in_.data() + at, n);
+        r.read_append(in_, n);
         std::atomic_thread_fence(std::memory_order_seq_cst);
         if (r.producer_waiting.load(std::memory_order_relaxed)) {
             r.space_seq.fetch_add(1, std::memory_order_release);

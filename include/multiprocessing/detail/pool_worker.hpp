@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -84,14 +85,21 @@ void run_chunk(PickleReader& in, PickleWriter& out) {
         const char* p = in.read_bytes(static_cast<std::size_t>(n) * sizeof(T));
         if constexpr (!std::is_void_v<R> && bitwise_v<std::decay_t<R>>) {
             using V = std::decay_t<R>;
+            // Results go out in blocks through a buffer on the stack: appending them costs one
+            // pass over the output, where resizing first would zero-fill it too.
             std::string& buf = out.buffer();
-            std::size_t at = buf.size();
-            buf.resize(at + static_cast<std::size_t>(n) * sizeof(V));
-            for (std::uint64_t i = 0; i < n; ++i) {
-                T x;
-                std::memcpy(static_cast<void*>(&x), p + i * sizeof(T), sizeof(T));
-                V r = std::invoke(f, x);
-                std::memcpy(buf.data() + at + i * sizeof(V), static_cast<const void*>(&r), sizeof(V));
+            buf.reserve(buf.size() + static_cast<std::size_t>(n) * sizeof(V));
+            constexpr std::size_t block = std::max<std::size_t>(1, 4096 / sizeof(V));
+            alignas(V) char staged[block * sizeof(V)];
+            for (std::uint64_t i = 0; i < n;) {
+                const std::size_t m = static_cast<std::size_t>(std::min<std::uint64_t>(block, n - i));
+                for (std::size_t j = 0; j < m; ++j, ++i) {
+                    T x;
+                    std::memcpy(static_cast<void*>(&x), p + i * sizeof(T), sizeof(T));
+                    V r = std::invoke(f, x);
+                    std::memcpy(staged + j * sizeof(V), static_cast<const void*>(&r), sizeof(V));
+                }
+                buf.append(staged, m * sizeof(V));
             }
             return;
         } else {
