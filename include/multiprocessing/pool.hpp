@@ -90,7 +90,8 @@ constexpr void check_pool_task() {
 /// results, so that a result outliving its pool finds null here.
 struct pool_link {
     std::shared_mutex m;
-    Pool* pool = nullptr;  // guarded by m
+    Pool* pool = nullptr;              // guarded by m
+    std::atomic<bool> closing{false};  // terminate() has begun: helpers leave, none come
 };
 /// Spins until `ready` or `until`, moving the pool's results meanwhile (defined after Pool).
 inline void help_pool(pool_link& link, const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until);
@@ -717,7 +718,9 @@ public:
     /// (Python leaves them blocked forever). Safe to call twice; the destructor calls it.
     void terminate() noexcept {
         {
-            // Waits for callers moving results (a pass of help_while); later ones find no pool.
+            // Waits for callers moving results to leave (they look at `closing` between two
+            // deliveries); later ones find no pool.
+            link_->closing.store(true, std::memory_order_relaxed);
             std::unique_lock l(link_->m);
             link_->pool = nullptr;
         }
@@ -1182,16 +1185,29 @@ private:
             if (stop_thread_) return;
             if (pollers_++ == 0 && armed_) set_armed(false);  // no doorbell while a caller looks
         }
+        struct leave {
+            Pool& pool;
+            ~leave() {
+                std::lock_guard g(pool.mutex_);
+                pool.stop_helping();
+            }
+        } on_exit{*this};
         bool helping = true;
         detail::spinner spin;
-        while (helping && !ready.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
+        while (helping && !ready.load(std::memory_order_acquire) && !link_->closing.load(std::memory_order_relaxed) &&
+               std::chrono::steady_clock::now() < until) {
             bool moved = false;
             {
                 std::unique_lock g(mutex_);
                 if (!receiving_ && !stop_thread_) {
                     receiving_ = true;
                     bool handed_off = false;
-                    moved = pump(g, true, handed_off);
+                    try {
+                        moved = pump(g, true, handed_off);
+                    } catch (...) {  // a corrupt message: the caller's get() says so
+                        end_receiving();
+                        throw;
+                    }
                     end_receiving();
                     if (handed_off) {
                         helping = false;
@@ -1201,7 +1217,9 @@ private:
             }
             if (!moved) spin.pause();
         }
-        std::lock_guard g(mutex_);
+    }
+    /// A caller stops moving results (pool lock held).
+    void stop_helping() noexcept {
         if (--pollers_ == 0 && result_asleep_ && !armed_) {
             // The result thread sleeps: from now on the workers wake it, and what came meanwhile
             // is handed to it now.
@@ -1334,6 +1352,7 @@ private:
 namespace detail {
 
 inline void help_pool(pool_link& link, const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until) {
+    if (link.closing.load(std::memory_order_relaxed)) return;
     std::shared_lock l(link.m);
     if (link.pool) link.pool->help_while(ready, until);
 }
