@@ -1225,9 +1225,7 @@ private:
             // is handed to it now.
             set_armed(true);
             std::atomic_thread_fence(std::memory_order_seq_cst);
-            bool ready_now = false;
-            for (auto& w : workers_) ready_now |= w.alive && w.channel->ready();
-            if (ready_now) wake();
+            if (any_channel_ready()) wake();
         }
     }
     friend void detail::help_pool(detail::pool_link&, const std::atomic<bool>&, std::chrono::steady_clock::time_point);
@@ -1282,9 +1280,7 @@ private:
                 // caller to leave arms it (help_while).
                 if (pollers_ == 0) set_armed(true);
                 std::atomic_thread_fence(std::memory_order_seq_cst);
-                bool ready_now = false;
-                if (armed_)
-                    for (auto& w : workers_) ready_now |= w.alive && w.channel->ready();
+                const bool ready_now = armed_ && any_channel_ready();
                 result_asleep_ = true;
                 g.unlock();
                 if (!ready_now) n = ::poll(fds.data(), fds.size(), -1);
@@ -1320,9 +1316,13 @@ private:
     int any_ready() {
         std::lock_guard g(mutex_);
         if (pollers_ > 0) return -1;
-        for (auto& w : workers_)
-            if (w.alive && w.channel->ready()) return 1;
-        return 0;
+        return any_channel_ready() ? 1 : 0;
+    }
+    /// Some live worker's channel has something to act on (pool lock held).
+    [[nodiscard]] bool any_channel_ready() const noexcept {
+        for (const auto& w : workers_)
+            if (w.alive && w.channel->ready()) return true;
+        return false;
     }
 
     PoolOptions options_;

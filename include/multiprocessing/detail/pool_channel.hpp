@@ -89,27 +89,29 @@ struct spsc_ring {
         tail.store(t + k, std::memory_order_release);
         return k;
     }
-    /// Copies out up to n bytes; returns how many (consumer only).
-    std::size_t read_some(char* p, std::size_t n) noexcept {
+    /// Hands up to n readable bytes to `take(const char*, size)` (in one or two pieces, the ring
+    /// wraps), then frees them; returns how many (consumer only).
+    template <class Take>
+    std::size_t read_with(std::size_t n, Take&& take) {
         std::uint64_t h = head.load(std::memory_order_relaxed);
         std::size_t k = std::min(n, readable());
         std::size_t at = static_cast<std::size_t>(h % pool_ring_bytes);
         std::size_t first = std::min(k, pool_ring_bytes - at);
-        std::memcpy(p, data + at, first);
-        std::memcpy(p + first, data, k - first);
+        take(data + at, first);
+        take(data, k - first);
         head.store(h + k, std::memory_order_release);
         return k;
     }
+    /// Copies out up to n bytes; returns how many (consumer only).
+    std::size_t read_some(char* p, std::size_t n) noexcept {
+        return read_with(n, [&p](const char* src, std::size_t len) noexcept {
+            std::memcpy(p, src, len);
+            p += len;
+        });
+    }
     /// Appends up to n bytes to `out` (no zero-fill first, unlike resize); returns how many.
     std::size_t read_append(std::string& out, std::size_t n) {
-        std::uint64_t h = head.load(std::memory_order_relaxed);
-        std::size_t k = std::min(n, readable());
-        std::size_t at = static_cast<std::size_t>(h % pool_ring_bytes);
-        std::size_t first = std::min(k, pool_ring_bytes - at);
-        out.append(data + at, first);
-        out.append(data, k - first);
-        head.store(h + k, std::memory_order_release);
-        return k;
+        return read_with(n, [&out](const char* src, std::size_t len) { out.append(src, len); });
     }
 };
 
@@ -312,10 +314,7 @@ public:
     /// True if a whole message taken by fill() waits to be read by next().
     [[nodiscard]] bool has_message() const noexcept {
         std::size_t avail = in_.size() - in_pos_;
-        if (avail < sizeof(std::uint64_t)) return false;
-        std::uint64_t len;
-        std::memcpy(&len, in_.data() + in_pos_, sizeof len);
-        return avail - sizeof len >= len;
+        return avail >= sizeof(std::uint64_t) && avail - sizeof(std::uint64_t) >= next_length();
     }
     /// Before sleeping: ask the worker to ring the doorbell when it publishes.
     void arm() noexcept { rings_->results.consumer_waiting.store(1, std::memory_order_relaxed); }
@@ -323,18 +322,22 @@ public:
 
     /// The next complete message received, if any (valid until the next call of fill or next).
     bool next(std::string_view& payload) {
-        std::size_t avail = in_.size() - in_pos_;
-        if (avail < sizeof(std::uint64_t)) return compact();
-        std::uint64_t len;
-        std::memcpy(&len, in_.data() + in_pos_, sizeof len);
+        if (in_.size() - in_pos_ < sizeof(std::uint64_t)) return compact();
+        const std::uint64_t len = next_length();
         if (len > max_message_size) throw PicklingError("multiprocessing: corrupt message from a pool worker");
-        if (avail - sizeof len < len) return compact();
+        if (!has_message()) return compact();
         payload = std::string_view(in_.data() + in_pos_ + sizeof len, static_cast<std::size_t>(len));
         in_pos_ += sizeof len + static_cast<std::size_t>(len);
         return true;
     }
 
 private:
+    /// The length field of the next received frame (at least its 8 bytes are there).
+    [[nodiscard]] std::uint64_t next_length() const noexcept {
+        std::uint64_t len;
+        std::memcpy(&len, in_.data() + in_pos_, sizeof len);
+        return len;
+    }
     void append(std::string_view payload, std::uint64_t seq) {
         const std::uint64_t frame[2] = {payload.size(), seq};
         out_.append(reinterpret_cast<const char*>(frame), sizeof frame);
