@@ -42,6 +42,7 @@
 #include <optional>
 #include <ranges>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -94,7 +95,8 @@ struct pool_link {
     std::atomic<bool> closing{false};  // terminate() has begun: helpers leave, none come
 };
 /// Spins until `ready` or `until`, moving the pool's results meanwhile (defined after Pool).
-inline void help_pool(pool_link& link, const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until);
+/// Returns false if spinning would take a CPU from a busy worker: the caller should sleep.
+inline bool help_pool(pool_link& link, const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until);
 
 /// The state behind an AsyncResult: set once, by the pool's result thread or by a caller
 /// waiting in get().
@@ -152,9 +154,9 @@ struct async_state {
         // Meanwhile this thread moves the results itself, so a round trip needs no third thread.
         auto spin_until = std::chrono::steady_clock::now() + pool_spin;
         if (until && *until < spin_until) spin_until = *until;
-        if (link) help_pool(*link, ready_flag, spin_until);
+        const bool spin_on = link ? help_pool(*link, ready_flag, spin_until) : true;
         spinner spin;
-        while (!ready_flag.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < spin_until)
+        while (spin_on && !ready_flag.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < spin_until)
             spin.pause();
         std::unique_lock g(m);
         if (!until) {
@@ -177,8 +179,9 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
 /// A submitted job: some number of chunks, each sent to a worker and answered once.
 struct job_base {
     virtual ~job_base() = default;
-    /// Appends chunk `c`'s task message.
-    virtual void encode(std::size_t c, std::string& out) const = 0;
+    /// Appends chunk `c`'s task message, except its plain arguments, which it returns as bytes
+    /// to send right after (empty if there are none).
+    virtual std::string_view encode(std::size_t c, std::string& out) const = 0;
     /// Chunk `c` came back with results (read them from `r`).
     virtual void on_chunk(std::size_t c, PickleReader& r) = 0;
     /// Chunk `c` failed (the task raised, or its worker died).
@@ -187,12 +190,17 @@ struct job_base {
     [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
     /// False if encoding cannot fail (plain arguments are copied as bytes).
     [[nodiscard]] virtual bool may_fail_to_pickle() const noexcept { return true; }
+    /// The caller's inputs, borrowed by a blocking map, are about to go away: copy them, for
+    /// chunks still to send (pool lock held).
+    virtual void own_inputs() noexcept {}
     std::size_t n_chunks = 0;
     std::size_t next_chunk = 0;  // the next chunk never sent (pool lock)
 };
 
 /// Chunks of calls to F over argument tuples: the inputs are kept (copied) until the job ends,
-/// so a chunk lost with its worker can be sent again, and only chunks in flight are pickled.
+/// so a chunk lost with its worker can be sent again, and only chunks in flight are pickled. A
+/// blocking map borrows the caller's contiguous inputs instead, and copies them only if it
+/// returns (raises) while some chunk may still be sent.
 template <class... Args>
 struct input_of {
     using type = std::tuple<Args...>;
@@ -206,35 +214,62 @@ using input_t = typename input_of<Args...>::type;
 
 template <class F, class... Args>
 struct call_chunks {
+    using input_type = input_t<Args...>;
     F f;
     std::string prefix;  // [task][runner id][callable]
-    std::vector<input_t<Args...>> inputs;
+    std::vector<input_type> owned;
+    const input_type* borrowed = nullptr;  // the caller's inputs while it waits, instead of `owned`
+    std::size_t count = 0;                 // inputs
+    bool lost = false;                     // borrowed inputs that could not be copied
     std::size_t chunksize = 1;
     static constexpr bool plain = bulk_args_v<Args...>;
 
-    call_chunks(F fn, std::vector<input_t<Args...>> in, std::size_t cs)
-        : f(std::move(fn)), inputs(std::move(in)), chunksize(cs) {
+    call_chunks(F fn, std::vector<input_type> in, std::size_t cs)
+        : f(std::move(fn)), owned(std::move(in)), count(owned.size()), chunksize(cs) {
+        make_prefix();
+    }
+    call_chunks(F fn, std::span<const input_type> in, std::size_t cs)
+        : f(std::move(fn)), borrowed(in.data()), count(in.size()), chunksize(cs) {
+        make_prefix();
+    }
+
+    void make_prefix() {
         PickleWriter w(prefix);
         w.write_raw(static_cast<std::uint8_t>(pool_message::task));
         w.dump(runner_id<F, Args...>());
         dump_callable(w, f);
     }
-    [[nodiscard]] std::size_t n_chunks() const noexcept { return (inputs.size() + chunksize - 1) / chunksize; }
-    [[nodiscard]] std::size_t begin_of(std::size_t c) const noexcept { return c * chunksize; }
-    [[nodiscard]] std::size_t end_of(std::size_t c) const noexcept {
-        return std::min(inputs.size(), (c + 1) * chunksize);
+    /// Stops borrowing: copies the inputs, or, without memory for them, lets the chunks left fail.
+    void own() noexcept {
+        if (!borrowed) return;
+        try {
+            owned.assign(borrowed, borrowed + count);
+        } catch (...) {
+            lost = true;
+        }
+        borrowed = nullptr;
     }
-    void encode(std::size_t c, std::string& out) const {
+    [[nodiscard]] decltype(auto) input(std::size_t i) const { return borrowed ? borrowed[i] : owned[i]; }
+    [[nodiscard]] std::size_t n_chunks() const noexcept { return (count + chunksize - 1) / chunksize; }
+    [[nodiscard]] std::size_t begin_of(std::size_t c) const noexcept { return c * chunksize; }
+    [[nodiscard]] std::size_t end_of(std::size_t c) const noexcept { return std::min(count, (c + 1) * chunksize); }
+    std::string_view encode(std::size_t c, std::string& out) const {
+        if (lost)
+            throw ProcessError("multiprocessing: map() raised before this chunk was sent, and there was no memory "
+                               "left to keep its inputs");
         out += prefix;
         PickleWriter w(out);
         w.write_raw(static_cast<std::uint64_t>(end_of(c) - begin_of(c)));
-        if constexpr (bulk_args_v<Args...>)
-            w.write_bytes(inputs.data() + begin_of(c), (end_of(c) - begin_of(c)) * sizeof(inputs[0]));
-        else if constexpr (sizeof...(Args) == 1)
-            for (std::size_t i = begin_of(c); i < end_of(c); ++i) w.dump(inputs[i]);
-        else
+        if constexpr (plain) {
+            const input_type* data = borrowed ? borrowed : owned.data();
+            return {reinterpret_cast<const char*>(data + begin_of(c)), (end_of(c) - begin_of(c)) * sizeof(input_type)};
+        } else if constexpr (sizeof...(Args) == 1) {
+            for (std::size_t i = begin_of(c); i < end_of(c); ++i) w.dump(input(i));
+        } else {
             for (std::size_t i = begin_of(c); i < end_of(c); ++i)
-                std::apply([&](const auto&... a) { w(a...); }, inputs[i]);
+                std::apply([&](const auto&... a) { w(a...); }, input(i));
+        }
+        return {};
     }
 };
 
@@ -249,7 +284,7 @@ struct apply_job final : job_base {
         : calls(std::move(f), one(std::move(args)), 1), state(std::move(st)) {
         n_chunks = 1;
     }
-    void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
+    std::string_view encode(std::size_t c, std::string& out) const override { return calls.encode(c, out); }
     [[nodiscard]] bool may_fail_to_pickle() const noexcept override { return !decltype(calls)::plain; }
     void on_chunk(std::size_t, PickleReader& r) override {
         auto n = r.read_raw<std::uint64_t>();
@@ -279,14 +314,16 @@ struct map_job final : job_base {
     std::vector<std::conditional_t<bulk, V, std::optional<V>>> results;
     std::size_t remaining;
 
-    map_job(F f, std::vector<input_t<Args...>> in, std::size_t cs, std::shared_ptr<async_state<std::vector<V>>> st)
-        : calls(std::move(f), std::move(in), cs), state(std::move(st)), results(calls.inputs.size()) {
+    template <class In>  // a vector (owned) or a span (borrowed)
+    map_job(F f, In in, std::size_t cs, std::shared_ptr<async_state<std::vector<V>>> st)
+        : calls(std::move(f), std::move(in), cs), state(std::move(st)), results(calls.count) {
         n_chunks = calls.n_chunks();
         remaining = n_chunks;
         if (n_chunks == 0) state->set_value({});
     }
-    void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
+    std::string_view encode(std::size_t c, std::string& out) const override { return calls.encode(c, out); }
     [[nodiscard]] bool may_fail_to_pickle() const noexcept override { return !decltype(calls)::plain; }
+    void own_inputs() noexcept override { calls.own(); }
     void on_chunk(std::size_t c, PickleReader& r) override {
         auto n = r.read_raw<std::uint64_t>();
         if (n != calls.end_of(c) - calls.begin_of(c))
@@ -350,9 +387,9 @@ struct imap_job final : job_base {
     imap_job(F f, std::vector<input_t<Args...>> in, std::size_t cs, std::shared_ptr<imap_state<V>> st)
         : calls(std::move(f), std::move(in), cs), state(std::move(st)) {
         n_chunks = calls.n_chunks();
-        state->total = calls.inputs.size();
+        state->total = calls.count;
     }
-    void encode(std::size_t c, std::string& out) const override { calls.encode(c, out); }
+    std::string_view encode(std::size_t c, std::string& out) const override { return calls.encode(c, out); }
     [[nodiscard]] bool may_fail_to_pickle() const noexcept override { return !decltype(calls)::plain; }
     void on_chunk(std::size_t c, PickleReader& r) override {
         auto n = r.read_raw<std::uint64_t>();
@@ -620,6 +657,7 @@ public:
         // Shared objects created later travel to workers as arena offsets: the workers must
         // have the arena from the start (forked ones inherit it, others receive it).
         (void)detail::arena::instance();
+        activity_ = make_shared_object<detail::pool_activity>(cpu_count());
         wake_ = detail::unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!wake_) detail::throw_errno("eventfd");
         auto [bell_r, bell_w] = Pipe(false);
@@ -661,14 +699,30 @@ public:
     /// f applied to every element of xs, in order (Python: pool.map); chunksize as Python's.
     template <class F, std::ranges::input_range Xs>
     auto map(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}) {
-        return map_async(std::move(f), std::forward<Xs>(xs), chunksize).get_moved();
+        using T = std::ranges::range_value_t<Xs>;
+        if constexpr (std::ranges::contiguous_range<Xs> && std::ranges::sized_range<Xs> &&
+                      std::is_same_v<std::remove_cv_t<std::remove_reference_t<std::ranges::range_reference_t<Xs>>>, T>) {
+            // The caller waits here, so its inputs need no copy while it does.
+            detail::check_pool_task<F, T>();
+            std::span<const T> in(std::ranges::data(xs), std::ranges::size(xs));
+            auto [result, job] = submit_map(std::move(f), in, chunksize, std::tuple<>{});
+            struct give_back {
+                Pool& pool;
+                detail::job_base& job;
+                ~give_back() { pool.stop_borrowing(job); }
+            } guard{*this, *job};
+            return result.get_moved();
+        } else {
+            return map_async(std::move(f), std::forward<Xs>(xs), chunksize).get_moved();
+        }
     }
     /// As map, returning at once; trailing mp::callback / mp::error_callback as in apply_async.
     template <class F, std::ranges::input_range Xs, class... Tags>
     auto map_async(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}, Tags... tags) {
         using T = std::ranges::range_value_t<Xs>;
         detail::check_pool_task<F, T>();
-        return submit_map(std::move(f), collect<T>(std::forward<Xs>(xs)), chunksize, std::tuple<Tags...>(std::move(tags)...));
+        return submit_map(std::move(f), collect<T>(std::forward<Xs>(xs)), chunksize, std::tuple<Tags...>(std::move(tags)...))
+            .first;
     }
     template <class F, std::ranges::input_range Xs, class C, class... Tags>
         requires detail::is_callback_tag_v<C>
@@ -857,16 +911,30 @@ private:
         return AsyncResult<std::decay_t<R>>(st);
     }
 
-    template <class F, class T, class Tags>
-    auto submit_map(F f, std::vector<T> in, std::optional<std::size_t> chunksize, Tags tags) {
+    /// Submits a map over `in` (a vector it keeps, or a span it borrows); returns its result and job.
+    template <class F, class In, class Tags>
+    auto submit_map(F f, In in, std::optional<std::size_t> chunksize, Tags tags) {
+        using T = std::remove_cv_t<typename In::value_type>;
         using R = detail::call_result_t<F, T>;
         static_assert(!std::is_void_v<R>, "mp::Pool::map: the task must return a value");
         using V = detail::stored_t<R>;
         std::size_t cs = chunk_size_for(in.size(), chunksize);
         auto st = std::make_shared<detail::async_state<std::vector<V>>>();
         install(*st, std::move(tags));
-        submit(std::make_shared<detail::map_job<F, T>>(std::move(f), std::move(in), cs, st));
-        return AsyncResult<std::vector<V>>(st);
+        auto job = std::make_shared<detail::map_job<F, T>>(std::move(f), std::move(in), cs, st);
+        submit(job);
+        return std::pair(AsyncResult<std::vector<V>>(st), std::shared_ptr<detail::job_base>(std::move(job)));
+    }
+
+    /// A blocking map returns: if some chunk of its job may still be sent (the map raised before
+    /// all came back), the job copies the inputs it borrowed from the caller.
+    void stop_borrowing(detail::job_base& job) noexcept {
+        std::lock_guard g(mutex_);
+        bool pending = job.next_chunk < job.n_chunks;
+        for (const auto& w : workers_)
+            for (const auto& o : w.outstanding) pending |= o.job.get() == &job;
+        for (const auto& r : redo_) pending |= r.first.get() == &job;
+        if (pending) job.own_inputs();
     }
 
     template <class F, class Xs, class Tags, std::size_t... I>
@@ -930,7 +998,7 @@ private:
             // What cannot be pickled (a Connection among the arguments, ...) raises here, in the
             // caller, before anything is queued.
             std::string probe;
-            job->encode(0, probe);
+            (void)job->encode(0, probe);
         }
         std::lock_guard g(mutex_);
         if (state_ != run_state::run)
@@ -1010,7 +1078,7 @@ private:
             worker& w = workers_[best];
             std::uint64_t seq = 0;
             try {
-                seq = w.channel->queue([&](std::string& out) { job->encode(c, out); });
+                seq = w.channel->queue([&](std::string& out) { return job->encode(c, out); });
             } catch (...) {  // a later chunk that cannot be pickled fails alone
                 fail_chunk(job, c, std::current_exception());
                 finished_one();
@@ -1036,7 +1104,7 @@ private:
     void start_worker(std::size_t i) {
         auto& w = workers_[i];
         auto rings = make_shared_object<detail::pool_rings>();
-        auto p = std::make_unique<Process>(ctx_, detail::pool_worker_main, rings, *doorbell_send_,
+        auto p = std::make_unique<Process>(ctx_, detail::pool_worker_main, rings, activity_, *doorbell_send_,
                                            options_.initializer.pickled(), options_.maxtasksperchild.value_or(0));
         p->set_daemon(true);
         p->set_name(std::string(ctx_.name() == "fork" ? "ForkPoolWorker-" : ctx_.name() == "spawn" ? "SpawnPoolWorker-"
@@ -1044,7 +1112,7 @@ private:
                     std::to_string(++worker_counter_));
         p->start();
         w.proc = std::move(p);
-        w.channel.emplace(std::move(rings));
+        w.channel.emplace(std::move(rings), *activity_);
         w.outstanding.clear();
         w.sent = 0;
         w.alive = true;
@@ -1087,6 +1155,7 @@ private:
     void worker_ended(std::unique_lock<std::mutex>& g, std::size_t i) {
         auto& w = workers_[i];
         w.alive = false;
+        w.channel->uncount();
         w.channel->fill();  // what it published before it ended (a torn last message is left)
         std::string_view msg;
         std::vector<std::string> got;
@@ -1139,12 +1208,11 @@ private:
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             if (!workers_[i].alive || !workers_[i].channel->ready()) continue;
             any = true;
-            workers_[i].channel->fill();
             for (;;) {
                 // Only the receiving thread reads the channel: a message stays valid while delivered.
                 auto& w = workers_[i];
                 if (for_waiter && !w.outstanding.empty() && w.outstanding.front().job->has_callbacks() &&
-                    w.channel->has_message()) {
+                    w.channel->message_waiting()) {
                     handed_off = true;
                     return any;
                 }
@@ -1179,10 +1247,10 @@ private:
     /// then costs two hand-offs (caller -> worker -> caller) instead of three, and the result
     /// thread sleeps meanwhile instead of taking a CPU from the workers. Returns early if a
     /// result with callbacks comes first (the result thread is woken for it) or the pool stops.
-    void help_while(const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until) {
+    bool help_while(const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until) {
         {
             std::lock_guard g(mutex_);
-            if (stop_thread_) return;
+            if (stop_thread_) return true;
             if (pollers_++ == 0 && armed_) set_armed(false);  // no doorbell while a caller looks
         }
         struct leave {
@@ -1192,6 +1260,7 @@ private:
                 pool.stop_helping();
             }
         } on_exit{*this};
+        detail::running_scope counted(*activity_);
         bool helping = true;
         detail::spinner spin;
         while (helping && !ready.load(std::memory_order_acquire) && !link_->closing.load(std::memory_order_relaxed) &&
@@ -1215,8 +1284,12 @@ private:
                     }
                 }
             }
-            if (!moved) spin.pause();
+            if (!moved) {
+                if (!caller_may_spin()) return false;
+                spin.pause();
+            }
         }
+        return true;
     }
     /// A caller stops moving results (pool lock held).
     void stop_helping() noexcept {
@@ -1228,19 +1301,32 @@ private:
             if (any_channel_ready()) wake();
         }
     }
-    friend void detail::help_pool(detail::pool_link&, const std::atomic<bool>&, std::chrono::steady_clock::time_point);
+    /// True if a caller waiting for a result may spin: the result thread does not count, since it
+    /// steps aside for the caller (it sleeps while pollers_ > 0).
+    [[nodiscard]] bool caller_may_spin() const noexcept {
+        return activity_->running.load(std::memory_order_relaxed) - (result_running_.load(std::memory_order_relaxed) ? 1 : 0) <=
+               activity_->cpus;
+    }
+    friend bool detail::help_pool(detail::pool_link&, const std::atomic<bool>&, std::chrono::steady_clock::time_point);
 
     void result_loop() {
         std::vector<pollfd> fds;
         std::vector<std::size_t> who;  // worker index per sentinel entry
         auto last_sentinel_check = std::chrono::steady_clock::now();
+        // Counted as running (pool_activity) only while it moves messages or spins: blocked on
+        // the pool lock or asleep it takes no CPU from the workers.
+        detail::pool_activity& activity = *activity_;
         std::unique_lock g(mutex_);
         for (;;) {
             if (stop_thread_) return;
             // Move what is ready: results in, tasks out.
             begin_receiving(g);
             bool unused = false;
-            bool any = pump(g, false, unused);
+            bool any = false;
+            {
+                detail::running_scope counted(activity, &result_running_);
+                any = pump(g, false, unused);
+            }
             end_receiving();
             // Busy: keep moving messages, but look at the sentinels every few milliseconds, so a
             // dead worker is noticed even while the others keep the thread awake.
@@ -1265,9 +1351,10 @@ private:
                 // unless a caller waiting in get() is moving the results itself.
                 auto spin_until = std::chrono::steady_clock::now() + detail::pool_spin;
                 detail::spinner spin;
+                detail::running_scope counted(activity, &result_running_);
                 for (;;) {
                     int r = any_ready();
-                    if (r != 0 || std::chrono::steady_clock::now() >= spin_until) {
+                    if (r != 0 || std::chrono::steady_clock::now() >= spin_until || !activity.may_spin()) {
                         n = r > 0 ? 1 : 0;
                         break;
                     }
@@ -1346,15 +1433,17 @@ private:
     int pollers_ = 0;                 // callers in help_while
     bool result_asleep_ = false;      // the result thread sleeps in poll()
     bool armed_ = false;              // the workers ring the doorbell when they publish
+    std::atomic<bool> result_running_{false};  // the result thread counts in activity_
     std::shared_ptr<detail::pool_link> link_ = std::make_shared<detail::pool_link>();
+    shared_handle<detail::pool_activity> activity_;  // shared with the workers
 };
 
 namespace detail {
 
-inline void help_pool(pool_link& link, const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until) {
-    if (link.closing.load(std::memory_order_relaxed)) return;
+inline bool help_pool(pool_link& link, const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until) {
+    if (link.closing.load(std::memory_order_relaxed)) return true;
     std::shared_lock l(link.m);
-    if (link.pool) link.pool->help_while(ready, until);
+    return link.pool ? link.pool->help_while(ready, until) : true;
 }
 
 }  // namespace detail

@@ -59,6 +59,39 @@ private:
     unsigned n_ = 0;
 };
 
+/// How many of a pool's threads are running rather than asleep: its workers, and the parent's
+/// threads moving results. A side spins for the other's next move only while every running
+/// thread can have a CPU of its own: on a machine with as many workers as CPUs, a spinning
+/// parent would take the CPU of a worker with work to do (a woken thread waits for a busy CPU
+/// up to a time slice). libgomp throttles its spin the same way when threads outnumber CPUs.
+struct pool_activity {
+    explicit pool_activity(int n) noexcept : cpus(n) {}
+    std::atomic<int> running{0};
+    const int cpus;  // the parent's affinity mask, which the workers inherit
+
+    /// True if a running thread may spin instead of sleeping.
+    [[nodiscard]] bool may_spin() const noexcept { return running.load(std::memory_order_relaxed) <= cpus; }
+};
+
+/// Counts the calling thread as running for its scope (and says so in `flag`, if given).
+class running_scope {
+public:
+    explicit running_scope(pool_activity& a, std::atomic<bool>* flag = nullptr) noexcept : a_(a), flag_(flag) {
+        if (flag_) flag_->store(true, std::memory_order_relaxed);
+        a_.running.fetch_add(1, std::memory_order_relaxed);
+    }
+    running_scope(const running_scope&) = delete;
+    running_scope& operator=(const running_scope&) = delete;
+    ~running_scope() {
+        a_.running.fetch_sub(1, std::memory_order_relaxed);
+        if (flag_) flag_->store(false, std::memory_order_relaxed);
+    }
+
+private:
+    pool_activity& a_;
+    std::atomic<bool>* flag_;
+};
+
 /// One direction: the producer advances `tail`, the consumer `head`; positions only grow.
 struct spsc_ring {
     spsc_ring() noexcept {}  // leaves `data` untouched: its pages stay unbacked until used
@@ -102,6 +135,25 @@ struct spsc_ring {
         head.store(h + k, std::memory_order_release);
         return k;
     }
+    /// The n readable bytes at `offset` past the head as one piece in the ring, or null if they
+    /// wrap around its end or are not all there (consumer only).
+    [[nodiscard]] const char* view(std::size_t offset, std::size_t n) const noexcept {
+        if (readable() < offset + n) return nullptr;
+        std::size_t at = static_cast<std::size_t>((head.load(std::memory_order_relaxed) + offset) % pool_ring_bytes);
+        return at + n <= pool_ring_bytes ? data + at : nullptr;
+    }
+    /// Copies the first n readable bytes without taking them; false if they are not all there
+    /// (consumer only).
+    bool peek(void* dst, std::size_t n) const noexcept {
+        if (readable() < n) return false;
+        std::size_t at = static_cast<std::size_t>(head.load(std::memory_order_relaxed) % pool_ring_bytes);
+        std::size_t first = std::min(n, pool_ring_bytes - at);
+        std::memcpy(dst, data + at, first);
+        std::memcpy(static_cast<char*>(dst) + first, data, n - first);
+        return true;
+    }
+    /// Frees n bytes read in place (consumer only).
+    void consume(std::size_t n) noexcept { head.store(head.load(std::memory_order_relaxed) + n, std::memory_order_release); }
     /// Copies out up to n bytes; returns how many (consumer only).
     std::size_t read_some(char* p, std::size_t n) noexcept {
         return read_with(n, [&p](const char* src, std::size_t len) noexcept {
@@ -130,7 +182,19 @@ struct pool_rings {
     // worker, so no task waits behind a long one while a worker is free (as with Python's shared
     // queue). The sequence number tells a reused slot from the message it served before.
     std::array<std::atomic<std::uint64_t>, pool_claim_slots> claims{};
+    // 1 while the worker counts in pool_activity::running. Whoever sets it adds the worker, whoever
+    // clears it takes it out: the parent counts a worker it wakes at once (so that the parent does
+    // not spin on the CPU the woken worker waits for), and takes out one that died.
+    std::atomic<std::uint32_t> counted{0};
 };
+
+/// Counts a worker as running, unless it already is (pool_rings::counted).
+inline void count_worker(pool_rings& r, pool_activity& a) noexcept {
+    if (r.counted.exchange(1, std::memory_order_relaxed) == 0) a.running.fetch_add(1, std::memory_order_relaxed);
+}
+inline void uncount_worker(pool_rings& r, pool_activity& a) noexcept {
+    if (r.counted.exchange(0, std::memory_order_relaxed) == 1) a.running.fetch_sub(1, std::memory_order_relaxed);
+}
 
 /// Writes one byte to the parent's doorbell; a full socket means a wake-up is pending anyway.
 inline void ring_doorbell(int fd) noexcept {
@@ -141,26 +205,56 @@ inline void ring_doorbell(int fd) noexcept {
 /// The worker's side: blocking reads of tasks and writes of results.
 class worker_channel {
 public:
-    worker_channel(shared_handle<pool_rings> rings, Connection doorbell)
-        : rings_(std::move(rings)), doorbell_(std::move(doorbell)) {}
+    worker_channel(shared_handle<pool_rings> rings, shared_handle<pool_activity> activity, Connection doorbell)
+        : rings_(std::move(rings)), activity_(std::move(activity)), doorbell_(std::move(doorbell)) {
+        set_running(true);
+    }
+    worker_channel(const worker_channel&) = delete;
+    worker_channel& operator=(const worker_channel&) = delete;
+    ~worker_channel() { set_running(false); }
 
-    /// The next task message this worker may run (it skips those the parent took back); spins
-    /// a moment, then sleeps on the ring.
-    std::string read_message() {
+    /// The next task message this worker may run (it skips those the parent took back), valid
+    /// until done(); spins a moment, then sleeps on the ring. A message that fits in the ring is
+    /// read where it lies when it does not wrap around the ring's end; others are copied out.
+    std::string_view next_message() {
+        spsc_ring& r = rings_->tasks;
         for (;;) {
             std::uint64_t frame[2];  // length, sequence number
-            read_exact(reinterpret_cast<char*>(frame), sizeof frame);
+            wait_for(r, [&] { return r.readable() >= sizeof frame; }, r.consumer_waiting, r.data_seq);
+            r.peek(frame, sizeof frame);
             if (frame[0] > max_message_size) throw PicklingError("multiprocessing: corrupt pool task message");
-            std::string out;
-            out.reserve(static_cast<std::size_t>(frame[0]));
-            read_all(static_cast<std::size_t>(frame[0]), [&](spsc_ring& r, std::size_t n) { return r.read_append(out, n); });
+            const auto len = static_cast<std::size_t>(frame[0]);
+            std::string_view payload;
+            if (sizeof frame + len <= pool_ring_bytes) {
+                wait_for(r, [&] { return r.readable() >= sizeof frame + len; }, r.consumer_waiting, r.data_seq);
+                if (const char* p = r.view(sizeof frame, len)) {
+                    payload = std::string_view(p, len);
+                    lent_ = sizeof frame + len;
+                }
+            }
+            if (lent_ == 0) {  // copied out
+                std::uint64_t skip[2];
+                read_exact(reinterpret_cast<char*>(skip), sizeof skip);
+                copy_.clear();
+                copy_.reserve(len);
+                read_all(len, [&](spsc_ring& ring, std::size_t n) { return ring.read_append(copy_, n); });
+                payload = copy_;
+            }
             const std::uint64_t seq = frame[1];
-            if (seq == pool_no_claim) return out;
             std::uint64_t queued = seq << 2 | pool_claim_queued;
-            if (rings_->claims[seq % pool_claim_slots].compare_exchange_strong(queued, seq << 2 | pool_claim_taken,
+            if (seq == pool_no_claim ||
+                rings_->claims[seq % pool_claim_slots].compare_exchange_strong(queued, seq << 2 | pool_claim_taken,
                                                                                 std::memory_order_acq_rel))
-                return out;
+                return payload;
+            done();  // taken back by the parent: skipped
         }
+    }
+    /// The message from next_message() has been handled: its ring bytes are free again.
+    void done() {
+        if (lent_ == 0) return;
+        rings_->tasks.consume(lent_);
+        lent_ = 0;
+        freed_tasks();
     }
     /// Sends one result message, waiting for room if the parent is behind.
     void write_message(std::string_view payload) {
@@ -185,12 +279,16 @@ private:
             std::size_t k = take(r, n);
             if (k > 0) {
                 n -= k;
-                std::atomic_thread_fence(std::memory_order_seq_cst);
-                if (r.producer_waiting.load(std::memory_order_relaxed)) ring_doorbell(doorbell_.fileno());
+                freed_tasks();
                 continue;
             }
             wait_for(r, [&] { return r.readable() > 0; }, r.consumer_waiting, r.data_seq);
         }
+    }
+    /// Room was made in the task ring: the parent hears of it if it waits for some.
+    void freed_tasks() noexcept {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (rings_->tasks.producer_waiting.load(std::memory_order_relaxed)) ring_doorbell(doorbell_.fileno());
     }
     void write_exact(const char* p, std::size_t n) {
         spsc_ring& r = rings_->results;
@@ -207,51 +305,79 @@ private:
         }
     }
     template <class Ready>
-    static void wait_for(spsc_ring&, Ready ready, std::atomic<std::uint32_t>& waiting, std::atomic<std::uint32_t>& seq) {
+    void wait_for(spsc_ring&, Ready ready, std::atomic<std::uint32_t>& waiting, std::atomic<std::uint32_t>& seq) {
         auto spin_until = std::chrono::steady_clock::now() + pool_spin;
         spinner spin;
         while (!ready()) {
-            if (std::chrono::steady_clock::now() < spin_until) {
+            if (activity_->may_spin() && std::chrono::steady_clock::now() < spin_until) {
                 spin.pause();
                 continue;
             }
             std::uint32_t s = seq.load(std::memory_order_acquire);
             waiting.store(1, std::memory_order_relaxed);
             std::atomic_thread_fence(std::memory_order_seq_cst);
-            if (!ready()) futex_wait(seq, s, nullptr);
+            if (!ready()) {
+                set_running(false);
+                futex_wait(seq, s, nullptr);
+                set_running(true);
+            }
             waiting.store(0, std::memory_order_relaxed);
         }
     }
+    void set_running(bool on) noexcept {
+        if (on)
+            count_worker(*rings_, *activity_);
+        else
+            uncount_worker(*rings_, *activity_);
+    }
 
     shared_handle<pool_rings> rings_;
+    shared_handle<pool_activity> activity_;
     Connection doorbell_;
+    std::size_t lent_ = 0;  // ring bytes of the message read in place
+    std::string copy_;      // a message copied out of the ring
 };
 
 /// The parent's side of one worker's rings: never blocks.
 class parent_channel {
 public:
-    explicit parent_channel(shared_handle<pool_rings> rings) : rings_(std::move(rings)) {}
+    parent_channel(shared_handle<pool_rings> rings, pool_activity& activity)
+        : rings_(std::move(rings)), activity_(&activity) {}
 
     /// Queues a task message, written by `encode(std::string&)` (which appends it) straight into
-    /// the send buffer; flush() sends what the ring takes now. Returns its sequence number, for
-    /// taken() and revoke(). If encode throws, nothing is queued.
+    /// the send buffer; flush() sends what the ring takes now. `encode` returns the message's last
+    /// part if that is plain bytes lying in memory (the arguments of a map of plain values), else
+    /// an empty view: when nothing else waits to be sent, such a message goes straight into the
+    /// ring as far as it fits, so that its bulk is copied once instead of twice. Returns its
+    /// sequence number, for taken() and revoke(). If encode throws, nothing is queued.
     template <class Encode>
     std::uint64_t queue(Encode&& encode) {
+        const bool direct = out_.empty();  // then nothing is pending either
         const std::uint64_t seq = next_seq_;
         const std::size_t at = out_.size();
         const std::uint64_t frame[2] = {0, seq};  // length, filled in below
         out_.append(reinterpret_cast<const char*>(frame), sizeof frame);
+        std::string_view body;
         try {
-            encode(out_);
+            body = encode(out_);
+            out_.reserve(out_.size() + body.size());  // nothing below throws
         } catch (...) {
             out_.resize(at);
             throw;
         }
-        const std::uint64_t len = out_.size() - at - sizeof frame;
+        const std::uint64_t len = out_.size() - at - sizeof frame + body.size();
         std::memcpy(out_.data() + at, &len, sizeof len);
         ++next_seq_;
         // Published to the worker by the ring's release store of the message itself.
         rings_->claims[seq % pool_claim_slots].store(seq << 2 | pool_claim_queued, std::memory_order_relaxed);
+        spsc_ring& r = rings_->tasks;
+        if (direct && !body.empty() && r.writable() >= out_.size()) {
+            r.write_some(out_.data(), out_.size());
+            out_.clear();
+            body.remove_prefix(r.write_some(body.data(), body.size()));
+            unwoken_ = true;
+        }
+        out_.append(body);
         return seq;
     }
     /// Queues a message the worker always reads (stop).
@@ -271,12 +397,14 @@ public:
     /// Moves queued bytes into the ring as far as they fit, waking the worker if it sleeps.
     void flush() {
         spsc_ring& r = rings_->tasks;
-        if (out_sent_ < out_.size()) {
+        if (out_sent_ < out_.size() || unwoken_) {
             std::size_t k = r.write_some(out_.data() + out_sent_, out_.size() - out_sent_);
             out_sent_ += k;
-            if (k > 0) {
+            if (k > 0 || unwoken_) {
+                unwoken_ = false;
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 if (r.consumer_waiting.load(std::memory_order_relaxed)) {
+                    count_worker(*rings_, *activity_);
                     r.data_seq.fetch_add(1, std::memory_order_release);
                     futex_wake(r.data_seq, 1);
                 }
@@ -294,34 +422,58 @@ public:
         }
     }
     [[nodiscard]] bool wants_write() const noexcept { return out_sent_ < out_.size(); }
+    /// The worker ended: if it was counted as running, it is no longer.
+    void uncount() noexcept { uncount_worker(*rings_, *activity_); }
 
-    /// Takes what the worker has published, waking it if it waits for room.
+    /// Takes what the worker has published into the receive buffer, waking it if it waits for room.
     void fill() {
+        release();
         spsc_ring& r = rings_->results;
         std::size_t n = r.readable();
         if (n == 0) return;
         r.read_append(in_, n);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (r.producer_waiting.load(std::memory_order_relaxed)) {
-            r.space_seq.fetch_add(1, std::memory_order_release);
-            futex_wake(r.space_seq, 1);
-        }
+        freed();
     }
     /// True if results (or room for pending tasks) are there to act on.
     [[nodiscard]] bool ready() const noexcept {
         return has_message() || rings_->results.readable() > 0 || (wants_write() && rings_->tasks.writable() > 0);
     }
-    /// True if a whole message taken by fill() waits to be read by next().
+    /// True if next() would return a message now (a partial one taken earlier is completed first
+    /// from what came since).
+    bool message_waiting() {
+        if (in_pos_ < in_.size()) fill();
+        return has_message();
+    }
+    /// True if a whole message waits, in the receive buffer or, when that is empty, in the ring.
     [[nodiscard]] bool has_message() const noexcept {
         std::size_t avail = in_.size() - in_pos_;
-        return avail >= sizeof(std::uint64_t) && avail - sizeof(std::uint64_t) >= next_length();
+        if (avail > 0)
+            return avail >= sizeof(std::uint64_t) && avail - sizeof(std::uint64_t) >= next_length();
+        const spsc_ring& r = rings_->results;
+        std::uint64_t len;
+        return r.peek(&len, sizeof len) && r.readable() - sizeof len >= len;
     }
     /// Before sleeping: ask the worker to ring the doorbell when it publishes.
     void arm() noexcept { rings_->results.consumer_waiting.store(1, std::memory_order_relaxed); }
     void disarm() noexcept { rings_->results.consumer_waiting.store(0, std::memory_order_relaxed); }
 
     /// The next complete message received, if any (valid until the next call of fill or next).
+    /// One that lies whole in the ring is read there, without a copy.
     bool next(std::string_view& payload) {
+        release();
+        if (in_pos_ == in_.size()) {
+            spsc_ring& r = rings_->results;
+            std::uint64_t len;
+            if (!r.peek(&len, sizeof len)) return compact();
+            if (len > max_message_size) throw PicklingError("multiprocessing: corrupt message from a pool worker");
+            if (const char* p = r.view(sizeof len, static_cast<std::size_t>(len))) {
+                payload = std::string_view(p, static_cast<std::size_t>(len));
+                lent_ = sizeof len + static_cast<std::size_t>(len);
+                return true;
+            }
+        }
+        // It wraps around the ring's end, is not all there yet, or began in an earlier fill.
+        fill();
         if (in_.size() - in_pos_ < sizeof(std::uint64_t)) return compact();
         const std::uint64_t len = next_length();
         if (len > max_message_size) throw PicklingError("multiprocessing: corrupt message from a pool worker");
@@ -343,6 +495,22 @@ private:
         out_.append(reinterpret_cast<const char*>(frame), sizeof frame);
         out_.append(payload);
     }
+    /// Frees the ring bytes of a message read in place, once it has been handled.
+    void release() noexcept {
+        if (lent_ == 0) return;
+        rings_->results.consume(lent_);
+        lent_ = 0;
+        freed();
+    }
+    /// Wakes the worker if it waits for room in the result ring.
+    void freed() noexcept {
+        spsc_ring& r = rings_->results;
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (r.producer_waiting.load(std::memory_order_relaxed)) {
+            r.space_seq.fetch_add(1, std::memory_order_release);
+            futex_wake(r.space_seq, 1);
+        }
+    }
     bool compact() {
         if (in_pos_) {
             in_.erase(0, in_pos_);
@@ -352,11 +520,14 @@ private:
     }
 
     shared_handle<pool_rings> rings_;
+    pool_activity* activity_;  // the pool's, which outlives its channels
     std::string out_;
     std::size_t out_sent_ = 0;
     std::uint64_t next_seq_ = 0;  // task messages ever queued
     std::string in_;
     std::size_t in_pos_ = 0;
+    std::size_t lent_ = 0;     // ring bytes of the message last read in place
+    bool unwoken_ = false;     // queue() wrote to the ring; flush() wakes the worker
 };
 
 }  // namespace multiprocessing::detail

@@ -133,8 +133,8 @@ const function_id& runner_id() {
 
 /// A worker process's main loop. `initializer` is a pickled task (empty: none); `maxtasks` <= 0
 /// means no limit. Returns when told to stop, when the parent's end closes, or after maxtasks.
-inline void pool_worker_main(shared_handle<pool_rings> rings, Connection doorbell, std::string initializer,
-                             int maxtasks) {
+inline void pool_worker_main(shared_handle<pool_rings> rings, shared_handle<pool_activity> activity,
+                             Connection doorbell, std::string initializer, int maxtasks) {
     // Pool::terminate() stops workers with SIGTERM: a handler inherited from the parent by fork
     // must not keep them alive or make them act as the parent would.
     ::signal(SIGTERM, SIG_DFL);
@@ -142,12 +142,11 @@ inline void pool_worker_main(shared_handle<pool_rings> rings, Connection doorbel
         PickleReader r(initializer);
         unpickle_task(r)->run();  // an exception ends the worker with its report, as in Python
     }
-    worker_channel channel(std::move(rings), std::move(doorbell));
+    worker_channel channel(std::move(rings), std::move(activity), std::move(doorbell));
     std::map<std::pair<std::string, std::uint64_t>, chunk_runner> runners;
     std::string out;
     for (int done = 0; maxtasks <= 0 || done < maxtasks; ++done) {
-        std::string in = channel.read_message();
-        PickleReader r(in);
+        PickleReader r(channel.next_message());
         if (static_cast<pool_message>(r.read_raw<std::uint8_t>()) != pool_message::task) return;
         out.clear();
         PickleWriter w(out);
@@ -164,6 +163,7 @@ inline void pool_worker_main(shared_handle<pool_rings> rings, Connection doorbel
             w.write_raw(static_cast<std::uint8_t>(pool_status::error));
             w.dump(std::current_exception());
         }
+        channel.done();
         channel.write_message(out);
     }
 }
