@@ -118,6 +118,29 @@ struct Scale {
     int operator()(int x) const { return x * factor; }
 };
 
+// Raises for 0; the others wait for `go`, then note the input they were given in its own slot.
+struct RaiseOrRecord {
+    mp::Event go;
+    mp::shared_handle<std::atomic<int>[]> seen;
+    int operator()(int x) {
+        if (x == 0) throw std::invalid_argument("zero");
+        if (!go.wait(mp_test::bound)) throw std::runtime_error("never released");
+        seen[static_cast<std::size_t>(x)].store(x + 1000);
+        return x;
+    }
+};
+
+// Adds to a shared counter: by argument, or as a function object's state.
+int bump(mp::shared_handle<std::atomic<int>> h, int by) { return h->fetch_add(by) + by; }
+void count_start(mp::shared_handle<std::atomic<int>> h) { h->fetch_add(1); }
+struct BumpBy {
+    mp::shared_handle<std::atomic<int>> h;
+    int operator()(int x) const { return h->fetch_add(x) + x; }
+};
+
+// A result bigger than the inputs (one message grows past the ring's size as chunks grow).
+std::vector<long long> spread(long long x) { return std::vector<long long>(static_cast<std::size_t>(x % 7) * 300, x); }
+
 std::vector<int> range(int n) {
     std::vector<int> v(static_cast<std::size_t>(n));
     std::iota(v.begin(), v.end(), 0);
@@ -536,6 +559,65 @@ TEST_CASE("a task queued behind a long one runs as soon as another worker is fre
     CHECK_FALSE(long1.ready());
     first.set();
     CHECK(long1.get(mp_test::bound) == 1);
+}
+
+TEST_CASE("a map that raises while chunks are left still runs them on the inputs it was given", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    const int n = 64;  // more chunks than the workers hold at once: most are sent after map() raised
+    RaiseOrRecord task{mp::Event(), mp::make_shared_array<std::atomic<int>>(static_cast<std::size_t>(n), 0)};
+    {
+        auto xs = range(n);
+        CHECK_THROWS_AS(pool.map(task, xs, 1), std::invalid_argument);
+        std::fill(xs.begin(), xs.end(), -1);  // map() borrowed xs: what it still sends must not read it
+    }
+    task.go.set();
+    pool.close();
+    pool.join();
+    for (int x = 1; x < n; ++x) CHECK(task.seen[static_cast<std::size_t>(x)].load() == x + 1000);
+}
+
+TEST_CASE("shared objects given to tasks, as arguments or in a function object, are freed after", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto& arena = mp::detail::arena::instance();
+    const auto start = arena.free_memory();
+    {
+        auto starts = mp::make_shared_object<std::atomic<int>>(0);
+        // Each worker unpickles the same pickled initializer: each takes its own reference.
+        mp::Pool pool(2, {.initializer = {count_start, starts}, .context = ctx});
+        starts.reset();  // the pool's options hold it
+        for (int i = 0; i < 20; ++i) {
+            auto h = mp::make_shared_object<std::atomic<int>>(0);
+            CHECK(pool.apply(bump, h, 1) == 1);
+            auto sums = pool.map(BumpBy{h}, std::vector<int>(8, 1), 2);  // 4 messages share the callable
+            CHECK(std::accumulate(sums.begin(), sums.end(), 0) >= 8);
+            CHECK(pool.apply_async(bump, h, 0).get(mp_test::bound) == 9);
+            CHECK(h->load() == 9);
+        }
+        pool.close();
+        pool.join();
+    }
+    CHECK(arena.free_memory() == start);
+}
+
+TEST_CASE("messages of every size cross the rings whole, wrapped around their end or streamed", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    // Chunk sizes from one item to past the ring's size (256 KiB), so that messages start at
+    // every offset and some wrap around the end of a ring or are bigger than it.
+    std::vector<long long> xs(70000);
+    std::iota(xs.begin(), xs.end(), 0LL);
+    for (std::size_t chunksize : {1u, 7u, 1000u, 4099u, 20000u, 35000u}) {
+        auto r = pool.map([](long long x) { return x * 3 + 1; }, xs, chunksize);
+        REQUIRE(r.size() == xs.size());
+        for (std::size_t i = 0; i < xs.size(); ++i)
+            if (r[i] != xs[i] * 3 + 1) FAIL("item " << i << " with chunksize " << chunksize);
+    }
+    std::vector<long long> some(600);
+    std::iota(some.begin(), some.end(), 0LL);
+    auto r = pool.map(spread, some, 40);
+    REQUIRE(r.size() == some.size());
+    for (std::size_t i = 0; i < some.size(); ++i) CHECK(r[i] == spread(some[i]));
 }
 
 TEST_CASE("a stress map with random workers SIGKILLed: every result is right or WorkerLostError", "[pool][fault]") {

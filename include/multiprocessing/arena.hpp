@@ -688,7 +688,8 @@ inline void set_arena_size(std::size_t bytes) {
 
 /// A handle travels as (arena descriptor, offset): the receiver maps the arena if it has none.
 /// Pickling takes a reference for the message, which the unpickled handle adopts, so the
-/// object lives until the receiver has it even if the sender drops its handle at once.
+/// object lives until the receiver has it even if the sender drops its handle at once; unless
+/// the sender says it holds the object until then (PickleWriter::set_sender_holds_objects).
 template <class T>
 struct pickler<shared_handle<T>> {
     using E = std::remove_extent_t<T>;
@@ -704,7 +705,9 @@ struct pickler<shared_handle<T>> {
         if (with_fd) w.write_raw(w.add_fd(a.fd()));
         w.write_raw(h.offset());
         w.write_raw(detail::type_tag<E>);
-        a.header_of(h.offset())->refs.fetch_add(1, std::memory_order_relaxed);  // the message's reference
+        const bool with_ref = !w.sender_holds_objects();
+        w.dump(with_ref);
+        if (with_ref) a.header_of(h.offset())->refs.fetch_add(1, std::memory_order_relaxed);  // the message's
     }
 
     static shared_handle<T> load(PickleReader& r) {
@@ -714,6 +717,7 @@ struct pickler<shared_handle<T>> {
         int fd = with_fd ? r.fd(r.read_raw<std::uint32_t>()) : -1;
         auto offset = r.read_raw<std::uint64_t>();
         auto tag = r.read_raw<std::uint64_t>();
+        const bool with_ref = r.load<bool>();
         detail::arena* a = detail::arena::current();
         if (!a && !with_fd)
             throw PicklingError(
@@ -729,6 +733,8 @@ struct pickler<shared_handle<T>> {
         if (!a->plausible_offset(offset, sizeof(E)) || a->header_of(offset)->type_tag != tag ||
             a->header_of(offset)->refs.load(std::memory_order_relaxed) == 0)
             throw PicklingError("multiprocessing: corrupt pickle: no shared object at offset " + std::to_string(offset));
+        // The sender holds the object meanwhile: this process takes its own reference.
+        if (!with_ref) a->header_of(offset)->refs.fetch_add(1, std::memory_order_relaxed);
         return detail::shared_handle_access<T>::adopt(*a, offset);
     }
 };

@@ -199,6 +199,11 @@ public:
     /// True if add_fd() can be called: the bytes go to another process with descriptors beside
     /// them. Objects that can also travel without one (by what the receiver already has) ask.
     [[nodiscard]] bool carries_fds() const noexcept { return fds_ != nullptr; }
+    /// Says that the sender keeps every shared object it pickles alive until the receiver has
+    /// unpickled it (a Pool's tasks): a pickled handle then carries no reference of its own,
+    /// and the receiver takes one. A message unpickled several times, or never, then counts right.
+    void set_sender_holds_objects(bool on) noexcept { sender_holds_ = on; }
+    [[nodiscard]] bool sender_holds_objects() const noexcept { return sender_holds_; }
 
     template <class T>
     void dump(const T& v);
@@ -218,6 +223,7 @@ public:
 private:
     std::string* out_;
     std::vector<int>* fds_;
+    bool sender_holds_ = false;
 };
 
 /// Reads pickled values back, checking every length against what is left.

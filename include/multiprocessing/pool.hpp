@@ -193,6 +193,7 @@ struct job_base {
     /// The caller's inputs, borrowed by a blocking map, are about to go away: copy them, for
     /// chunks still to send (pool lock held).
     virtual void own_inputs() noexcept {}
+    std::string first_message;  // chunk 0's message when submit() pickled it early, until sent
     std::size_t n_chunks = 0;
     std::size_t next_chunk = 0;  // the next chunk never sent (pool lock)
 };
@@ -235,6 +236,10 @@ struct call_chunks {
 
     void make_prefix() {
         PickleWriter w(prefix);
+        // The job holds the callable and the inputs until every chunk is answered: a worker
+        // takes its own reference to a shared object among them as it unpickles one, so the
+        // callable is pickled once for all messages, and a chunk taken back costs nothing.
+        w.set_sender_holds_objects(true);
         w.write_raw(static_cast<std::uint8_t>(pool_message::task));
         w.dump(runner_id<F, Args...>());
         dump_callable(w, f);
@@ -259,6 +264,7 @@ struct call_chunks {
                                "left to keep its inputs");
         out += prefix;
         PickleWriter w(out);
+        w.set_sender_holds_objects(true);  // see make_prefix
         w.write_raw(static_cast<std::uint64_t>(end_of(c) - begin_of(c)));
         if constexpr (plain) {
             const input_type* data = borrowed ? borrowed : owned.data();
@@ -622,14 +628,20 @@ struct PoolOptions {
         template <class F, class... Args>
         Initializer(F f, Args... args) {  // NOLINT(google-explicit-constructor): reads like Python
             detail::check_pool_task<F, Args...>();
-            detail::bound_task<F, Args...> task(std::move(f), std::tuple<Args...>(std::move(args)...));
+            auto task = std::make_shared<detail::bound_task<F, Args...>>(std::move(f), std::tuple<Args...>(std::move(args)...));
+            // Every worker started (replacements too) unpickles it: held here, the shared
+            // objects among the arguments live as long as the pool's options, and each worker
+            // takes its own reference.
             PickleWriter w(pickled_);
-            task.pickle(w);
+            w.set_sender_holds_objects(true);
+            task->pickle(w);
+            held_ = std::move(task);
         }
         [[nodiscard]] const std::string& pickled() const noexcept { return pickled_; }
 
     private:
         std::string pickled_;
+        std::shared_ptr<const detail::Task> held_;
     };
 
     Initializer initializer{};
@@ -995,18 +1007,29 @@ private:
 
     void submit(std::shared_ptr<detail::job_base> job) {
         if (job->n_chunks > 0 && job->may_fail_to_pickle()) {
+            check_running();  // before pickling takes references that no message would carry
             // What cannot be pickled (a Connection among the arguments, ...) raises here, in the
             // caller, before anything is queued.
-            std::string probe;
-            (void)job->encode(0, probe);
+            // The message is kept for the first sending of chunk 0: the references to shared
+            // objects that pickling took are then adopted once, by the worker that runs it.
+            (void)job->encode(0, job->first_message);
         }
-        std::lock_guard g(mutex_);
-        if (state_ != run_state::run)
-            throw ValueError("multiprocessing: Pool not running (it was closed or terminated); create a new Pool");
+        std::unique_lock g(mutex_);
+        if (state_ != run_state::run) {
+            g.unlock();
+            check_running();
+        }
         if (job->n_chunks == 0) return;
         unfinished_ += job->n_chunks;
         queue_.push_back(std::move(job));
         dispatch();
+    }
+
+    /// mp::ValueError if the pool no longer takes tasks.
+    void check_running() {
+        std::lock_guard g(mutex_);
+        if (state_ != run_state::run)
+            throw ValueError("multiprocessing: Pool not running (it was closed or terminated); create a new Pool");
     }
 
     /// True if worker `w` may be given another chunk.
@@ -1078,7 +1101,12 @@ private:
             worker& w = workers_[best];
             std::uint64_t seq = 0;
             try {
-                seq = w.channel->queue([&](std::string& out) { return job->encode(c, out); });
+                seq = w.channel->queue([&](std::string& out) -> std::string_view {
+                    if (c != 0 || job->first_message.empty()) return job->encode(c, out);
+                    out += job->first_message;
+                    job->first_message = std::string();
+                    return {};
+                });
             } catch (...) {  // a later chunk that cannot be pickled fails alone
                 fail_chunk(job, c, std::current_exception());
                 finished_one();
