@@ -603,15 +603,18 @@ TEST_CASE("shared objects given to tasks, as arguments or in a function object, 
 TEST_CASE("messages of every size cross the rings whole, wrapped around their end or streamed", "[pool]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Pool pool(2, {.context = ctx});
-    // Chunk sizes from one item to past the ring's size (256 KiB), so that messages start at
-    // every offset and some wrap around the end of a ring or are bigger than it.
-    std::vector<long long> xs(70000);
+    // Chunk sizes from one item to past the ring's size (mp::detail::pool_ring_bytes), so that
+    // messages start at every offset and some wrap around the end of a ring or are bigger than it.
+    const std::size_t ring_items = mp::detail::pool_ring_bytes / sizeof(long long);
+    std::vector<long long> xs(3 * ring_items);
     std::iota(xs.begin(), xs.end(), 0LL);
-    for (std::size_t chunksize : {1u, 7u, 1000u, 4099u, 20000u, 35000u}) {
-        auto r = pool.map([](long long x) { return x * 3 + 1; }, xs, chunksize);
-        REQUIRE(r.size() == xs.size());
-        for (std::size_t i = 0; i < xs.size(); ++i)
-            if (r[i] != xs[i] * 3 + 1) FAIL("item " << i << " with chunksize " << chunksize);
+    for (std::size_t chunksize : {std::size_t{1}, std::size_t{7}, std::size_t{1000}, std::size_t{4099}, ring_items / 3,
+                                  ring_items - 1, ring_items + 5}) {
+        std::vector<long long> in(xs.begin(), xs.begin() + static_cast<std::ptrdiff_t>(std::min(xs.size(), chunksize * 2000)));
+        auto r = pool.map([](long long x) { return x * 3 + 1; }, in, chunksize);
+        REQUIRE(r.size() == in.size());
+        for (std::size_t i = 0; i < in.size(); ++i)
+            if (r[i] != in[i] * 3 + 1) FAIL("item " << i << " with chunksize " << chunksize);
     }
     std::vector<long long> some(600);
     std::iota(some.begin(), some.end(), 0LL);

@@ -1312,10 +1312,10 @@ private:
                     }
                 }
             }
-            if (!moved) {
-                if (!caller_may_spin()) return false;
-                spin.pause();
-            }
+            // With more running threads than CPUs, the caller leaves at once: moving messages
+            // on, it would keep a CPU from a worker (the result thread does it when woken).
+            if (!ready.load(std::memory_order_acquire) && !caller_may_spin()) return false;
+            if (!moved) spin.pause();
         }
         return true;
     }

@@ -33,7 +33,7 @@
 namespace multiprocessing::detail {
 
 /// Bytes of each ring (pages cost memory only once touched); bigger messages stream through.
-inline constexpr std::size_t pool_ring_bytes = std::size_t{1} << 18;
+inline constexpr std::size_t pool_ring_bytes = std::size_t{1} << 20;
 
 /// How long a side keeps looking for the other's next move before it sleeps: a wake-up from
 /// sleep costs 5-25 us, a message caught awake well under one.
