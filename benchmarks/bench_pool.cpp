@@ -2,7 +2,9 @@
 // cpu_count() workers.
 //
 //   pool_map_100k/mp            pool.map(sqr, 100k ints), default chunksize (one op = one map)
-//   pool_map_100k/raw           the same map on a std::thread pool of cpu_count threads, same chunks
+//   pool_map_100k/raw           the same map on a std::thread pool of cpu_count threads, same chunks,
+//                               calling sqr through a function pointer as the pool's workers must
+//   pool_map_100k_lambda/{mp,raw} the same with a captureless lambda, which both inline
 //   pool_map_chunksize1_20k/mp  pool.map(sqr, 20k ints, 1)
 //   pool_map_chunksize1_20k/raw the same on the std::thread pool, chunks of 1
 //   pool_apply_roundtrip/mp     pool.apply_async(sqr, x).get()   (raw: bench_sync's futex ping-pong)
@@ -130,13 +132,17 @@ std::size_t default_chunksize(std::size_t n, int workers) {
     return std::max<std::size_t>(1, n / per + (n % per ? 1 : 0));
 }
 
-void map_mp(benchmark::State& state, int n, std::optional<std::size_t> chunksize) {
+/// x*x as a captureless lambda: its type names it, so a pool's worker (and a thread) inline it.
+constexpr auto sqr_lambda = [](long long x) { return x * x; };
+
+template <class F = long long (*)(long long)>
+void map_mp(benchmark::State& state, int n, std::optional<std::size_t> chunksize, F f = sqr) {
     try {
         mp::Pool pool;
         auto xs = inputs(n);
-        (void)pool.map(sqr, xs, chunksize);  // warm-up: workers started and running
+        (void)pool.map(f, xs, chunksize);  // warm-up: workers started and running
         for (auto _ : state) {
-            auto r = pool.map(sqr, xs, chunksize);
+            auto r = pool.map(f, xs, chunksize);
             if (r.size() != xs.size() || r.back() != sqr(xs.back())) return state.SkipWithError("wrong result");
             benchmark::DoNotOptimize(r.data());
         }
@@ -146,15 +152,19 @@ void map_mp(benchmark::State& state, int n, std::optional<std::size_t> chunksize
     state.SetItemsProcessed(state.iterations() * n);
 }
 
-void map_raw(benchmark::State& state, int n, std::optional<std::size_t> chunksize) {
+/// The same map on threads. A function is called through a pointer known only at run time, as
+/// a generic map(f, xs) receives it and as the pool's workers must; a lambda is inlined.
+template <class F = long long (*)(long long)>
+void map_raw(benchmark::State& state, int n, std::optional<std::size_t> chunksize, F f = sqr) {
     thread_pool threads(mp::cpu_count());
     auto xs = inputs(n);
     std::size_t cs = chunksize.value_or(default_chunksize(xs.size(), mp::cpu_count()));
     std::size_t chunks = (xs.size() + cs - 1) / cs;
+    benchmark::DoNotOptimize(f);
     for (auto _ : state) {
         std::vector<long long> r(xs.size());
         threads.run(chunks, [&](std::size_t c) {
-            for (std::size_t i = c * cs; i < std::min(xs.size(), (c + 1) * cs); ++i) r[i] = sqr(xs[i]);
+            for (std::size_t i = c * cs; i < std::min(xs.size(), (c + 1) * cs); ++i) r[i] = f(xs[i]);
         });
         benchmark::DoNotOptimize(r.data());
     }
@@ -255,6 +265,12 @@ void memory_mp(benchmark::State& state) {
 
 BENCHMARK_CAPTURE(map_mp, pool_map_100k/mp, 100000, std::nullopt)->UseRealTime()->Name("pool_map_100k/mp");
 BENCHMARK_CAPTURE(map_raw, pool_map_100k/raw, 100000, std::nullopt)->UseRealTime()->Name("pool_map_100k/raw");
+BENCHMARK_CAPTURE(map_mp, pool_map_100k_lambda/mp, 100000, std::nullopt, sqr_lambda)
+    ->UseRealTime()
+    ->Name("pool_map_100k_lambda/mp");
+BENCHMARK_CAPTURE(map_raw, pool_map_100k_lambda/raw, 100000, std::nullopt, sqr_lambda)
+    ->UseRealTime()
+    ->Name("pool_map_100k_lambda/raw");
 BENCHMARK_CAPTURE(map_mp, pool_map_chunksize1_20k/mp, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/mp");
 BENCHMARK_CAPTURE(map_raw, pool_map_chunksize1_20k/raw, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/raw");
 BENCHMARK(apply_roundtrip_mp)->UseRealTime()->Name("pool_apply_roundtrip/mp");

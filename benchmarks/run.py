@@ -137,6 +137,8 @@ WORKLOADS = [
              "bench_queue", "bench_queue.py", (at_least_frac_raw(0.5), at_least_x_python(5))),
     Workload("pool_map_100k", "Pool.map of x*x, 100k ints, default chunksize", "time",
              "bench_pool", "bench_pool.py", (at_most_x_raw(2), at_least_x_python(20))),
+    Workload("pool_map_100k_lambda", "Pool.map of a captureless lambda x*x, 100k ints (both sides inline it)", "time",
+             "bench_pool", None, ()),
     Workload("pool_map_chunksize1_20k", "Pool.map of x*x, 20k ints, chunksize 1", "time",
              "bench_pool", "bench_pool.py", (at_least_x_python(30),)),
     Workload("pool_apply_roundtrip", "Pool apply_async(f, x).get() round trip", "time",
@@ -164,7 +166,9 @@ BASELINES = {
                       "is the same program, for other ping-pong workloads to compare with)",
     "queue_pingpong": "futex ping-pong: one shared word handed back and forth between two forked processes, the same bounded spin then FUTEX_WAIT/FUTEX_WAKE",
     "queue_throughput_1mib": "an 8 MiB shared-memory byte ring between two forked processes: producer memcpy in, consumer memcpy out, the same spin-then-futex waits",
-    "pool_map": "a std::thread pool of cpu_count threads in one process, the same chunks",
+    "pool_map": "a std::thread pool of cpu_count threads in one process, the same chunks, calling the "
+                "same function through a pointer known at run time, as a generic map(f, xs) and the "
+                "pool's workers must (the lambda row: both inline the lambda)",
     "pool_apply_roundtrip": "the futex ping-pong of bench_sync (a round trip between two processes with the same bounded spin)",
     "pool_cpu_bound": "the same 64 items split evenly over cpu_count raw forked processes (fork, compute, _exit, waitpid)",
 }

@@ -322,7 +322,7 @@ struct map_job final : job_base {
 
     template <class In>  // a vector (owned) or a span (borrowed)
     map_job(F f, In in, std::size_t cs, std::shared_ptr<async_state<std::vector<V>>> st)
-        : calls(std::move(f), std::move(in), cs), state(std::move(st)), results(calls.count) {
+        : calls(std::move(f), std::move(in), cs), state(std::move(st)) {
         n_chunks = calls.n_chunks();
         remaining = n_chunks;
         if (n_chunks == 0) state->set_value({});
@@ -334,6 +334,8 @@ struct map_job final : job_base {
         auto n = r.read_raw<std::uint64_t>();
         if (n != calls.end_of(c) - calls.begin_of(c))
             throw PicklingError("multiprocessing: a pool worker answered with a wrong count");
+        // Made with the first answer, not before the chunks are sent: filling it takes a while.
+        if (results.empty()) results.resize(calls.count);
         if constexpr (bulk) {
             std::size_t bytes = (calls.end_of(c) - calls.begin_of(c)) * sizeof(V);
             if (bytes) std::memcpy(static_cast<void*>(results.data() + calls.begin_of(c)), r.read_bytes(bytes), bytes);
@@ -1117,9 +1119,9 @@ private:
             w.outstanding.push_back({std::move(job), c, seq});
             ++w.sent;
             touched[best] = true;
-            // An idle worker starts on its first chunk while the others are encoded.
-            if (was_idle) w.channel->flush();
         }
+        // Workers are woken once all is queued: on a machine with no CPU to spare, a woken
+        // worker takes the CPU of the thread still queueing chunks for the others.
         for (std::size_t i = 0; i < workers_.size(); ++i)
             if (touched[i]) workers_[i].channel->flush();
     }
