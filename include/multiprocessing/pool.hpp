@@ -1119,9 +1119,11 @@ private:
             w.outstanding.push_back({std::move(job), c, seq});
             ++w.sent;
             touched[best] = true;
+            // An idle worker given a small chunk starts on it while the others are queued. One
+            // given a big chunk is woken with the rest: on a machine with no CPU to spare it
+            // would take the CPU of the thread still queueing chunks for the others.
+            if (was_idle && w.channel->last_length() < detail::pool_ring_bytes / 16) w.channel->flush();
         }
-        // Workers are woken once all is queued: on a machine with no CPU to spare, a woken
-        // worker takes the CPU of the thread still queueing chunks for the others.
         for (std::size_t i = 0; i < workers_.size(); ++i)
             if (touched[i]) workers_[i].channel->flush();
     }
@@ -1290,7 +1292,6 @@ private:
                 pool.stop_helping();
             }
         } on_exit{*this};
-        detail::running_scope counted(*activity_);
         bool helping = true;
         detail::spinner spin;
         while (helping && !ready.load(std::memory_order_acquire) && !link_->closing.load(std::memory_order_relaxed) &&
@@ -1302,6 +1303,7 @@ private:
                     receiving_ = true;
                     bool handed_off = false;
                     try {
+                        detail::running_scope counted(*activity_);
                         moved = pump(g, true, handed_off);
                     } catch (...) {  // a corrupt message: the caller's get() says so
                         end_receiving();
@@ -1314,8 +1316,8 @@ private:
                     }
                 }
             }
-            // With more running threads than CPUs, the caller leaves at once: moving messages
-            // on, it would keep a CPU from a worker (the result thread does it when woken).
+            // With no CPU left over by the busy threads, the caller leaves at once: spinning on,
+            // it would keep a CPU from a worker (the result thread moves messages when woken).
             if (!ready.load(std::memory_order_acquire) && !caller_may_spin()) return false;
             if (!moved) spin.pause();
         }
@@ -1334,7 +1336,7 @@ private:
     /// True if a caller waiting for a result may spin: the result thread does not count, since it
     /// steps aside for the caller (it sleeps while pollers_ > 0).
     [[nodiscard]] bool caller_may_spin() const noexcept {
-        return activity_->running.load(std::memory_order_relaxed) - (result_running_.load(std::memory_order_relaxed) ? 1 : 0) <=
+        return activity_->running.load(std::memory_order_relaxed) - (result_running_.load(std::memory_order_relaxed) ? 1 : 0) <
                activity_->cpus;
     }
     friend bool detail::help_pool(detail::pool_link&, const std::atomic<bool>&, std::chrono::steady_clock::time_point);
@@ -1381,7 +1383,6 @@ private:
                 // unless a caller waiting in get() is moving the results itself.
                 auto spin_until = std::chrono::steady_clock::now() + detail::pool_spin;
                 detail::spinner spin;
-                detail::running_scope counted(activity, &result_running_);
                 for (;;) {
                     int r = any_ready();
                     if (r != 0 || std::chrono::steady_clock::now() >= spin_until || !activity.may_spin()) {

@@ -59,21 +59,23 @@ private:
     unsigned n_ = 0;
 };
 
-/// How many of a pool's threads are running rather than asleep: its workers, and the parent's
-/// threads moving results. A side spins for the other's next move only while every running
-/// thread can have a CPU of its own: on a machine with as many workers as CPUs, a spinning
-/// parent would take the CPU of a worker with work to do (a woken thread waits for a busy CPU
-/// up to a time slice). libgomp throttles its spin the same way when threads outnumber CPUs.
+/// How many of a pool's threads are busy: workers running a task (or woken to run one), and the
+/// parent's thread moving messages. A side waiting for the other spins only while a CPU is left
+/// over by the busy ones: on a machine with as many workers as CPUs, a parent spinning through a
+/// busy map would take the CPU of a worker with work to do (and a woken thread can wait a whole
+/// time slice for a busy CPU). libgomp throttles its spin the same way when threads outnumber
+/// CPUs. Spinners do not count: while tasks are tiny, the workers wait on the parent, and both
+/// sides spinning keeps the messages flowing without sleeping.
 struct pool_activity {
     explicit pool_activity(int n) noexcept : cpus(n) {}
     std::atomic<int> running{0};
     const int cpus;  // the parent's affinity mask, which the workers inherit
 
-    /// True if a running thread may spin instead of sleeping.
-    [[nodiscard]] bool may_spin() const noexcept { return running.load(std::memory_order_relaxed) <= cpus; }
+    /// True if a thread that is not counted may spin instead of sleeping.
+    [[nodiscard]] bool may_spin() const noexcept { return running.load(std::memory_order_relaxed) < cpus; }
 };
 
-/// Counts the calling thread as running for its scope (and says so in `flag`, if given).
+/// Counts the calling thread as busy for its scope (and says so in `flag`, if given).
 class running_scope {
 public:
     explicit running_scope(pool_activity& a, std::atomic<bool>* flag = nullptr) noexcept : a_(a), flag_(flag) {
@@ -206,9 +208,7 @@ inline void ring_doorbell(int fd) noexcept {
 class worker_channel {
 public:
     worker_channel(shared_handle<pool_rings> rings, shared_handle<pool_activity> activity, Connection doorbell)
-        : rings_(std::move(rings)), activity_(std::move(activity)), doorbell_(std::move(doorbell)) {
-        set_running(true);
-    }
+        : rings_(std::move(rings)), activity_(std::move(activity)), doorbell_(std::move(doorbell)) {}
     worker_channel(const worker_channel&) = delete;
     worker_channel& operator=(const worker_channel&) = delete;
     ~worker_channel() { set_running(false); }
@@ -304,8 +304,13 @@ private:
             wait_for(r, [&] { return r.writable() > 0; }, r.producer_waiting, r.space_seq);
         }
     }
+    /// Waits until `ready()`: not busy meanwhile (pool_activity), spinning while a CPU is left
+    /// over, then asleep on the futex; busy again once ready (a parent that wakes it counts it
+    /// already, before it gets a CPU).
     template <class Ready>
     void wait_for(spsc_ring&, Ready ready, std::atomic<std::uint32_t>& waiting, std::atomic<std::uint32_t>& seq) {
+        if (ready()) return;
+        set_running(false);
         auto spin_until = std::chrono::steady_clock::now() + pool_spin;
         spinner spin;
         while (!ready()) {
@@ -316,13 +321,10 @@ private:
             std::uint32_t s = seq.load(std::memory_order_acquire);
             waiting.store(1, std::memory_order_relaxed);
             std::atomic_thread_fence(std::memory_order_seq_cst);
-            if (!ready()) {
-                set_running(false);
-                futex_wait(seq, s, nullptr);
-                set_running(true);
-            }
+            if (!ready()) futex_wait(seq, s, nullptr);
             waiting.store(0, std::memory_order_relaxed);
         }
+        set_running(true);
     }
     void set_running(bool on) noexcept {
         if (on)
@@ -367,6 +369,7 @@ public:
         }
         const std::uint64_t len = out_.size() - at - sizeof frame + body.size();
         std::memcpy(out_.data() + at, &len, sizeof len);
+        last_length_ = len;
         ++next_seq_;
         // Published to the worker by the ring's release store of the message itself.
         rings_->claims[seq % pool_claim_slots].store(seq << 2 | pool_claim_queued, std::memory_order_relaxed);
@@ -382,6 +385,8 @@ public:
     }
     /// Queues a message the worker always reads (stop).
     void queue_untracked(std::string_view payload) { append(payload, pool_no_claim); }
+    /// The length of the last task message queued.
+    [[nodiscard]] std::uint64_t last_length() const noexcept { return last_length_; }
     /// The sequence number the next task message will get.
     [[nodiscard]] std::uint64_t next_seq() const noexcept { return next_seq_; }
     /// True once the worker has taken message `seq` to run it.
@@ -528,6 +533,7 @@ private:
     std::size_t in_pos_ = 0;
     std::size_t lent_ = 0;     // ring bytes of the message last read in place
     bool unwoken_ = false;     // queue() wrote to the ring; flush() wakes the worker
+    std::uint64_t last_length_ = 0;
 };
 
 }  // namespace multiprocessing::detail
