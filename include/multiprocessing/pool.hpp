@@ -1237,9 +1237,12 @@ private:
     bool pump(std::unique_lock<std::mutex>& g, bool for_waiter, bool& handed_off) {
         bool any = false;
         std::string_view msg;
+        // Busy (pool_activity) while it moves something; a look at idle rings is not counted.
+        std::optional<detail::running_scope> counted;
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             if (!workers_[i].alive || !workers_[i].channel->ready()) continue;
             any = true;
+            if (!counted) counted.emplace(*activity_, for_waiter ? nullptr : &result_running_);
             for (;;) {
                 // Only the receiving thread reads the channel: a message stays valid while delivered.
                 auto& w = workers_[i];
@@ -1303,7 +1306,6 @@ private:
                     receiving_ = true;
                     bool handed_off = false;
                     try {
-                        detail::running_scope counted(*activity_);
                         moved = pump(g, true, handed_off);
                     } catch (...) {  // a corrupt message: the caller's get() says so
                         end_receiving();
@@ -1354,11 +1356,7 @@ private:
             // Move what is ready: results in, tasks out.
             begin_receiving(g);
             bool unused = false;
-            bool any = false;
-            {
-                detail::running_scope counted(activity, &result_running_);
-                any = pump(g, false, unused);
-            }
+            bool any = pump(g, false, unused);
             end_receiving();
             // Busy: keep moving messages, but look at the sentinels every few milliseconds, so a
             // dead worker is noticed even while the others keep the thread awake.

@@ -309,10 +309,15 @@ private:
     /// already, before it gets a CPU).
     template <class Ready>
     void wait_for(spsc_ring&, Ready ready, std::atomic<std::uint32_t>& waiting, std::atomic<std::uint32_t>& seq) {
-        if (ready()) return;
+        spinner spin;
+        // A wait of a few pauses (a round trip's next task) leaves the count alone: changing it
+        // is a write to a line every side reads.
+        for (unsigned i = 0; i < pool_pure_spins / 2; ++i) {
+            if (ready()) return;
+            spin.pause();
+        }
         set_running(false);
         auto spin_until = std::chrono::steady_clock::now() + pool_spin;
-        spinner spin;
         while (!ready()) {
             if (activity_->may_spin() && std::chrono::steady_clock::now() < spin_until) {
                 spin.pause();
