@@ -583,8 +583,10 @@ TEST_CASE("shared objects given to tasks, as arguments or in a function object, 
     const auto start = arena.free_memory();
     {
         auto starts = mp::make_shared_object<std::atomic<int>>(0);
-        // Each worker unpickles the same pickled initializer: each takes its own reference.
-        mp::Pool pool(2, {.initializer = {count_start, starts}, .context = ctx});
+        // Each worker, replacements too, unpickles the same pickled initializer: each takes its
+        // own reference. Replacements, started by the result thread, must also end cleanly at
+        // join() (not be killed with that thread) to give their references back.
+        mp::Pool pool(2, {.initializer = {count_start, starts}, .maxtasksperchild = 3, .context = ctx});
         starts.reset();  // the pool's options hold it
         for (int i = 0; i < 20; ++i) {
             auto h = mp::make_shared_object<std::atomic<int>>(0);

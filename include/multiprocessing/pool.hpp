@@ -841,20 +841,9 @@ public:
         }
         if (state_ == run_state::joining) {
             g.unlock();
-            if (thread_.joinable()) thread_.join();
+            if (thread_.joinable()) thread_.join();  // it stops the workers first (stop_workers)
             g.lock();
-            for (auto& w : workers_)
-                if (w.proc && w.alive) {
-                    w.channel->queue_untracked(std::string(1, static_cast<char>(detail::pool_message::stop)));
-                    w.channel->flush();
-                }
-            for (auto& w : workers_) {
-                if (!w.proc) continue;
-                if (!w.proc->join(std::chrono::seconds(10))) {
-                    w.proc->kill();
-                    w.proc->join();
-                }
-            }
+            stop_workers();
             state_ = run_state::terminated;
         }
         // terminated (by terminate() or a finished join): nothing left to wait for.
@@ -864,6 +853,26 @@ public:
     [[nodiscard]] std::size_t processes() const noexcept { return workers_.size(); }
 
 private:
+    /// For join(): tells every worker to stop and waits for it (10 s, then SIGKILL); pool lock
+    /// held. The result thread does it before it ends: a worker it started (a replacement) has
+    /// it as parent for PR_SET_PDEATHSIG, which acts on the death of the starting thread, and
+    /// would be killed when the thread ends instead of finishing cleanly.
+    void stop_workers() {
+        for (auto& w : workers_)
+            if (w.proc && w.alive) {
+                w.channel->queue_untracked(std::string(1, static_cast<char>(detail::pool_message::stop)));
+                w.channel->flush();
+                w.alive = false;
+            }
+        for (auto& w : workers_) {
+            if (!w.proc) continue;
+            if (!w.proc->join(std::chrono::seconds(10))) {
+                w.proc->kill();
+                w.proc->join();
+            }
+        }
+    }
+
     enum class run_state { run, close, joining, terminate, terminated };
 
     /// A chunk a worker holds, and the sequence number of its message (taken, or not yet).
@@ -1352,7 +1361,10 @@ private:
         detail::pool_activity& activity = *activity_;
         std::unique_lock g(mutex_);
         for (;;) {
-            if (stop_thread_) return;
+            if (stop_thread_) {
+                if (state_ == run_state::joining) stop_workers();
+                return;
+            }
             // Move what is ready: results in, tasks out.
             begin_receiving(g);
             bool unused = false;
