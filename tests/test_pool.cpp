@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <set>
@@ -600,6 +601,26 @@ TEST_CASE("shared objects given to tasks, as arguments or in a function object, 
         pool.join();
     }
     CHECK(arena.free_memory() == start);
+}
+
+TEST_CASE("a pool made in a thread that has ended keeps its workers", "[pool][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    std::unique_ptr<mp::Pool> pool;
+    std::vector<int> started;
+    std::thread([&] {
+        pool = std::make_unique<mp::Pool>(2, mp::PoolOptions{.context = ctx});
+        started = worker_pids();
+    }).join();
+    REQUIRE(started.size() == 2);
+    // PR_SET_PDEATHSIG fires when the thread that started a worker ends: had the workers been
+    // started by the ended thread, they would be killed now and replaced by others.
+    mp::Event a, b;  // both tasks must run at once: each worker reports itself
+    auto ra = pool->apply_async(set_then_wait, a, b);
+    auto rb = pool->apply_async(set_then_wait, b, a);
+    std::set<int> ran{ra.get(mp_test::bound), rb.get(mp_test::bound)};
+    CHECK(ran == std::set<int>(started.begin(), started.end()));
+    pool->close();
+    pool->join();
 }
 
 TEST_CASE("messages of every size cross the rings whole, wrapped around their end or streamed", "[pool]") {

@@ -35,6 +35,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <future>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -677,13 +678,37 @@ public:
         auto [bell_r, bell_w] = Pipe(false);
         doorbell_recv_.emplace(std::move(bell_r));
         doorbell_send_.emplace(std::move(bell_w));
-        {
-            std::lock_guard g(mutex_);
-            workers_.resize(static_cast<std::size_t>(processes));
-            for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
+        workers_.resize(static_cast<std::size_t>(processes));
+        // The result thread starts the workers, as it starts their replacements:
+        // PR_SET_PDEATHSIG acts on the death of the thread that started a worker, so a pool
+        // made in a short-lived thread would otherwise lose its workers when that thread ends.
+        std::promise<void> started;
+        auto ready = started.get_future();
+        thread_ = std::thread([this, started = std::move(started)]() mutable {
+            {
+                std::lock_guard g(mutex_);
+                try {
+                    for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
+                } catch (...) {
+                    started.set_exception(std::current_exception());
+                    return;
+                }
+            }
+            started.set_value();
+            result_loop();
+        });
+        try {
+            ready.get();
+        } catch (...) {
+            thread_.join();
+            for (auto& w : workers_)
+                if (w.proc) {
+                    w.proc->kill();
+                    (void)w.proc->join(std::chrono::seconds(5));
+                }
+            throw;
         }
         link_->pool = this;
-        thread_ = std::thread([this] { result_loop(); });
     }
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
