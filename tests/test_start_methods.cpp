@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 namespace {
@@ -44,6 +45,12 @@ void set_spawn_and_report_marker(mp::Connection c) {
     c.send(here.recv<int>());
     p.join();
 }
+
+// Waits (bounded) for the test's go-ahead, then ends with 0.
+void wait_for_go(mp::Event go) {
+    if (!go.wait(mp_test::bound)) ::_exit(3);
+}
+void do_nothing() {}
 
 }  // namespace
 
@@ -142,6 +149,27 @@ TEST_CASE("the fork server exits when its parent does", "[start_methods]") {
     CHECK(p.exitcode() == 0);
     CHECK(mp_test::wait_gone(server));
     ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST_CASE("the fork server outlives the thread that started it", "[start_methods]") {
+    // The first forkserver child of this process starts the server, from a thread that then ends.
+    // Were the server tied to that thread (PR_SET_PDEATHSIG), it would be killed with it, and
+    // its daemonic child with it.
+    auto ctx = mp::get_context(mp::StartMethod::forkserver);
+    mp::Event go;
+    std::optional<mp::Process> p;
+    std::thread([&] {
+        p.emplace(ctx, wait_for_go, go);
+        p->set_daemon(true);
+        p->start();
+    }).join();
+    go.set();
+    mp_test::join(*p);
+    CHECK(p->exitcode() == 0);
+    mp::Process q(ctx, do_nothing);
+    q.start();
+    mp_test::join(q);
+    CHECK(q.exitcode() == 0);
 }
 
 TEST_CASE("starting processes while other threads use the library does not deadlock", "[start_methods]") {

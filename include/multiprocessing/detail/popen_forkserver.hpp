@@ -196,8 +196,12 @@ private:
 /// The fork server's loop: fork a child per request, report pids and exit codes, exit with the
 /// parent. Never returns.
 [[noreturn]] inline void forkserver_main(int control, pid_t parent) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the parent
-    if (::getppid() != parent) ::_exit(0);
+    // Never outlive the parent process. PR_SET_PDEATHSIG would act on the end of the thread that
+    // started the server (a Pool's result thread, say), so the server watches the parent's pidfd,
+    // which says when the whole process has ended; without pidfds, PR_SET_PDEATHSIG it is.
+    unique_fd parent_fd = pidfd_open(parent);
+    if (!parent_fd) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(0);  // after pidfd_open: the pidfd is the parent's
     char ready = 1;
     (void)::send(control, &ready, 1, MSG_NOSIGNAL);
     struct child {
@@ -206,21 +210,22 @@ private:
     };
     std::map<pid_t, child> children;
     for (;;) {
-        std::vector<pollfd> fds{{control, POLLIN, 0}};
+        std::vector<pollfd> fds{{control, POLLIN, 0}, {parent_fd.get(), POLLIN, 0}};
         std::vector<pid_t> pids;
         for (auto& [pid, c] : children) {
             fds.push_back({c.pidfd.get(), POLLIN, 0});
             pids.push_back(pid);
         }
         poll_until(fds.data(), fds.size(), deadline());
-        for (std::size_t i = 1; i < fds.size(); ++i) {
+        if (fds[1].revents) ::_exit(0);  // the parent process has ended
+        for (std::size_t i = 2; i < fds.size(); ++i) {
             if (!fds[i].revents) continue;
             int status = 0;
-            while (::waitpid(pids[i - 1], &status, 0) < 0 && errno == EINTR) {
+            while (::waitpid(pids[i - 2], &status, 0) < 0 && errno == EINTR) {
             }
             std::int32_t code = exitcode_from_status(status);
-            (void)!::write(children[pids[i - 1]].status.get(), &code, sizeof code);
-            children.erase(pids[i - 1]);
+            (void)!::write(children[pids[i - 2]].status.get(), &code, sizeof code);
+            children.erase(pids[i - 2]);
         }
         if (!fds[0].revents) continue;
         std::uint32_t count = 0;
@@ -235,6 +240,7 @@ private:
         pid_t pid = ::fork();
         if (pid == 0) {
             ::close(control);
+            parent_fd.reset();
             children.clear();  // closes the other children's pidfds and status pipes
             ::close(got[1]);
             std::vector<int> args(got.begin() + 2, got.end());
