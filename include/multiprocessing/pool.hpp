@@ -1272,11 +1272,11 @@ private:
         bool any = false;
         std::string_view msg;
         // Busy (pool_activity) while it moves something; a look at idle rings is not counted.
-        std::optional<detail::running_scope> counted;
+        std::optional<detail::busy_scope> counted;
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             if (!workers_[i].alive || !workers_[i].channel->ready()) continue;
             any = true;
-            if (!counted) counted.emplace(*activity_, for_waiter ? nullptr : &result_running_);
+            if (!counted) counted.emplace(*activity_, for_waiter ? nullptr : &result_busy_);
             for (;;) {
                 // Only the receiving thread reads the channel: a message stays valid while delivered.
                 auto& w = workers_[i];
@@ -1372,7 +1372,7 @@ private:
     /// True if a caller waiting for a result may spin: the result thread does not count, since it
     /// steps aside for the caller (it sleeps while pollers_ > 0).
     [[nodiscard]] bool caller_may_spin() const noexcept {
-        return activity_->running.load(std::memory_order_relaxed) - (result_running_.load(std::memory_order_relaxed) ? 1 : 0) <
+        return activity_->busy.load(std::memory_order_relaxed) - (result_busy_.load(std::memory_order_relaxed) ? 1 : 0) <
                activity_->cpus;
     }
     friend bool detail::help_pool(detail::pool_link&, const std::atomic<bool>&, std::chrono::steady_clock::time_point);
@@ -1381,8 +1381,8 @@ private:
         std::vector<pollfd> fds;
         std::vector<std::size_t> who;  // worker index per sentinel entry
         auto last_sentinel_check = std::chrono::steady_clock::now();
-        // Counted as running (pool_activity) only while it moves messages or spins: blocked on
-        // the pool lock or asleep it takes no CPU from the workers.
+        // Counted busy (pool_activity) only while it moves messages (in pump): spinning, blocked
+        // on the pool lock or asleep, it leaves the CPUs to the workers.
         detail::pool_activity& activity = *activity_;
         std::unique_lock g(mutex_);
         for (;;) {
@@ -1499,7 +1499,7 @@ private:
     int pollers_ = 0;                 // callers in help_while
     bool result_asleep_ = false;      // the result thread sleeps in poll()
     bool armed_ = false;              // the workers ring the doorbell when they publish
-    std::atomic<bool> result_running_{false};  // the result thread counts in activity_
+    std::atomic<bool> result_busy_{false};  // the result thread counts as busy in activity_
     std::shared_ptr<detail::pool_link> link_ = std::make_shared<detail::pool_link>();
     shared_handle<detail::pool_activity> activity_;  // shared with the workers
 };

@@ -68,24 +68,24 @@ private:
 /// sides spinning keeps the messages flowing without sleeping.
 struct pool_activity {
     explicit pool_activity(int n) noexcept : cpus(n) {}
-    std::atomic<int> running{0};
+    std::atomic<int> busy{0};
     const int cpus;  // the parent's affinity mask, which the workers inherit
 
     /// True if a thread that is not counted may spin instead of sleeping.
-    [[nodiscard]] bool may_spin() const noexcept { return running.load(std::memory_order_relaxed) < cpus; }
+    [[nodiscard]] bool may_spin() const noexcept { return busy.load(std::memory_order_relaxed) < cpus; }
 };
 
 /// Counts the calling thread as busy for its scope (and says so in `flag`, if given).
-class running_scope {
+class busy_scope {
 public:
-    explicit running_scope(pool_activity& a, std::atomic<bool>* flag = nullptr) noexcept : a_(a), flag_(flag) {
+    explicit busy_scope(pool_activity& a, std::atomic<bool>* flag = nullptr) noexcept : a_(a), flag_(flag) {
         if (flag_) flag_->store(true, std::memory_order_relaxed);
-        a_.running.fetch_add(1, std::memory_order_relaxed);
+        a_.busy.fetch_add(1, std::memory_order_relaxed);
     }
-    running_scope(const running_scope&) = delete;
-    running_scope& operator=(const running_scope&) = delete;
-    ~running_scope() {
-        a_.running.fetch_sub(1, std::memory_order_relaxed);
+    busy_scope(const busy_scope&) = delete;
+    busy_scope& operator=(const busy_scope&) = delete;
+    ~busy_scope() {
+        a_.busy.fetch_sub(1, std::memory_order_relaxed);
         if (flag_) flag_->store(false, std::memory_order_relaxed);
     }
 
@@ -184,18 +184,18 @@ struct pool_rings {
     // worker, so no task waits behind a long one while a worker is free (as with Python's shared
     // queue). The sequence number tells a reused slot from the message it served before.
     std::array<std::atomic<std::uint64_t>, pool_claim_slots> claims{};
-    // 1 while the worker counts in pool_activity::running. Whoever sets it adds the worker, whoever
+    // 1 while the worker counts in pool_activity::busy. Whoever sets it adds the worker, whoever
     // clears it takes it out: the parent counts a worker it wakes at once (so that the parent does
     // not spin on the CPU the woken worker waits for), and takes out one that died.
     std::atomic<std::uint32_t> counted{0};
 };
 
-/// Counts a worker as running, unless it already is (pool_rings::counted).
+/// Counts a worker as busy, unless it already is (pool_rings::counted).
 inline void count_worker(pool_rings& r, pool_activity& a) noexcept {
-    if (r.counted.exchange(1, std::memory_order_relaxed) == 0) a.running.fetch_add(1, std::memory_order_relaxed);
+    if (r.counted.exchange(1, std::memory_order_relaxed) == 0) a.busy.fetch_add(1, std::memory_order_relaxed);
 }
 inline void uncount_worker(pool_rings& r, pool_activity& a) noexcept {
-    if (r.counted.exchange(0, std::memory_order_relaxed) == 1) a.running.fetch_sub(1, std::memory_order_relaxed);
+    if (r.counted.exchange(0, std::memory_order_relaxed) == 1) a.busy.fetch_sub(1, std::memory_order_relaxed);
 }
 
 /// Writes one byte to the parent's doorbell; a full socket means a wake-up is pending anyway.
@@ -211,7 +211,7 @@ public:
         : rings_(std::move(rings)), activity_(std::move(activity)), doorbell_(std::move(doorbell)) {}
     worker_channel(const worker_channel&) = delete;
     worker_channel& operator=(const worker_channel&) = delete;
-    ~worker_channel() { set_running(false); }
+    ~worker_channel() { set_busy(false); }
 
     /// The next task message this worker may run (it skips those the parent took back), valid
     /// until done(); spins a moment, then sleeps on the ring. A message that fits in the ring is
@@ -316,7 +316,7 @@ private:
             if (ready()) return;
             spin.pause();
         }
-        set_running(false);
+        set_busy(false);
         auto spin_until = std::chrono::steady_clock::now() + pool_spin;
         while (!ready()) {
             if (activity_->may_spin() && std::chrono::steady_clock::now() < spin_until) {
@@ -329,9 +329,9 @@ private:
             if (!ready()) futex_wait(seq, s, nullptr);
             waiting.store(0, std::memory_order_relaxed);
         }
-        set_running(true);
+        set_busy(true);
     }
-    void set_running(bool on) noexcept {
+    void set_busy(bool on) noexcept {
         if (on)
             count_worker(*rings_, *activity_);
         else
@@ -432,7 +432,7 @@ public:
         }
     }
     [[nodiscard]] bool wants_write() const noexcept { return out_sent_ < out_.size(); }
-    /// The worker ended: if it was counted as running, it is no longer.
+    /// The worker ended: if it was counted as busy, it is no longer.
     void uncount() noexcept { uncount_worker(*rings_, *activity_); }
 
     /// Takes what the worker has published into the receive buffer, waking it if it waits for room.
