@@ -1,34 +1,52 @@
 // The one shared-memory arena of a process tree, and handles to objects in it (Python: heap.py).
 //
 // A memfd (no name, so nothing can leak in /dev/shm even when every process is SIGKILLed),
-// reserved large and sparse, mapped MAP_SHARED, managed by Boost.Interprocess. It is created at
-// the first shared object of a process tree, inherited by forked children (same mapping), and
-// sent by file descriptor to spawn and forkserver children, who map it wherever they can: only
-// offsets are stored in it.
+// reserved large and sparse, mapped MAP_SHARED, managed by a crash-consistent allocator of its
+// own (detail/heap.hpp). It is created at the first shared object of a process tree, inherited
+// by forked children (same mapping), and sent by file descriptor to spawn and forkserver
+// children, who map it wherever they can: only offsets are stored in it.
 //
 //     struct Counter { std::atomic<int> n{0}; };
 //     auto c = mp::make_shared_object<Counter>();        // in the arena
 //     mp::Process p([](mp::shared_handle<Counter> h) { ++h->n; }, c);
 //     p.start(); p.join();                                // c->n == 1, under every start method
 //
+// THE RULE: a process SIGKILLed at any instruction inside the arena corrupts nothing, and what
+// it held comes back when its death is noticed.
+//   - The allocator's block chain changes only through redo records under a lock that a dead
+//     holder's successor takes over and repairs (heap.hpp says how); its free lists are rebuilt.
+//   - Every block names its owner: the process that allocated it (until it hands it on), the
+//     block it is part of (a queue's chunks), or "counted" (a shared object). A block whose owner
+//     is gone is garbage, freed by a sweep.
+//   - Each process has a row in the arena's process table, and lists there every reference it
+//     holds. When a process's death is noticed (its parent reaps it: Process.join(), a Pool
+//     replacing or terminating workers; or the arena is full; or its lock is taken over), its
+//     references are dropped, its blocks freed, and then what only they owned.
+//   - Order makes the gaps safe: a reference is listed before the object can be freed through
+//     it, and unlisted before it is dropped, so a kill between two steps can leak one object
+//     (kept until the tree ends) but never free one twice or free one in use.
+//   - An object freed this way (its holder died) is freed without its destructor: arena types'
+//     destructors may only free blocks of their own, and those go with their parent's block.
+//
 // Reference counting: each object carries a cross-process count of the processes (and messages
 // in flight) that hold it; within a process, copies of a handle share one process reference.
 // The last reference, in whichever process, destroys the object and frees its memory.
 //   - fork: a forked child takes a reference to every object its parent holds (before fork(2),
-//     so a parent dropping its handle at once cannot free it under the child).
+//     so a parent dropping its handle at once cannot free it under the child), and lists them in
+//     its own row.
 //   - pickling (a Process argument to a spawn/forkserver child, later messages) takes a
-//     reference for the message; the handle unpickled from it adopts that reference.
+//     reference for the message; the handle unpickled from it adopts that reference. A message
+//     lost with the process that was carrying it keeps its references until the tree ends.
 //   - A child of this library gives its references back as it ends (run_target calls
-//     drop_process_references() through detail::before_child_exit()). A process that ends
-//     without that (SIGKILL) keeps its references: those objects stay allocated until the
-//     arena itself goes, with the last process of the tree.
+//     drop_process_references() through detail::before_child_exit()); a child that ends without
+//     that (SIGKILL) has them given back by whoever notices its death.
 //     Nothing outlives the tree: the memfd has no name and goes with its last descriptor.
 //
 // A process tree has one arena. A process creates it at its first shared object or its first
 // spawn/forkserver child (sized by mp::set_arena_size or MULTIPROCESSING_ARENA_SIZE before that);
-// forked children inherit it, spawn and forkserver children receive it before their target runs. Handles travel between processes
-// sharing an arena (queues, connections) as an offset alone; a descriptor goes with them when
-// the pickle can carry one (Process arguments).
+// forked children inherit it, spawn and forkserver children receive it before their target
+// runs. Handles travel between processes sharing an arena (queues, connections) as an offset
+// alone; a descriptor goes with them when the pickle can carry one (Process arguments).
 #pragma once
 
 #include <fcntl.h>
@@ -36,11 +54,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <boost/interprocess/creation_tags.hpp>
-#include <boost/interprocess/indexes/null_index.hpp>
-#include <boost/interprocess/managed_external_buffer.hpp>
-#include <boost/interprocess/mem_algo/rbtree_best_fit.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -56,9 +69,12 @@
 #include <memory>
 #include <type_traits>
 #include <utility>
+#include <map>
+#include <vector>
 
 #include "detail/posix.hpp"
 #include "detail/exit_hooks.hpp"
+#include "detail/heap.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
 
@@ -82,86 +98,57 @@ struct is_arena_safe
 
 namespace detail {
 
-/// A process-shared pthread mutex that is robust: if its holder dies, the next locker gets it
-/// (EOWNERDEAD) and goes on, instead of every other process of the tree deadlocking. The
-/// allocator's bookkeeping is only at risk if a process dies inside an allocation.
-template <bool Recursive>
-class robust_mutex {
-public:
-    robust_mutex() {
-        pthread_mutexattr_t a;
-        ::pthread_mutexattr_init(&a);
-        ::pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-        ::pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-        if (Recursive) ::pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-        int err = ::pthread_mutex_init(&m_, &a);
-        ::pthread_mutexattr_destroy(&a);
-        if (err != 0) {
-            errno = err;
-            throw_errno("pthread_mutex_init(arena)");
-        }
-    }
-    robust_mutex(const robust_mutex&) = delete;
-    robust_mutex& operator=(const robust_mutex&) = delete;
-    ~robust_mutex() { ::pthread_mutex_destroy(&m_); }
-
-    void lock() { check(::pthread_mutex_lock(&m_)); }
-    bool try_lock() {
-        int err = ::pthread_mutex_trylock(&m_);
-        if (err == EBUSY) return false;
-        check(err);
-        return true;
-    }
-    template <class TimePoint>
-    bool timed_lock(const TimePoint&) {
-        lock();  // the arena never waits with a timeout; required by the interface only
-        return true;
-    }
-    void unlock() { ::pthread_mutex_unlock(&m_); }
-
-private:
-    void check(int err) {
-        if (err == EOWNERDEAD) {
-            ::pthread_mutex_consistent(&m_);
-            return;
-        }
-        if (err != 0) {
-            errno = err;
-            throw_errno("pthread_mutex_lock(arena)");
-        }
-    }
-    pthread_mutex_t m_;
-};
-
-struct robust_mutex_family {
-    using mutex_type = robust_mutex<false>;
-    using recursive_mutex_type = robust_mutex<true>;
-};
-
-using arena_segment = boost::interprocess::basic_managed_external_buffer<
-    char, boost::interprocess::rbtree_best_fit<robust_mutex_family>, boost::interprocess::null_index>;
-
-/// What sits in front of every object in the arena. Shared memory: no pointer, lock-free atomics.
+/// What sits in front of every object in the arena. Shared memory: no pointer. The object's
+/// reference count is in its heap block's header (heap_block::refs), where the heap can see it.
 struct arena_block_header {
-    std::atomic<std::uint32_t> refs;  // processes and in-flight messages holding the object
-    std::uint32_t lead;               // bytes from the start of the block to the object
-    std::uint64_t count;              // elements: 1 for an object, n for an array
-    std::uint64_t type_tag;           // type_tag of the element type, checked when unpickled
+    std::uint32_t lead;     // bytes from the block's user bytes to the object
+    std::uint32_t pad;
+    std::uint64_t count;    // elements: 1 for an object, n for an array
+    std::uint64_t type_tag; // type_tag of the element type, checked when unpickled
 };
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
-              "multiprocessing: the arena needs lock-free 32-bit atomics");
 static_assert(std::is_standard_layout_v<arena_block_header>);
 
 /// A process's reference to one arena object, shared by every copy of a handle in this process.
 /// Process-local (heap): it never lives in shared memory.
 struct arena_ref {
     std::uint64_t offset = 0;                 // of the object, from the arena's base
+    std::uint64_t entry = 0;                  // its word in this process's shared table, or 0
     std::atomic<std::size_t> handles{1};      // handles in this process
     void (*destroy)(void* object, std::uint64_t count) noexcept = nullptr;
     bool dropped = false;                     // by drop_process_references(): no longer listed
     arena_ref* prev = nullptr;
     arena_ref* next = nullptr;
 };
+
+/// A page of a process's reference table: one word per reference, the object's offset or 0.
+template <std::size_t N>
+struct ref_page_of {
+    std::atomic<std::uint64_t> next;  // user offset of the next (heap) page, 0 at the end
+    std::uint64_t pad;
+    static constexpr std::size_t entries = N;
+    std::atomic<std::uint64_t> entry[N];
+};
+/// The pages a process adds when its row's own page is full.
+using ref_page = ref_page_of<254>;
+
+/// One process's row in the arena's process table: which process, and its table of references
+/// (a page of its own, then pages from the heap), so that whoever notices its death can give
+/// back what it held.
+struct process_slot {
+    std::atomic<std::uint32_t> state;  // slot_free, slot_live, slot_reclaiming
+    std::atomic<std::uint32_t> gen;    // bumped at each claim: owner words name (slot, gen)
+    std::atomic<std::int32_t> pid;
+    std::uint32_t pad;
+    std::uint64_t pad2[2];
+    ref_page_of<26> page;  // its first references; page.next: the first heap page
+};
+static_assert(sizeof(process_slot) == 256);
+inline constexpr std::uint32_t slot_free = 0, slot_live = 1, slot_reclaiming = 2;
+/// Processes that can hold arena objects at once (a row is freed when its process ends or its
+/// death is noticed): one per 16 KiB of arena, 16 at least, 4096 at most.
+[[nodiscard]] constexpr std::uint32_t arena_rows_for(std::size_t arena_bytes) noexcept {
+    return static_cast<std::uint32_t>(std::clamp<std::size_t>(arena_bytes / 16384, 16, 4096));
+}
 
 /// Parses "1073741824", "512M", "4G" ...; 0 if malformed.
 inline std::size_t parse_byte_size(const char* s) noexcept {
@@ -187,6 +174,13 @@ inline std::size_t parse_byte_size(const char* s) noexcept {
 }
 
 constexpr std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
+
+/// The owner word that blocks allocated while building an object get (the object's own block):
+/// set by make() around the object's constructor, so parts it allocates belong to it.
+inline std::uint64_t& building_owner() noexcept {
+    thread_local std::uint64_t owner = 0;
+    return owner;
+}
 
 /// The arena of this process: created at first use, inherited across fork, adopted from a
 /// descriptor in spawn and forkserver children. One per process, never unmapped.
@@ -227,19 +221,40 @@ public:
     [[nodiscard]] char* base() const noexcept { return base_; }
     /// The reserved size in bytes.
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
-    /// Bytes still free for objects (Boost's count: block overheads included as used).
-    [[nodiscard]] std::size_t free_memory() const { return segment_.get_free_memory(); }
-
-    /// Allocates `bytes` aligned to `align`; raises mp::ProcessError saying how to get more
-    /// room when the arena is full.
-    [[nodiscard]] void* allocate(std::size_t bytes, std::size_t align) {
-        void* p = align <= arena_segment::memory_algorithm::Alignment
-                      ? segment_.allocate(bytes, std::nothrow)
-                      : segment_.allocate_aligned(bytes, align, std::nothrow);
-        if (!p) throw_full(bytes);
-        return p;
+    /// Bytes still free for objects (block headers included as used).
+    [[nodiscard]] std::size_t free_memory() {
+        heap_guard g(heap_mutex_, heap_);
+        return static_cast<std::size_t>(heap_.free_bytes());
     }
-    void deallocate(void* p) noexcept { segment_.deallocate(p); }
+
+    /// Allocates `bytes` aligned to `align` (at most 64), owned by `owner` (this process's until
+    /// it hands the block on, by default); raises mp::ProcessError saying how to get more room
+    /// when the arena is full, after giving back what dead processes held.
+    [[nodiscard]] void* allocate(std::size_t bytes, std::size_t align, std::uint64_t owner = 0) {
+        if (align > heap_granule)
+            throw ValueError("multiprocessing: arena objects can be aligned to at most 64 bytes");
+        if (owner == 0) owner = my_owner();
+        for (int attempt = 0;; ++attempt) {
+            {
+                heap_guard g(heap_mutex_, heap_);
+                if (std::uint64_t user = heap_.allocate(bytes, owner)) return base_ + user;
+            }
+            if (attempt == 1 || !reclaim_dead()) throw_full(bytes);
+        }
+    }
+    /// Frees a block from allocate() (or one an object's last reference leaves).
+    void deallocate(void* p) noexcept {
+        heap_guard g(heap_mutex_, heap_);
+        heap_.deallocate(offset_of(p));
+    }
+    /// Hands a block this process allocated on to `owner` (a parent block, or owner_counted).
+    void set_owner(void* p, std::uint64_t owner) noexcept {
+        heap_.block_of_user(offset_of(p))->owner.store(owner, std::memory_order_release);
+    }
+    /// The owner word that makes a block belong to the block at `p` (freed when it is).
+    [[nodiscard]] std::uint64_t child_owner_of(const void* p) const noexcept {
+        return owner_parent(heap_.block_of_user(offset_of(p))->serial.load(std::memory_order_relaxed));
+    }
 
     [[nodiscard]] std::uint64_t offset_of(const void* p) const noexcept {
         return static_cast<std::uint64_t>(static_cast<const char*>(p) - base_);
@@ -248,23 +263,39 @@ public:
     [[nodiscard]] arena_block_header* header_of(std::uint64_t object_offset) const noexcept {
         return reinterpret_cast<arena_block_header*>(base_ + object_offset - sizeof(arena_block_header));
     }
-    /// True if `offset` can be an object's offset in this arena (for untrusted pickles).
+    /// The reference count of the object at `object_offset`.
+    [[nodiscard]] std::atomic<std::uint64_t>& refs_of(std::uint64_t object_offset) const noexcept {
+        return heap_.block_of_user(object_offset - header_of(object_offset)->lead)->refs;
+    }
+    /// True if `offset` can be an object's offset in this arena (for untrusted pickles): a used
+    /// block with a plausible header, counted, that holds `object_size` bytes there.
     [[nodiscard]] bool plausible_offset(std::uint64_t offset, std::size_t object_size) const noexcept {
-        return offset >= segment_offset + sizeof(arena_block_header) && offset <= size_ &&
-               object_size <= size_ - offset && offset % alignof(arena_block_header) == 0;
+        if (offset < first_object_offset() || offset > size_ || object_size > size_ - offset ||
+            offset % alignof(arena_block_header) != 0)
+            return false;
+        const std::uint32_t lead = header_of(offset)->lead;
+        if (lead < sizeof(arena_block_header) || lead > heap_granule || lead > offset) return false;
+        const std::uint64_t user = offset - lead;
+        if (!heap_.plausible_user(user)) return false;
+        return heap_.block_of_user(user)->owner.load(std::memory_order_relaxed) == owner_counted &&
+               heap_.capacity_of(user) >= lead + object_size;
     }
 
     /// Registers a new process reference to the object at `offset` (the caller already holds
-    /// the shared count for it) and returns it with one handle.
+    /// the shared count for it) and returns it with one handle. The reference is written to this
+    /// process's table in the arena, so that it is given back if this process dies.
     [[nodiscard]] arena_ref* add_ref(std::uint64_t offset, void (*destroy)(void*, std::uint64_t) noexcept) {
-        auto* r = new arena_ref;
+        auto r = std::make_unique<arena_ref>();
         r->offset = offset;
         r->destroy = destroy;
         std::lock_guard lock(refs_mutex_);
-        r->next = refs_;
-        if (refs_) refs_->prev = r;
-        refs_ = r;
-        return r;
+        r->entry = take_entry();  // may throw: nothing is recorded yet
+        entry_word(r->entry).store(offset, std::memory_order_release);
+        arena_ref* raw = r.release();
+        raw->next = refs_;
+        if (refs_) refs_->prev = raw;
+        refs_ = raw;
+        return raw;
     }
 
     /// Drops one handle; the last handle of this process drops the process's reference, and the
@@ -279,6 +310,8 @@ public:
             }
             if (r->prev) r->prev->next = r->next; else refs_ = r->next;
             if (r->next) r->next->prev = r->prev;
+            // The table first: a kill between the two leaks the object, never frees it twice.
+            give_entry(r->entry);
         }
         drop_shared(r->offset, r->destroy);
         delete r;
@@ -287,7 +320,7 @@ public:
     /// Drops every reference this process holds, for a process about to end without running
     /// its destructors (a forked child's _exit): its objects are freed if it was their last
     /// holder. Handles still in memory become inert: the object must not be used through them,
-    /// and dropping them later releases nothing more.
+    /// and dropping them later releases nothing more. Then gives its row of the table back.
     void drop_process_references() noexcept {
         // All under the lock: a handle dropped meanwhile in another thread deletes its (dropped)
         // reference under it too. drop_shared never takes this lock: arena objects hold no handles.
@@ -296,50 +329,121 @@ public:
             arena_ref* next = std::exchange(r->next, nullptr);
             r->prev = nullptr;
             r->dropped = true;
+            give_entry(r->entry);
             drop_shared(r->offset, r->destroy);
             r = next;
         }
+        leave_table();
     }
 
     /// Drops one shared reference to the object at `offset`.
     void drop_shared(std::uint64_t offset, void (*destroy)(void*, std::uint64_t) noexcept) noexcept {
+        if (refs_of(offset).fetch_sub(1, std::memory_order_acq_rel) != 1) return;
         arena_block_header* h = header_of(offset);
-        if (h->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+        char* user = static_cast<char*>(at(offset)) - h->lead;
+        // Ours now: if this process dies while destroying it, the block (and, through it, what
+        // the object owns) comes back when that death is noticed.
+        set_owner(user, my_owner_or(owner_counted));
         destroy(at(offset), h->count);
-        deallocate(reinterpret_cast<char*>(at(offset)) - h->lead);
+        deallocate(user);
+        if (sweep_wanted_.exchange(false, std::memory_order_relaxed)) sweep_now();
+    }
+
+    /// Asks for a sweep after the object being destroyed is freed (its destructor knows parts
+    /// of it may be left over by a process that died using it).
+    void want_sweep() noexcept { sweep_wanted_.store(true, std::memory_order_relaxed); }
+
+    /// Gives back what the processes of this tree that have ended without doing it themselves
+    /// (SIGKILLed, crashed) held: their references and the blocks they had allocated, then the
+    /// blocks that only those owned. True if anything came back.
+    bool reclaim_dead() noexcept {
+        bool any = false;
+        for (std::uint32_t i = 0; i < rows_; ++i) {
+            process_slot& s = slots()[i];
+            if (s.state.load(std::memory_order_acquire) != slot_live) continue;
+            const std::int32_t pid = s.pid.load(std::memory_order_relaxed);
+            if (pid == ::getpid() || !heap_process_dead(pid)) continue;
+            any |= reclaim_slot(i);
+        }
+        return sweep_now() > 0 || any;
+    }
+
+    /// Gives back what process `pid` held, if it has ended; `known_dead` when the caller knows
+    /// (it is a zombie it is about to reap: its pid cannot have been reused).
+    void reclaim_process(pid_t pid, bool known_dead) noexcept {
+        bool any = false;
+        for (std::uint32_t i = 0; i < rows_; ++i) {
+            process_slot& s = slots()[i];
+            if (s.state.load(std::memory_order_acquire) != slot_live || s.pid.load(std::memory_order_relaxed) != pid)
+                continue;
+            if (!known_dead && !heap_process_dead(pid)) continue;
+            any |= reclaim_slot(i);
+        }
+        if (any) sweep_now();
+    }
+
+    /// Checks the allocator's bookkeeping: "" if consistent, else what is wrong (for tests).
+    [[nodiscard]] std::string check() {
+        heap_guard g(heap_mutex_, heap_);
+        return heap_.check();
+    }
+    /// How many times a dead lock holder's state was repaired (for tests).
+    [[nodiscard]] std::uint64_t recoveries() {
+        heap_guard g(heap_mutex_, heap_);
+        return heap_.recoveries();
+    }
+    /// Processes with a live row in the table (for tests).
+    [[nodiscard]] std::size_t live_processes() const noexcept {
+        std::size_t n = 0;
+        for (std::uint32_t i = 0; i < rows_; ++i)
+            n += slots()[i].state.load(std::memory_order_relaxed) == slot_live;
+        return n;
     }
 
     arena(const arena&) = delete;
     arena& operator=(const arena&) = delete;
-
-    /// Where Boost's segment starts in the mapping; before it, the arena's own header.
-    static constexpr std::size_t segment_offset = 64;
 
 private:
     struct arena_header {
         std::uint64_t magic;
         std::uint64_t id;
         std::uint64_t size;
+        std::uint64_t rows;  // of the process table
     };
-    static constexpr std::uint64_t magic_value = 0x6d702d6172656e61ull;  // "mp-arena"
+    static constexpr std::uint64_t magic_value = 0x6d702d6172656e62ull;  // "mp-arenb": layout 2
+    static constexpr std::size_t heap_state_offset = 64;
+    static constexpr std::size_t slots_offset = round_up(heap_state_offset + sizeof(heap_state), 64);
+    [[nodiscard]] static constexpr std::size_t region_offset(std::uint32_t rows) noexcept {
+        return slots_offset + sizeof(process_slot) * rows;
+    }
+    [[nodiscard]] std::uint64_t first_object_offset() const noexcept {
+        return heap::align_block(region_offset(rows_)) + heap_header_bytes + sizeof(arena_block_header);
+    }
 
+public:
+    /// Under this, the allocator's bookkeeping leaves no room; sizes are rounded up to it.
+    static constexpr std::size_t min_size = 256 * 1024;
+
+private:
     // Creates: a fresh memfd, `size` bytes reserved.
-    arena(unique_fd fd, std::size_t size, std::uint64_t id) : fd_(std::move(fd)), size_(size) {
+    arena(unique_fd fd, std::size_t size, std::uint64_t id)
+        : fd_(std::move(fd)), size_(size), heap_(nullptr, nullptr) {
         if (::ftruncate(fd_.get(), static_cast<off_t>(size_)) != 0) unmappable();
         map();
         auto* h = header();
         h->magic = magic_value;
         h->id = id;
         h->size = size_;
-        segment_ = arena_segment(boost::interprocess::create_only, base_ + segment_offset, size_ - segment_offset);
+        h->rows = rows_ = arena_rows_for(size_);
+        heap::format(base_, heap_state_ptr(), region_offset(rows_), size_);
     }
 
     // Attaches: the arena `expected_id` some other process created.
-    arena(unique_fd fd, std::uint64_t expected_id) : fd_(std::move(fd)) {
+    arena(unique_fd fd, std::uint64_t expected_id) : fd_(std::move(fd)), heap_(nullptr, nullptr) {
         struct stat st {};
         if (::fstat(fd_.get(), &st) != 0) throw_errno("fstat(arena)");
         size_ = static_cast<std::size_t>(st.st_size);
-        if (size_ < 4096) throw PicklingError("multiprocessing: corrupt pickle: not an arena descriptor");
+        if (size_ < min_size) throw PicklingError("multiprocessing: corrupt pickle: not an arena descriptor");
         map();
         if (header()->magic != magic_value || header()->size != size_) {
             ::munmap(base_, size_);
@@ -349,13 +453,14 @@ private:
             ::munmap(base_, size_);
             throw PicklingError("multiprocessing: corrupt pickle: the arena's id does not match");
         }
-        segment_ = arena_segment(boost::interprocess::open_only, base_ + segment_offset, size_ - segment_offset);
+        rows_ = static_cast<std::uint32_t>(header()->rows);
     }
 
     void map() {
         void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_.get(), 0);
         if (p == MAP_FAILED) unmappable();
         base_ = static_cast<char*>(p);
+        heap_ = heap(base_, heap_state_ptr());
     }
 
     [[noreturn]] void unmappable() const {
@@ -365,8 +470,14 @@ private:
     }
 
     [[nodiscard]] arena_header* header() const noexcept { return reinterpret_cast<arena_header*>(base_); }
+    [[nodiscard]] heap_state* heap_state_ptr() const noexcept {
+        return reinterpret_cast<heap_state*>(base_ + heap_state_offset);
+    }
+    [[nodiscard]] process_slot* slots() const noexcept {
+        return reinterpret_cast<process_slot*>(base_ + slots_offset);
+    }
 
-    [[noreturn]] void throw_full(std::size_t bytes) const {
+    [[noreturn]] void throw_full(std::size_t bytes) {
         throw ProcessError("multiprocessing: the shared-memory arena is full: " + std::to_string(bytes) +
                            " bytes were requested, " + std::to_string(free_memory()) + " of its " +
                            std::to_string(size_) +
@@ -374,6 +485,186 @@ private:
                            "before the first shared object is created, or with the environment "
                            "variable " + arena_size_env + "=<bytes> (e.g. 4G); reserved pages cost "
                            "memory only when used");
+    }
+
+    // ---- this process's row of the table ---------------------------------------------------
+
+    /// The owner word of blocks this process allocates; claims a row if it has none.
+    [[nodiscard]] std::uint64_t my_owner() {
+        if (my_pid_ != ::getpid()) join_table();
+        return owner_process(my_slot_, my_gen_);
+    }
+    [[nodiscard]] std::uint64_t my_owner_or(std::uint64_t fallback) noexcept {
+        return my_pid_ == ::getpid() ? owner_process(my_slot_, my_gen_) : fallback;
+    }
+
+    /// Claims a free row of the process table for this process.
+    void join_table() {
+        for (int attempt = 0;; ++attempt) {
+            {
+                heap_guard g(heap_mutex_, heap_);
+                for (std::uint32_t i = 0; i < rows_; ++i) {
+                    process_slot& s = slots()[i];
+                    if (s.state.load(std::memory_order_relaxed) != slot_free) continue;
+                    const std::uint32_t gen = s.gen.load(std::memory_order_relaxed) + 1;
+                    s.gen.store(gen, std::memory_order_relaxed);
+                    s.pid.store(::getpid(), std::memory_order_relaxed);
+                    s.page.next.store(0, std::memory_order_relaxed);
+                    for (auto& e : s.page.entry) e.store(0, std::memory_order_relaxed);
+                    s.state.store(slot_live, std::memory_order_release);  // the claim
+                    my_slot_ = i;
+                    my_gen_ = gen;
+                    my_pid_ = ::getpid();
+                    pages_.clear();
+                    add_local_page(offset_of(&s.page), s.page.entries);
+                    return;
+                }
+            }
+            if (attempt == 1 || !reclaim_dead())
+                throw ProcessError("multiprocessing: more than " + std::to_string(rows_) +
+                                   " processes hold shared objects at once (one per 16 KiB of arena, 4096 "
+                                   "at most); end some before starting more, or reserve a larger arena");
+        }
+    }
+
+    /// Gives this process's row back (it is ending cleanly, having dropped its references).
+    void leave_table() noexcept {
+        if (my_pid_ != ::getpid()) return;
+        process_slot& s = slots()[my_slot_];
+        {
+            heap_guard g(heap_mutex_, heap_);
+            for (std::uint64_t p = s.page.next.load(std::memory_order_relaxed); p;) {
+                std::uint64_t next = page_at(p)->next.load(std::memory_order_relaxed);
+                heap_.deallocate(p);
+                p = next;
+            }
+            s.page.next.store(0, std::memory_order_relaxed);
+            s.state.store(slot_free, std::memory_order_release);
+        }
+        my_pid_ = 0;
+        pages_.clear();
+    }
+
+    [[nodiscard]] ref_page* page_at(std::uint64_t user) const noexcept { return reinterpret_cast<ref_page*>(base_ + user); }
+    [[nodiscard]] std::atomic<std::uint64_t>& entry_word(std::uint64_t off) const noexcept {
+        return *reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + off);
+    }
+
+    /// What this process knows of one page of its table: its free words.
+    struct local_page {
+        std::vector<std::uint64_t> free;  // offsets of free words
+        std::size_t entries = 0;
+    };
+    void add_local_page(std::uint64_t page, std::size_t entries) {
+        auto& lp = pages_[page];
+        lp.entries = entries;
+        lp.free.clear();
+        lp.free.reserve(entries);
+        const std::uint64_t first = page + offsetof(ref_page, entry);
+        for (std::size_t i = entries; i-- > 0;) lp.free.push_back(first + i * 8);
+    }
+
+    /// A free word of this process's table (a new page if none). Under refs_mutex_.
+    [[nodiscard]] std::uint64_t take_entry() {
+        if (my_pid_ != ::getpid()) join_table();
+        auto it = std::find_if(pages_.begin(), pages_.end(), [](const auto& p) { return !p.second.free.empty(); });
+        if (it == pages_.end()) {
+            auto* page = static_cast<ref_page*>(allocate(sizeof(ref_page), 64, owner_process(my_slot_, my_gen_)));
+            std::memset(static_cast<void*>(page), 0, sizeof(ref_page));
+            const std::uint64_t off = offset_of(page);
+            try {
+                add_local_page(off, ref_page::entries);
+            } catch (...) {
+                pages_.erase(off);
+                deallocate(page);
+                throw;
+            }
+            // Linked after the row's own page: this process's, so a kill anywhere here loses nothing.
+            ref_page_of<26>& first = slots()[my_slot_].page;
+            page->next.store(first.next.load(std::memory_order_relaxed), std::memory_order_relaxed);
+            first.next.store(off, std::memory_order_release);
+            it = pages_.find(off);
+        }
+        std::uint64_t e = it->second.free.back();
+        it->second.free.pop_back();
+        return e;
+    }
+    /// Clears a word of this process's table; a heap page left empty goes back. Under refs_mutex_.
+    void give_entry(std::uint64_t& e) noexcept {
+        if (!e) return;
+        const std::uint64_t word = std::exchange(e, 0);
+        entry_word(word).store(0, std::memory_order_release);
+        if (my_pid_ != ::getpid()) return;
+        auto it = pages_.upper_bound(word);
+        if (it == pages_.begin()) return;
+        --it;
+        try {
+            it->second.free.push_back(word);
+        } catch (...) {  // the word is lost to this process, not to the arena
+            return;
+        }
+        ref_page_of<26>& first = slots()[my_slot_].page;
+        if (it->second.free.size() != it->second.entries || it->first == offset_of(&first)) return;
+        // Unlinked first, then freed: a kill between the two leaves a page of ours, reclaimed.
+        const std::uint64_t page = it->first;
+        const std::uint64_t after = page_at(page)->next.load(std::memory_order_relaxed);
+        if (first.next.load(std::memory_order_relaxed) == page) {
+            first.next.store(after, std::memory_order_release);
+        } else {
+            std::uint64_t p = first.next.load(std::memory_order_relaxed);
+            while (p && page_at(p)->next.load(std::memory_order_relaxed) != page)
+                p = page_at(p)->next.load(std::memory_order_relaxed);
+            if (!p) return;
+            page_at(p)->next.store(after, std::memory_order_release);
+        }
+        pages_.erase(it);
+        deallocate(at(page));
+    }
+
+    /// Gives back the references a dead process's row lists, and frees the row. Blocks it owned
+    /// go at the next sweep.
+    bool reclaim_slot(std::uint32_t i) noexcept {
+        process_slot& s = slots()[i];
+        std::uint32_t live = slot_live;
+        if (!s.state.compare_exchange_strong(live, slot_reclaiming, std::memory_order_acq_rel)) return false;
+        auto drop_all = [&](std::atomic<std::uint64_t>* entry, std::size_t n) {
+            for (std::size_t k = 0; k < n; ++k) {
+                const std::uint64_t object = entry[k].load(std::memory_order_acquire);
+                if (!object) continue;
+                entry[k].store(0, std::memory_order_relaxed);
+                if (refs_of(object).fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                    // Its last reference: freed without its destructor (which could only free
+                    // blocks of its own: they go at the sweep, with their parent gone).
+                    heap_guard g(heap_mutex_, heap_);
+                    heap_.deallocate(object - header_of(object)->lead);
+                }
+            }
+        };
+        drop_all(s.page.entry, s.page.entries);
+        for (std::uint64_t p = s.page.next.load(std::memory_order_acquire); p;
+             p = page_at(p)->next.load(std::memory_order_relaxed)) {
+            if (!heap_.plausible_user(p)) break;  // never left so by this library: stop, leaking
+            drop_all(page_at(p)->entry, ref_page::entries);
+        }
+        s.state.store(slot_free, std::memory_order_release);  // its pages now belong to no one
+        return true;
+    }
+
+    /// Frees the blocks no live owner holds. Returns how many.
+    std::size_t sweep_now() noexcept {
+        try {
+            heap_guard g(heap_mutex_, heap_);
+            return heap_.sweep([this](std::uint64_t owner) {
+                const auto slot = static_cast<std::uint32_t>((owner >> 32) & 0x3fffffffu);
+                const auto gen = static_cast<std::uint32_t>(owner);
+                if (slot >= rows_) return false;
+                const process_slot& s = slots()[slot];
+                return s.state.load(std::memory_order_acquire) != slot_free &&
+                       s.gen.load(std::memory_order_relaxed) == gen;
+            });
+        } catch (...) {  // out of process memory for the walk: try another time
+            return 0;
+        }
     }
 
     static arena* create(std::size_t size) {
@@ -397,6 +688,10 @@ private:
         // A child exits with _exit: have it give back the references it took at fork.
         detail::before_child_exit().store([]() noexcept {
             if (arena* cur = current()) cur->drop_process_references();
+        });
+        // A child of ours that has ended gives back what it held, before it is reaped.
+        detail::child_ended().store([](pid_t pid, bool known_dead) noexcept {
+            if (arena* cur = current()) cur->reclaim_process(pid, known_dead);
         });
         return *a;
     }
@@ -422,26 +717,52 @@ private:
     }
 
     /// A forked child gets a copy of every handle of its parent: it takes a reference for each,
-    /// before the fork, so the parent dropping its own right after cannot free them under it.
+    /// before the fork, so the parent dropping its own right after cannot free them under it;
+    /// then, in the child, lists them in a row of its own, so they come back if it is killed.
     static void register_fork_handlers() {
         static const bool registered = [] {
             ::pthread_atfork(
                 [] {
                     if (arena* a = current()) {
                         a->refs_mutex_.lock();
+                        a->heap_mutex_.lock();  // no thread of ours is inside the heap at fork
                         for (arena_ref* r = a->refs_; r; r = r->next)
-                            a->header_of(r->offset)->refs.fetch_add(1, std::memory_order_relaxed);
+                            a->refs_of(r->offset).fetch_add(1, std::memory_order_relaxed);
                     }
                 },
                 [] {
-                    if (arena* a = current()) a->refs_mutex_.unlock();
+                    if (arena* a = current()) {
+                        a->heap_mutex_.unlock();
+                        a->refs_mutex_.unlock();
+                    }
                 },
                 [] {
-                    if (arena* a = current()) a->refs_mutex_.unlock();
+                    if (arena* a = current()) {
+                        a->heap_mutex_.unlock();
+                        a->after_fork_in_child();
+                        a->refs_mutex_.unlock();
+                    }
                 });
             return true;
         }();
         (void)registered;
+    }
+
+    /// In a forked child: a row of its own listing the references it inherited (and took).
+    void after_fork_in_child() noexcept {
+        my_pid_ = 0;
+        pages_.clear();
+        try {
+            for (arena_ref* r = refs_; r; r = r->next) {
+                r->entry = take_entry();
+                entry_word(r->entry).store(r->offset, std::memory_order_release);
+            }
+        } catch (...) {
+            // No row or no room for one: these references are not listed, so a kill of this
+            // child would leak them until the tree ends; everything else works.
+            for (arena_ref* r = refs_; r; r = r->next)
+                if (r->entry && entry_word(r->entry).load(std::memory_order_relaxed) != r->offset) r->entry = 0;
+        }
     }
 
     static std::mutex& setup_mutex() {
@@ -459,8 +780,6 @@ public:
         static std::size_t s = 0;
         return s;
     }
-    /// Under this, Boost's bookkeeping leaves no room; sizes are rounded up to it.
-    static constexpr std::size_t min_size = 64 * 1024;
 
     /// Serialises set_arena_size() against creation.
     static std::mutex& config_mutex() { return setup_mutex(); }
@@ -469,9 +788,17 @@ private:
     unique_fd fd_;
     std::size_t size_ = 0;
     char* base_ = nullptr;
-    arena_segment segment_;
+    std::uint32_t rows_ = 0;  // of the process table
+    heap heap_;
+    std::mutex heap_mutex_;  // see heap_guard
     std::mutex refs_mutex_;
     arena_ref* refs_ = nullptr;  // this process's references, for fork
+    // This process's row of the table (valid while my_pid_ is our pid: a forked child claims its own).
+    pid_t my_pid_ = 0;
+    std::uint32_t my_slot_ = 0;
+    std::uint32_t my_gen_ = 0;
+    std::map<std::uint64_t, local_page> pages_;  // our table's pages by offset; under refs_mutex_
+    std::atomic<bool> sweep_wanted_{false};    // see want_sweep()
 };
 
 /// What can live in the arena: placed there by one process and used by others at other
@@ -568,7 +895,9 @@ public:
     /// References to the object across the process tree: one per process holding handles, plus
     /// one per message in flight. (Copies within a process share their process's reference.)
     [[nodiscard]] std::uint32_t use_count() const noexcept {
-        return ref_ ? detail::arena::current()->header_of(ref_->offset)->refs.load(std::memory_order_acquire) : 0;
+        return ref_ ? static_cast<std::uint32_t>(
+                          detail::arena::current()->refs_of(ref_->offset).load(std::memory_order_acquire))
+                    : 0;
     }
 
     friend bool operator==(const shared_handle& a, const shared_handle& b) noexcept { return a.ptr_ == b.ptr_; }
@@ -599,6 +928,8 @@ struct shared_handle_access {
     template <class... A>
     static shared_handle<T> make(std::size_t count, A&&... args) {
         arena& a = arena::instance();
+        static_assert(alignof(E) <= heap_granule,
+                      "multiprocessing: arena objects can be aligned to at most 64 bytes (a cache line)");
         constexpr std::size_t align = std::max<std::size_t>({alignof(E), alignof(arena_block_header), 16});
         constexpr std::size_t lead = round_up(sizeof(arena_block_header), align);
         if (count > (a.size() - lead) / sizeof(E))  // cannot fit: say so before any arithmetic overflows
@@ -608,27 +939,40 @@ struct shared_handle_access {
                                "mp::set_arena_size(bytes) before the first shared object is created, "
                                "or with the environment variable " + std::string(arena_size_env) +
                                "=<bytes> (e.g. 4G); reserved pages cost memory only when used");
+        // Born this process's: if it dies before the object is listed, the block comes back.
         char* block = static_cast<char*>(a.allocate(lead + count * sizeof(E), align));
         E* obj = reinterpret_cast<E*>(block + lead);
         std::size_t built = 0;
-        try {
-            for (; built < count; ++built) {
-                if constexpr (std::is_array_v<T>)
-                    ::new (static_cast<void*>(obj + built)) E(args...);  // every element from the same args
-                else
-                    ::new (static_cast<void*>(obj + built)) E(std::forward<A>(args)...);
+        {
+            // Blocks the constructor allocates belong to this object's block.
+            struct owner_scope {
+                std::uint64_t saved;
+                explicit owner_scope(std::uint64_t o) noexcept : saved(std::exchange(building_owner(), o)) {}
+                ~owner_scope() { building_owner() = saved; }
+            } scope(a.child_owner_of(block));
+            try {
+                for (; built < count; ++built) {
+                    if constexpr (std::is_array_v<T>)
+                        ::new (static_cast<void*>(obj + built)) E(args...);  // every element from the same args
+                    else
+                        ::new (static_cast<void*>(obj + built)) E(std::forward<A>(args)...);
+                }
+            } catch (...) {
+                destroy_elements<E>(obj, built);
+                a.deallocate(block);
+                throw;
             }
-        } catch (...) {
-            destroy_elements<E>(obj, built);
-            a.deallocate(block);
-            throw;
         }
         auto* h = ::new (static_cast<void*>(block + lead - sizeof(arena_block_header))) arena_block_header{};
-        h->refs.store(1, std::memory_order_relaxed);
         h->lead = static_cast<std::uint32_t>(lead);
         h->count = count;
         h->type_tag = type_tag<E>;
-        return adopt(a, a.offset_of(obj));
+        a.refs_of(a.offset_of(obj)).store(1, std::memory_order_relaxed);
+        // Listed in this process's table first, then counted: a kill between the two leaves a
+        // block that the table's reclaim frees (once), never one that nobody frees.
+        auto handle = adopt(a, a.offset_of(obj));
+        a.set_owner(block, owner_counted);
+        return handle;
     }
 
     /// Adopts a shared reference already counted (a new object's first, or a pickled handle's):
@@ -707,7 +1051,7 @@ struct pickler<shared_handle<T>> {
         w.write_raw(detail::type_tag<E>);
         const bool with_ref = !w.sender_holds_objects();
         w.dump(with_ref);
-        if (with_ref) a.header_of(h.offset())->refs.fetch_add(1, std::memory_order_relaxed);  // the message's
+        if (with_ref) a.refs_of(h.offset()).fetch_add(1, std::memory_order_relaxed);  // the message's
     }
 
     static shared_handle<T> load(PickleReader& r) {
@@ -731,10 +1075,10 @@ struct pickler<shared_handle<T>> {
             throw PicklingError("multiprocessing: the shared object was not pickled as " +
                                 std::string(detail::type_name<E>()) + "; unpickle it with the type it was sent as");
         if (!a->plausible_offset(offset, sizeof(E)) || a->header_of(offset)->type_tag != tag ||
-            a->header_of(offset)->refs.load(std::memory_order_relaxed) == 0)
+            a->refs_of(offset).load(std::memory_order_relaxed) == 0)
             throw PicklingError("multiprocessing: corrupt pickle: no shared object at offset " + std::to_string(offset));
         // The sender holds the object meanwhile: this process takes its own reference.
-        if (!with_ref) a->header_of(offset)->refs.fetch_add(1, std::memory_order_relaxed);
+        if (!with_ref) a->refs_of(offset).fetch_add(1, std::memory_order_relaxed);
         return detail::shared_handle_access<T>::adopt(*a, offset);
     }
 };

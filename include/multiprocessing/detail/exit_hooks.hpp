@@ -2,6 +2,8 @@
 // lower layers (the arena) set without depending on Process.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 
 namespace multiprocessing::detail {
@@ -10,6 +12,14 @@ namespace multiprocessing::detail {
 /// memory. Set once by the arena when this process first maps it (a forked child inherits it).
 inline std::atomic<void (*)() noexcept>& before_child_exit() {
     static std::atomic<void (*)() noexcept> hook{nullptr};
+    return hook;
+}
+
+/// Run when a child of this process is seen to have ended, before it is reaped (`known_dead`:
+/// its pid cannot have been reused yet) or after another process reaped it: gives back what it
+/// held in shared memory. Set by the arena when this process first maps it.
+inline std::atomic<void (*)(pid_t, bool) noexcept>& child_ended() {
+    static std::atomic<void (*)(pid_t, bool) noexcept> hook{nullptr};
     return hook;
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "bootstrap.hpp"
+#include "exit_hooks.hpp"
 #include "posix.hpp"
 #include "process_state.hpp"
 
@@ -65,6 +66,17 @@ protected:
         std::lock_guard lock(mutex_);
         if (returncode_) return returncode_;
         int status = 0;
+        // Look before reaping: while the child is a zombie its pid cannot be reused, so what it
+        // held in shared memory can be given back by pid alone.
+        if (auto hook = child_ended().load(std::memory_order_acquire)) {
+            siginfo_t info{};
+            int r;
+            while ((r = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT | flags)) < 0 &&
+                   errno == EINTR) {
+            }
+            if (r == 0 && info.si_pid == pid_) hook(pid_, true);
+            else if (r == 0 && (flags & WNOHANG)) return std::nullopt;  // still running
+        }
         for (;;) {
             pid_t r = ::waitpid(pid_, &status, flags);
             if (r == pid_) {

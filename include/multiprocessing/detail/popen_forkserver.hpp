@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "popen_fork.hpp"
+#include "exit_hooks.hpp"
 #include "posix.hpp"
 #include "process_state.hpp"
 #include "spawn.hpp"
@@ -164,6 +165,9 @@ public:
             if (r == 0 || (r < 0 && errno != EINTR)) break;
         }
         returncode_ = code;
+        // The server reaped it: give back what it held in shared memory, unless its pid is
+        // already someone else's (then it is kept: never freed under a live process).
+        if (auto hook = child_ended().load(std::memory_order_acquire)) hook(pid_, false);
         return returncode_;
     }
 

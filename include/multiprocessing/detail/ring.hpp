@@ -25,7 +25,8 @@
 // SIGKILLed anywhere in push or pop leaves a consistent state: the next producer overwrites a
 // half-written record (or, if the dead one had committed, counts its message), the next consumer
 // delivers again a message whose pop was not committed. A kill can leak arena memory (a chunk
-// allocated and not yet linked, or not yet freed), never a message or the queue.
+// allocated and not yet linked, or not yet freed), never a message or the queue; such a chunk
+// belongs to the queue's block (never to a process), and is swept when the queue is freed.
 //
 // Waiting. A bounded spin, then a futex wait on a sequence word (data_seq for "not empty",
 // space_seq for "not full") that the other side bumps and wakes only when someone registered as
@@ -120,7 +121,8 @@ struct ring_header {
     ring_header(std::size_t chunk_bytes_, std::uint64_t max_messages_)
         : chunk_bytes(std::max<std::size_t>(chunk_bytes_ / ring_record_align * ring_record_align,
                                             4 * ring_record_align)),
-          max_messages(max_messages_) {
+          max_messages(max_messages_),
+          chunk_owner(building_owner()) {
         std::uint64_t first = allocate_chunk(chunk_bytes);
         ::new (ring_chunk_at(arena::instance(), first)->data()) ring_record{{0}, 0};
         pstate[0].set(first, 0);
@@ -129,13 +131,17 @@ struct ring_header {
     ~ring_header() {
         arena* a = arena::current();
         if (!a) return;
+        // A process that died between allocating a chunk and linking it, or between leaving a
+        // chunk and freeing it, left one that only this queue owns: swept once its block is freed.
+        if (chunks_made.load(std::memory_order_relaxed) != chunks_freed.load(std::memory_order_relaxed) + chain_length(*a))
+            a->want_sweep();
         // From the consumers' chunk on, following the links: every chunk still held, including
         // one linked by a producer that died before committing it.
         std::uint64_t c = cstate[get_count.load(std::memory_order_acquire) & 1].chunk.load(std::memory_order_relaxed);
         while (c != 0) {
             ring_chunk* chunk = ring_chunk_at(*a, c);
             std::uint64_t next = chunk->next.load(std::memory_order_acquire);
-            a->deallocate(chunk);
+            free_chunk(*a, c);
             c = next;
         }
     }
@@ -149,17 +155,36 @@ struct ring_header {
         return p > g ? p - g : 0;
     }
 
-    /// A new chunk of `capacity` record bytes (a multiple of ring_record_align); its arena offset.
-    [[nodiscard]] static std::uint64_t allocate_chunk(std::uint64_t capacity) {
+    /// A new chunk of `capacity` record bytes (a multiple of ring_record_align), owned by the
+    /// queue's block from the start (never by a process, which could die holding it); its offset.
+    [[nodiscard]] std::uint64_t allocate_chunk(std::uint64_t capacity) {
         arena& a = arena::instance();
-        void* p = a.allocate(sizeof(ring_chunk) + static_cast<std::size_t>(capacity), 64);
+        chunks_made.fetch_add(1, std::memory_order_relaxed);  // before: a kill makes the count high, never low
+        void* p = a.allocate(sizeof(ring_chunk) + static_cast<std::size_t>(capacity), 64,
+                             chunk_owner ? chunk_owner : 0);
         auto* c = ::new (p) ring_chunk{capacity, {0}, {}};
         return a.offset_of(c);
+    }
+    /// Frees a chunk that left the chain (or never joined it).
+    void free_chunk(arena& a, std::uint64_t offset) noexcept {
+        a.deallocate(a.at(offset));
+        chunks_freed.fetch_add(1, std::memory_order_relaxed);
+    }
+    /// Chunks reachable from the consumers' position.
+    [[nodiscard]] std::uint64_t chain_length(arena& a) const noexcept {
+        std::uint64_t n = 0;
+        for (std::uint64_t c = cstate[get_count.load(std::memory_order_acquire) & 1].chunk.load(std::memory_order_relaxed);
+             c != 0 && n < (std::uint64_t{1} << 40); c = ring_chunk_at(a, c)->next.load(std::memory_order_acquire))
+            ++n;
+        return n;
     }
 
     // Immutable after construction.
     std::uint64_t chunk_bytes;
     std::uint64_t max_messages;
+    std::uint64_t chunk_owner;  // the owner word of this queue's chunks: its block
+    std::atomic<std::uint64_t> chunks_made{0};
+    std::atomic<std::uint64_t> chunks_freed{0};
 
     // The producers' side: their lock, the messages committed, their position (two slots).
     alignas(64) std::atomic<std::uint32_t> put_lock{0};
@@ -297,12 +322,13 @@ bool ring_push(ring_header& h, std::size_t size, Fill&& fill, const deadline& un
     // A message too big for a default chunk gets a chunk of its own, allocated before the lock:
     // a producer killed while it holds the lock then never dies inside the arena's allocator.
     struct spare_chunk {
+        ring_header& h;
         arena& a;
         std::uint64_t offset;
         ~spare_chunk() {
-            if (offset) a.deallocate(a.at(offset));
+            if (offset) h.free_chunk(a, offset);
         }
-    } spare{a, need + sizeof(ring_record) > h.chunk_bytes ? ring_header::allocate_chunk(need + sizeof(ring_record)) : 0};
+    } spare{h, a, need + sizeof(ring_record) > h.chunk_bytes ? h.allocate_chunk(need + sizeof(ring_record)) : 0};
     for (;;) {
         bool committed = false;
         {
@@ -332,21 +358,21 @@ bool ring_push(ring_header& h, std::size_t size, Fill&& fill, const deadline& un
                     h.pstate[(p + 1) & 1].set(a.offset_of(chunk), pos + need);
                 } else {
                     const std::uint64_t fresh = spare.offset ? std::exchange(spare.offset, 0)
-                                                             : ring_header::allocate_chunk(h.chunk_bytes);
+                                                             : h.allocate_chunk(h.chunk_bytes);
                     ring_chunk* f = ring_chunk_at(a, fresh);
                     // Not reachable before the marker below is committed: written in any order.
                     ring_record* first = ::new (f->data()) ring_record{{p + 1}, size};
                     try {
                         fill(reinterpret_cast<std::byte*>(first + 1));
                     } catch (...) {
-                        a.deallocate(f);
+                        h.free_chunk(a, fresh);
                         throw;
                     }
                     ::new (f->data() + need) ring_record{{0}, 0};
                     // A link already here was made by a producer that died before its commit:
                     // nobody can reach that chunk, so it goes.
                     if (std::uint64_t orphan = chunk->next.load(std::memory_order_relaxed))
-                        a.deallocate(a.at(orphan));
+                        h.free_chunk(a, orphan);
                     chunk->next.store(fresh, std::memory_order_release);
                     rec->size = ring_end_of_chunk;
                     h.pstate[(p + 1) & 1].set(fresh, need);
@@ -411,7 +437,7 @@ bool ring_pop(ring_header& h, Consume&& consume, const deadline& until) {
                         commit();
                         lock.unlock();
                         ring_commit_fence();
-                        if (drained) a.deallocate(a.at(drained));
+                        if (drained) h.free_chunk(a, drained);
                         if (h.max_messages) ring_notify(h.space_seq, h.putters_waiting);
                         throw;
                     }
@@ -421,7 +447,7 @@ bool ring_pop(ring_header& h, Consume&& consume, const deadline& until) {
             }  // the lock's release: an exchange
             if (taken) {
                 ring_commit_fence();
-                if (drained) a.deallocate(a.at(drained));
+                if (drained) h.free_chunk(a, drained);
                 if (h.max_messages) ring_notify(h.space_seq, h.putters_waiting);
                 // Pass the wake on if others sleep and more is there. The waiter count first: a
                 // peek at the next slot, a line the producer is about to write, costs a transfer.
