@@ -161,9 +161,9 @@ TEST_CASE("the arena survives processes SIGKILLed at random moments in shared-me
 TEST_CASE("a process killed while it holds the allocator's lock: the next one repairs and goes on", "[crash]") {
     MP_FOR_EACH_START_METHOD(ctx);
     auto& arena = mp::detail::arena::instance();
+    mp::Event locked;
     const auto baseline = arena.free_memory();
     const auto repaired = arena.recoveries();
-    mp::Event locked;
     mp::Process p(ctx, [](mp::Event e) {
         auto* a = mp::detail::arena::current();
         // Half an allocation: the lock taken, a block handed out, then death.

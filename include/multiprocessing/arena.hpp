@@ -284,12 +284,16 @@ public:
     /// Registers a new process reference to the object at `offset` (the caller already holds
     /// the shared count for it) and returns it with one handle. The reference is written to this
     /// process's table in the arena, so that it is given back if this process dies.
-    [[nodiscard]] arena_ref* add_ref(std::uint64_t offset, void (*destroy)(void*, std::uint64_t) noexcept) {
+    /// With `count` true, takes the shared reference too, right before listing it: a kill between
+    /// the two instructions is the only way to leak it (all that can fail is done before).
+    [[nodiscard]] arena_ref* add_ref(std::uint64_t offset, void (*destroy)(void*, std::uint64_t) noexcept,
+                                     bool count = false) {
         auto r = std::make_unique<arena_ref>();
         r->offset = offset;
         r->destroy = destroy;
         std::lock_guard lock(refs_mutex_);
         r->entry = take_entry();  // may throw: nothing is recorded yet
+        if (count) refs_of(offset).fetch_add(1, std::memory_order_relaxed);
         entry_word(r->entry).store(offset, std::memory_order_release);
         arena_ref* raw = r.release();
         raw->next = refs_;
@@ -302,6 +306,7 @@ public:
     /// last reference anywhere destroys and frees the object.
     void release(arena_ref* r) noexcept {
         if (r->handles.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+        std::uint64_t word = 0;
         {
             std::lock_guard lock(refs_mutex_);
             if (r->dropped) {
@@ -310,10 +315,16 @@ public:
             }
             if (r->prev) r->prev->next = r->next; else refs_ = r->next;
             if (r->next) r->next->prev = r->prev;
-            // The table first: a kill between the two leaks the object, never frees it twice.
-            give_entry(r->entry);
+            // Unlisted, then dropped at once: a kill between the two leaks the object, never frees
+            // it twice. The table's bookkeeping (which may free a page) comes after.
+            word = std::exchange(r->entry, 0);
+            if (word) entry_word(word).store(0, std::memory_order_release);
         }
         drop_shared(r->offset, r->destroy);
+        if (word) {
+            std::lock_guard lock(refs_mutex_);
+            give_entry(word);
+        }
         delete r;
     }
 
@@ -329,7 +340,7 @@ public:
             arena_ref* next = std::exchange(r->next, nullptr);
             r->prev = nullptr;
             r->dropped = true;
-            give_entry(r->entry);
+            if (r->entry) entry_word(std::exchange(r->entry, 0)).store(0, std::memory_order_release);
             drop_shared(r->offset, r->destroy);
             r = next;
         }
@@ -590,9 +601,7 @@ private:
         return e;
     }
     /// Clears a word of this process's table; a heap page left empty goes back. Under refs_mutex_.
-    void give_entry(std::uint64_t& e) noexcept {
-        if (!e) return;
-        const std::uint64_t word = std::exchange(e, 0);
+    void give_entry(std::uint64_t word) noexcept {
         entry_word(word).store(0, std::memory_order_release);
         if (my_pid_ != ::getpid()) return;
         auto it = pages_.upper_bound(word);
@@ -689,6 +698,9 @@ private:
         detail::before_child_exit().store([]() noexcept {
             if (arena* cur = current()) cur->drop_process_references();
         });
+        detail::child_forked().store([](pid_t pid) noexcept {
+            if (arena* cur = current()) cur->note_forked_child(pid);
+        });
         // A child of ours that has ended gives back what it held, before it is reaped.
         detail::child_ended().store([](pid_t pid, bool known_dead) noexcept {
             if (arena* cur = current()) cur->reclaim_process(pid, known_dead);
@@ -716,9 +728,11 @@ private:
         return p > 0 ? static_cast<std::size_t>(p) : 4096;
     }
 
-    /// A forked child gets a copy of every handle of its parent: it takes a reference for each,
-    /// before the fork, so the parent dropping its own right after cannot free them under it;
-    /// then, in the child, lists them in a row of its own, so they come back if it is killed.
+    /// A forked child gets a copy of every handle of its parent: the parent takes a reference
+    /// for each before the fork (so dropping its own right after cannot free them under the
+    /// child) and lists them in a row it reserves for the child, so that they come back even if
+    /// the child is killed before it runs a single instruction of its own: the parent puts the
+    /// child's pid in the row (note_forked_child), or the child does, whichever comes first.
     static void register_fork_handlers() {
         static const bool registered = [] {
             ::pthread_atfork(
@@ -728,6 +742,7 @@ private:
                         a->heap_mutex_.lock();  // no thread of ours is inside the heap at fork
                         for (arena_ref* r = a->refs_; r; r = r->next)
                             a->refs_of(r->offset).fetch_add(1, std::memory_order_relaxed);
+                        a->reserve_child_row();
                     }
                 },
                 [] {
@@ -748,10 +763,107 @@ private:
         (void)registered;
     }
 
-    /// In a forked child: a row of its own listing the references it inherited (and took).
+    /// In the parent, before fork: a row for the child listing every reference it inherits.
+    /// Under refs_mutex_ and heap_mutex_. If there is no row or no room, the child lists its
+    /// references itself (a kill before it has done so leaks them until the tree ends).
+    void reserve_child_row() noexcept {
+        fork_entries_.clear();
+        fork_row_ = ~0u;
+        heap_.lock();
+        std::uint32_t row = ~0u;
+        for (std::uint32_t i = 0; i < rows_; ++i)
+            if (slots()[i].state.load(std::memory_order_relaxed) == slot_free) {
+                row = i;
+                break;
+            }
+        if (row != ~0u) {
+            process_slot& s = slots()[row];
+            const std::uint32_t gen = s.gen.load(std::memory_order_relaxed) + 1;
+            s.gen.store(gen, std::memory_order_relaxed);
+            s.pid.store(0, std::memory_order_relaxed);  // not known yet: nobody reclaims it meanwhile
+            s.page.next.store(0, std::memory_order_relaxed);
+            for (auto& e : s.page.entry) e.store(0, std::memory_order_relaxed);
+            s.state.store(slot_live, std::memory_order_release);
+            bool ok = true;
+            try {
+                std::size_t n = 0;
+                for (arena_ref* r = refs_; r; r = r->next) ++n;
+                fork_entries_.reserve(n);
+                std::atomic<std::uint64_t>* words = s.page.entry;
+                std::size_t left = s.page.entries;
+                std::uint64_t* link = nullptr;
+                for (arena_ref* r = refs_; r && ok; r = r->next) {
+                    if (left == 0) {
+                        const std::uint64_t user = heap_.allocate(sizeof(ref_page), owner_process(row, gen));
+                        if (!user) {
+                            ok = false;
+                            break;
+                        }
+                        auto* page = page_at(user);
+                        std::memset(static_cast<void*>(page), 0, sizeof(ref_page));
+                        page->next.store(s.page.next.load(std::memory_order_relaxed), std::memory_order_relaxed);
+                        s.page.next.store(user, std::memory_order_release);
+                        words = page->entry;
+                        left = ref_page::entries;
+                    }
+                    (void)link;
+                    words->store(r->offset, std::memory_order_relaxed);
+                    fork_entries_.push_back(offset_of(words));
+                    ++words;
+                    --left;
+                }
+            } catch (...) {
+                ok = false;
+            }
+            if (ok) {
+                fork_row_ = row;
+                fork_gen_ = gen;
+            } else {
+                // Give the row back empty: the child lists its references itself.
+                for (std::uint64_t p = s.page.next.load(std::memory_order_relaxed); p;) {
+                    std::uint64_t next = page_at(p)->next.load(std::memory_order_relaxed);
+                    heap_.deallocate(p);
+                    p = next;
+                }
+                s.state.store(slot_free, std::memory_order_release);
+                fork_entries_.clear();
+            }
+        }
+        heap_.unlock();
+        forked_row() = fork_row_ == ~0u ? ~0ull : (std::uint64_t{fork_row_} << 32 | fork_gen_);
+    }
+
+    /// In a forked child: take over the row the parent reserved (or list the references now).
     void after_fork_in_child() noexcept {
         my_pid_ = 0;
         pages_.clear();
+        if (fork_row_ != ~0u) {
+            process_slot& s = slots()[fork_row_];
+            std::int32_t none = 0;
+            s.pid.compare_exchange_strong(none, ::getpid(), std::memory_order_acq_rel);
+            my_slot_ = fork_row_;
+            my_gen_ = fork_gen_;
+            my_pid_ = ::getpid();
+            try {
+                // This process's view of its pages: every word free but the ones listed.
+                add_local_page(offset_of(&s.page), s.page.entries);
+                for (std::uint64_t p = s.page.next.load(std::memory_order_relaxed); p;
+                     p = page_at(p)->next.load(std::memory_order_relaxed))
+                    add_local_page(p, ref_page::entries);
+                std::size_t i = 0;
+                for (arena_ref* r = refs_; r; r = r->next, ++i) {
+                    r->entry = fork_entries_[i];
+                    auto it = std::prev(pages_.upper_bound(r->entry));
+                    std::erase(it->second.free, r->entry);
+                }
+                fork_row_ = ~0u;
+                return;
+            } catch (...) {
+                fork_row_ = ~0u;
+                for (arena_ref* r = refs_; r; r = r->next) r->entry = 0;  // listed, but we lost track
+                return;
+            }
+        }
         try {
             for (arena_ref* r = refs_; r; r = r->next) {
                 r->entry = take_entry();
@@ -765,6 +877,32 @@ private:
         }
     }
 
+    /// The row the last fork of this thread reserved for its child: row << 32 | gen, or ~0.
+    static std::uint64_t& forked_row() noexcept {
+        thread_local std::uint64_t row = ~0ull;
+        return row;
+    }
+
+public:
+    /// After fork(2) returned `pid` in the parent: the child's row gets its pid now, so that
+    /// reaping it gives back what it inherited even if it never ran; a failed fork (pid < 0)
+    /// gives the row back.
+    void note_forked_child(pid_t pid) noexcept {
+        const std::uint64_t rg = std::exchange(forked_row(), ~0ull);
+        if (rg == ~0ull) return;
+        const auto row = static_cast<std::uint32_t>(rg >> 32);
+        const auto gen = static_cast<std::uint32_t>(rg);
+        process_slot& s = slots()[row];
+        if (s.gen.load(std::memory_order_acquire) != gen) return;
+        if (pid > 0) {
+            std::int32_t none = 0;
+            s.pid.compare_exchange_strong(none, pid, std::memory_order_acq_rel);
+        } else if (reclaim_slot(row)) {
+            sweep_now();
+        }
+    }
+
+private:
     static std::mutex& setup_mutex() {
         static std::mutex m;
         return m;
@@ -798,6 +936,10 @@ private:
     std::uint32_t my_slot_ = 0;
     std::uint32_t my_gen_ = 0;
     std::map<std::uint64_t, local_page> pages_;  // our table's pages by offset; under refs_mutex_
+    // The row reserved for the child of the fork in progress (under refs_mutex_, held across it).
+    std::uint32_t fork_row_ = ~0u;
+    std::uint32_t fork_gen_ = 0;
+    std::vector<std::uint64_t> fork_entries_;
     std::atomic<bool> sweep_wanted_{false};    // see want_sweep()
 };
 
@@ -987,6 +1129,10 @@ struct shared_handle_access {
         }
         return shared_handle<T>(r, static_cast<E*>(a.at(offset)));
     }
+    /// Takes and records a new reference of this process to an object someone else holds.
+    static shared_handle<T> share(arena& a, std::uint64_t offset) {
+        return shared_handle<T>(a.add_ref(offset, &destroy_elements<E>, true), static_cast<E*>(a.at(offset)));
+    }
 };
 
 }  // namespace detail
@@ -1078,7 +1224,7 @@ struct pickler<shared_handle<T>> {
             a->refs_of(offset).load(std::memory_order_relaxed) == 0)
             throw PicklingError("multiprocessing: corrupt pickle: no shared object at offset " + std::to_string(offset));
         // The sender holds the object meanwhile: this process takes its own reference.
-        if (!with_ref) a->refs_of(offset).fetch_add(1, std::memory_order_relaxed);
+        if (!with_ref) return detail::shared_handle_access<T>::share(*a, offset);
         return detail::shared_handle_access<T>::adopt(*a, offset);
     }
 };

@@ -116,6 +116,10 @@ private:
         }
         if (!s.popen) throw ValueError("multiprocessing: can only join a started process; call start() first");
         if (!s.popen->wait(until)) return false;
+        {
+            std::lock_guard lock(s.mutex);
+            s.target.reset();  // a spawn or forkserver child's shared objects: it is done with them
+        }
         detail::reap_finished_children();
         return true;
     }
@@ -177,8 +181,12 @@ public:
             throw ValueError("multiprocessing: daemonic processes are not allowed to have children");
         detail::check_bootstrapped();
         detail::reap_finished_children();
-        s.popen = detail::launch(s.method.value_or(get_start_method()), s);
-        s.target.reset();  // the child has its own copy; the parent drops target and arguments
+        const StartMethod method = s.method.value_or(get_start_method());
+        s.popen = detail::launch(method, s);
+        // A forked child has its own copy: the parent drops target and arguments, as Python does.
+        // A spawn or forkserver child takes its own references to the shared objects in them as it
+        // unpickles them, so the parent holds them until the child has ended (see spawn.hpp).
+        if (method == StartMethod::fork) s.target.reset();
         detail::register_exit_handler();
         auto& g = detail::globals();
         std::lock_guard registry(g.mutex);

@@ -23,4 +23,11 @@ inline std::atomic<void (*)(pid_t, bool) noexcept>& child_ended() {
     return hook;
 }
 
+/// Run in the parent right after fork(2) returns `pid` (negative if it failed), so that the row
+/// of shared references reserved for the child names it. Set by the arena.
+inline std::atomic<void (*)(pid_t) noexcept>& child_forked() {
+    static std::atomic<void (*)(pid_t) noexcept> hook{nullptr};
+    return hook;
+}
+
 }  // namespace multiprocessing::detail

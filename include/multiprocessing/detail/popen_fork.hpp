@@ -109,6 +109,11 @@ private:
         auto& g = globals();
         std::unique_lock registry(g.mutex);  // held across fork: the child's copy is consistent
         pid_t pid = ::fork();
+        if (pid != 0) {
+            const int err = errno;
+            if (auto hook = child_forked().load(std::memory_order_acquire)) hook(pid);
+            errno = err;
+        }
         if (pid < 0) throw_errno("fork");
         if (pid == 0) {
             registry.unlock();

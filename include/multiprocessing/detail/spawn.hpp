@@ -64,6 +64,10 @@ inline child_payload make_child_payload(const ProcessState& state) {
     arena& shared = arena::instance();
     w.write_raw(shared.id());
     w.write_raw(w.add_fd(shared.fd()));
+    // The parent keeps the target (and the shared objects in it) until the child has ended, so
+    // the child takes references of its own as it unpickles them: a child killed before that
+    // leaves nothing behind (a reference carried by the payload would be lost with it).
+    w.set_sender_holds_objects(true);
     task.pickle(w);  // raises PicklingError, naming what cannot cross exec, before anything starts
     p.memfd = unique_fd(::memfd_create("multiprocessing-child", MFD_CLOEXEC));
     if (!p.memfd) throw_errno("memfd_create");
