@@ -217,3 +217,48 @@ TEST_CASE("pools ended by their destructor or terminate() give back every byte",
     CHECK(arena.free_memory() == baseline);
     CHECK(arena.check() == "");
 }
+
+TEST_CASE("pool maps whose results exceed a ring, with workers SIGKILLed at random: the arena comes back", "[crash][pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto& arena = mp::detail::arena::instance();
+    const auto baseline = arena.free_memory();
+    std::mt19937 rng(777);
+    const int n = rounds(ctx.start_method() == mp::StartMethod::fork ? 6 : 3);
+    for (int round = 0; round < n; ++round) {
+        INFO("round " << round);
+        {
+            mp::Pool pool(2, {.context = ctx});
+            auto r = pool.map_async(big_result, std::vector<int>(12, (1 << 20) + static_cast<int>(rng() % (2 << 20))), 1);
+            // Kill a worker a random moment into the map: its chunk fails or is retried elsewhere.
+            std::this_thread::sleep_for(std::chrono::microseconds(rng() % 20000));
+            auto children = mp::active_children();
+            if (!children.empty()) ::kill(children[rng() % children.size()].pid(), SIGKILL);
+            try {
+                auto v = r.get(mp_test::bound);
+                for (auto& s : v) REQUIRE(s.find_first_not_of('r') == std::string::npos);
+            } catch (const mp::WorkerLostError&) {
+            }
+            // The pool goes on serving after the kill.
+            CHECK(pool.apply(plus_one, round) == round + 1);
+        }
+        REQUIRE(arena.check() == "");
+        CHECK(arena.free_memory() == baseline);
+    }
+}
+
+TEST_CASE("a pool too big for the arena fails cleanly and leaves the arena as it was", "[crash][pool]") {
+    auto& arena = mp::detail::arena::instance();
+    const auto baseline = arena.free_memory();
+    // Each worker's rings take 2 MiB of the 1 GiB arena: this many cannot all start.
+    const int too_many = static_cast<int>(arena.size() / (2u << 20)) + 8;
+    try {
+        mp::Pool pool(too_many, {.context = mp::Context(mp::StartMethod::fork)});
+        FAIL("a pool of " << too_many << " workers fit in the arena");
+    } catch (const mp::ProcessError& e) {
+        CHECK(std::string(e.what()).find("arena is full") != std::string::npos);
+    }
+    CHECK(arena.free_memory() == baseline);
+    CHECK(arena.check() == "");
+    mp::Pool pool(2);
+    CHECK(pool.apply(plus_one, 1) == 2);
+}

@@ -28,6 +28,7 @@
 #include <sys/syscall.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
