@@ -2,6 +2,8 @@
 // poll and wait, misuse.
 #include "helpers.hpp"
 
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <map>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -51,6 +54,85 @@ void send_after_delay(mp::Connection c) {
     c.send(std::string("made it"));
 }
 void on_alarm(int) {}
+
+/// How a receive that was lied to ended, and what it cost the receiving process.
+struct LiedTo {
+    std::string outcome;         // "EOFError: ...", "PicklingError: ...", "std::bad_alloc", ...
+    long peak_rss_growth_kib;    // ru_maxrss after, minus ru_maxrss before
+};
+
+enum class Receive { bytes, object, bytes_into };
+
+long peak_rss_kib() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+
+/// In a child: a raw peer writes a frame header claiming `claimed` bytes, then `sent` bytes of
+/// payload, then closes; this process receives with the API `how`. Reports the outcome and how
+/// much this process's peak RSS grew (a forked child's peak starts at its current RSS).
+void receive_lying_frame(mp::Connection report, std::uint64_t claimed, std::size_t sent, Receive how) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        report.send(LiedTo{"socketpair failed", 0});
+        return;
+    }
+    mp::Connection here(sv[0]);
+    long before = peak_rss_kib();
+    // The peer writes from a thread: more than a socket buffer of payload blocks until read.
+    std::thread peer([fd = sv[1], claimed, sent] {
+        std::string frame(reinterpret_cast<const char*>(&claimed), sizeof claimed);
+        frame.append(sent, 'x');
+        for (std::size_t done = 0; done < frame.size();) {
+            ssize_t n = ::write(fd, frame.data() + done, frame.size() - done);
+            if (n <= 0) break;
+            done += static_cast<std::size_t>(n);
+        }
+        ::close(fd);
+    });
+    std::string outcome;
+    try {
+        if (how == Receive::bytes) {
+            (void)here.recv_bytes();
+        } else if (how == Receive::object) {
+            (void)here.recv<std::vector<char>>();
+        } else {
+            std::vector<char> small(16);
+            (void)here.recv_bytes_into(small);
+        }
+        outcome = "received";
+    } catch (const mp::EOFError& e) {
+        outcome = std::string("EOFError: ") + e.what();
+    } catch (const mp::PicklingError& e) {
+        outcome = std::string("PicklingError: ") + e.what();
+    } catch (const mp::ProcessError& e) {
+        outcome = std::string("mp::ProcessError: ") + e.what();
+    } catch (const std::bad_alloc&) {
+        outcome = "std::bad_alloc";
+    } catch (const std::exception& e) {
+        outcome = std::string("other exception: ") + e.what();
+    }
+    peer.join();
+    report.send(LiedTo{outcome, peak_rss_kib() - before});
+}
+
+LiedTo lie_to_a_child(const mp::Context& ctx, std::uint64_t claimed, std::size_t sent, Receive how) {
+    auto [here, there] = mp::Pipe();
+    mp::Process p(ctx, receive_lying_frame, there, claimed, sent, how);
+    p.start();
+    there.close();
+    LiedTo result{"the child reported nothing", 0};
+    if (here.poll(mp_test::bound)) {
+        try {
+            result = here.recv<LiedTo>();
+        } catch (const mp::EOFError&) {
+            result.outcome = "the child died before it reported";
+        }
+    }
+    mp_test::join(p);
+    return result;
+}
 
 }  // namespace
 
@@ -254,4 +336,46 @@ TEST_CASE("signals interrupting a blocked recv never surface as EINTR", "[connec
     ::sigaction(SIGALRM, &old, nullptr);
     CHECK(got == "made it");
     mp_test::join(p);
+}
+
+TEST_CASE("a frame header claiming 1 GiB costs no memory until the bytes arrive", "[connection][hostile]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    constexpr std::uint64_t gib = std::uint64_t{1} << 30;
+    // Growth in the receiving process: far below the 1 GiB claimed (it holds the received bytes
+    // and at most a few times as much, plus one untouched address-space reservation).
+    constexpr long bound_kib = 64 << 10;
+    auto how = GENERATE(Receive::bytes, Receive::object, Receive::bytes_into);
+    INFO("receive API: " << (how == Receive::bytes ? "recv_bytes" : how == Receive::object ? "recv<T>" : "recv_bytes_into"));
+    SECTION("header only, then end of file") {
+        auto r = lie_to_a_child(ctx, gib, 0, how);
+        INFO(r.outcome << "; peak RSS grew by " << r.peak_rss_growth_kib << " KiB");
+        CHECK(r.outcome.starts_with("EOFError: "));
+        CHECK(r.outcome.find("closed in the middle of a message") != std::string::npos);
+        CHECK(r.peak_rss_growth_kib < bound_kib);
+    }
+    SECTION("header and 4 MiB of the payload, then end of file") {
+        auto r = lie_to_a_child(ctx, gib, std::size_t{4} << 20, how);
+        INFO(r.outcome << "; peak RSS grew by " << r.peak_rss_growth_kib << " KiB");
+        CHECK(r.outcome.starts_with("EOFError: "));
+        CHECK(r.outcome.find("4194304 of 1073741824 bytes arrived") != std::string::npos);
+        CHECK(r.peak_rss_growth_kib < bound_kib);
+    }
+}
+
+TEST_CASE("an absurd frame header raises an mp:: error, never std::bad_alloc", "[connection][hostile]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    SECTION("1 TiB, the maximum message size, then end of file: EOFError") {
+        auto r = lie_to_a_child(ctx, std::uint64_t{1} << 40, 0, Receive::bytes);
+        INFO(r.outcome << "; peak RSS grew by " << r.peak_rss_growth_kib << " KiB");
+        CHECK(r.outcome.starts_with("EOFError: "));
+        CHECK(r.peak_rss_growth_kib < (64 << 10));
+    }
+    SECTION("past the maximum: PicklingError naming it") {
+        for (std::uint64_t claimed : {(std::uint64_t{1} << 40) + 1, std::uint64_t{1} << 63, ~std::uint64_t{0}}) {
+            auto r = lie_to_a_child(ctx, claimed, 0, Receive::object);
+            INFO(r.outcome);
+            CHECK(r.outcome.starts_with("PicklingError: "));
+            CHECK(r.outcome.find("more than the maximum message size of 1 TiB") != std::string::npos);
+        }
+    }
 }

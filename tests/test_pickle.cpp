@@ -7,6 +7,8 @@
 #include <multiprocessing/errors.hpp>
 #include <multiprocessing/pickle.hpp>
 
+#include <malloc.h>
+#include <poll.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,24 +54,45 @@ using namespace std::chrono_literals;
 // Allocation guard: while an AllocationLimit is alive, any single operator new request above the
 // limit throws std::bad_alloc instead of allocating. A corrupt element count that slips past the
 // decoder's checks then shows up as a std::bad_alloc (a test failure) rather than as a silent
-// gigabyte reservation or an out-of-memory abort of the sanitizer runtime.
+// gigabyte reservation or an out-of-memory abort of the sanitizer runtime. The live heap (what
+// operator new handed out and delete has not taken back) is counted too: a HeapWatch measures its
+// peak and refuses to let it grow past a limit, so many small allocations cannot hide either.
 // The unaligned forms are all replaced together so allocation and deallocation always pair up
 // (ASan checks for mismatches); the aligned forms stay the runtime's own.
 
 namespace {
 std::atomic<std::size_t> g_alloc_limit{std::numeric_limits<std::size_t>::max()};
 std::atomic<std::size_t> g_refused_alloc{0};
+std::atomic<std::size_t> g_live_bytes{0};
+std::atomic<std::size_t> g_peak_bytes{0};
+std::atomic<std::size_t> g_live_limit{std::numeric_limits<std::size_t>::max()};
 
 void* guarded_alloc(std::size_t n) {
     if (n > g_alloc_limit.load(std::memory_order_relaxed)) {
         g_refused_alloc.store(n, std::memory_order_relaxed);
         return nullptr;
     }
-    return std::malloc(n ? n : 1);
+    void* p = std::malloc(n ? n : 1);
+    if (!p) return nullptr;
+    std::size_t size = ::malloc_usable_size(p);
+    std::size_t live = g_live_bytes.fetch_add(size, std::memory_order_relaxed) + size;
+    if (live > g_live_limit.load(std::memory_order_relaxed)) {
+        g_live_bytes.fetch_sub(size, std::memory_order_relaxed);
+        std::free(p);
+        g_refused_alloc.store(n, std::memory_order_relaxed);
+        return nullptr;
+    }
+    std::size_t peak = g_peak_bytes.load(std::memory_order_relaxed);
+    while (live > peak && !g_peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+    }
+    return p;
 }
 // Out of line, so GCC does not see free() applied to what operator new returned once the
 // replacement operator delete is inlined (-Wmismatched-new-delete at -O2).
-[[gnu::noinline]] void guarded_free(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void guarded_free(void* p) noexcept {
+    if (p) g_live_bytes.fetch_sub(::malloc_usable_size(p), std::memory_order_relaxed);
+    std::free(p);
+}
 }  // namespace
 
 void* operator new(std::size_t n) {
@@ -100,6 +123,27 @@ public:
     ~AllocationLimit() { g_alloc_limit.store(std::numeric_limits<std::size_t>::max()); }
     AllocationLimit(const AllocationLimit&) = delete;
     AllocationLimit& operator=(const AllocationLimit&) = delete;
+};
+
+/// Measures the peak growth of the live heap while it lives, and refuses (std::bad_alloc) any
+/// allocation that would take the live heap more than `max_growth` bytes above where it started.
+class HeapWatch {
+public:
+    explicit HeapWatch(std::size_t max_growth) noexcept : start_(g_live_bytes.load()) {
+        g_refused_alloc.store(0);
+        g_peak_bytes.store(start_);
+        g_live_limit.store(start_ + max_growth);
+    }
+    ~HeapWatch() { g_live_limit.store(std::numeric_limits<std::size_t>::max()); }
+    HeapWatch(const HeapWatch&) = delete;
+    HeapWatch& operator=(const HeapWatch&) = delete;
+    [[nodiscard]] std::size_t peak_growth() const noexcept {
+        std::size_t peak = g_peak_bytes.load();
+        return peak > start_ ? peak - start_ : 0;
+    }
+
+private:
+    std::size_t start_;
 };
 
 // Decoding a message of a few KiB never needs a single allocation this big.
@@ -289,6 +333,32 @@ struct WithView {
 };
 struct HoldsBadMember {
     WithPointer inner;
+};
+
+/// A recursive type: a node and its children. (Through serialize(): the picklable concept cannot
+/// check an aggregate that holds itself.) Each node nests two levels: the node and its vector.
+struct Tree {
+    int value = 0;
+    std::vector<Tree> kids;
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(value, kids);
+    }
+    bool operator==(const Tree&) const = default;
+};
+
+/// A user type that pickles to no bytes at all.
+struct Nothing {
+    template <class Ar>
+    void serialize(Ar&) {}
+    bool operator==(const Nothing&) const = default;
+};
+
+/// A user type that pickles to no bytes but takes 4 KiB of memory.
+struct Padding {
+    std::array<char, 4096> unused{};
+    template <class Ar>
+    void serialize(Ar&) {}
 };
 
 /// A rich value for the hostile-input tests.
@@ -1113,4 +1183,243 @@ TEST_CASE("flipping any byte of a valid message decodes or raises PicklingError"
     check_flipped_bytes(std::vector<std::string>{"alpha", "beta", ""});
     check_flipped_bytes(std::map<int, std::optional<std::string>>{{1, "x"}, {2, std::nullopt}});
     check_flipped_bytes(std::variant<std::monostate, int, std::string, Point3>{Point3{1, 2.0, 'c'}});
+}
+
+// =============================================================================================
+// Bounded decoding: total memory and nesting depth (issue 13)
+
+namespace {
+
+/// The pickled form of a container of containers: the tag of T, `inner.size()` as the outer
+/// count, then each inner count, as a vector, list or deque of containers of elements that pickle
+/// to no bytes is laid out.
+template <class T>
+std::string nested_counts(const std::vector<std::uint64_t>& inner) {
+    std::string bytes = tag_bytes<T>();
+    auto put = [&](std::uint64_t v) { bytes.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    put(inner.size());
+    for (std::uint64_t n : inner) put(n);
+    return bytes;
+}
+
+/// The pickled form of a chain of `depth` Trees, each the only child of the one before, built by
+/// hand: building it as a value would overflow the stack in Tree's destructor.
+std::string tree_chain_bytes(std::size_t depth) {
+    std::string bytes = tag_bytes<Tree>();
+    for (std::size_t level = 0; level < depth; ++level) {
+        int value = static_cast<int>(level);
+        std::uint64_t kids = level + 1 < depth ? 1 : 0;
+        bytes.append(reinterpret_cast<const char*>(&value), sizeof value);
+        bytes.append(reinterpret_cast<const char*>(&kids), sizeof kids);
+    }
+    return bytes;
+}
+
+Tree tree_chain(std::size_t depth) {
+    Tree t{static_cast<int>(depth) - 1, {}};
+    for (std::size_t level = depth - 1; level-- > 0;) {
+        Tree parent{static_cast<int>(level), {}};
+        parent.kids.push_back(std::move(t));
+        t = std::move(parent);
+    }
+    return t;
+}
+
+/// Decodes under a HeapWatch; says how it ended ("PicklingError: ...", "decoded", "bad_alloc ...").
+template <class T>
+std::string decode_watched(std::string_view data, std::size_t max_growth, std::size_t& peak_growth,
+                           std::chrono::duration<double>& elapsed) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string outcome;
+    {
+        HeapWatch watch(max_growth);
+        try {
+            (void)mp::loads<T>(data);
+            outcome = "decoded";
+        } catch (const mp::PicklingError& e) {
+            outcome = std::string("PicklingError: ") + e.what();
+        } catch (const std::bad_alloc&) {
+            outcome = "bad_alloc: the live heap would have grown past " + std::to_string(max_growth >> 20) + " MiB";
+        }
+        peak_growth = watch.peak_growth();
+    }
+    elapsed = std::chrono::steady_clock::now() - t0;
+    return outcome;
+}
+
+/// Hostile counts of elements that pickle to nothing must be refused within the decode's budget.
+template <class T>
+void check_zero_size_flood(const std::vector<std::uint64_t>& inner) {
+    const std::string data = nested_counts<T>(inner);
+    const std::size_t budget = mp::PickleReader::allocation_budget_for(data.size());
+    std::size_t peak = 0;
+    std::chrono::duration<double> elapsed{};
+    // Far above what the budget allows, far below what the hostile counts ask for.
+    auto outcome = decode_watched<T>(data, std::size_t{256} << 20, peak, elapsed);
+    INFO(mp::detail::type_name<T>() << ", " << data.size() << " bytes of input: " << outcome << "; live heap peak +"
+                                    << (peak >> 10) << " KiB in " << elapsed.count() << " s");
+    CHECK(outcome.starts_with("PicklingError: "));
+    CHECK(outcome.find("more memory than a message of " + std::to_string(data.size()) + " bytes") !=
+          std::string::npos);
+    // Vector growth can hold an old and a new buffer at once: twice the budget at most.
+    CHECK(peak <= 2 * budget);
+    CHECK(elapsed < 60s);  // before the budget, the 2064-byte input took 76 s and 3 GiB
+}
+
+}  // namespace
+
+TEST_CASE("elements that pickle to nothing cannot make a decode allocate without bound",
+          "[pickle][hostile][alloc]") {
+    // The input of issue 13: a vector of 256 vectors, each claiming 2^24 std::monostates (the most
+    // one container could claim), 2064 bytes that asked for 4 GiB.
+    const std::vector<std::uint64_t> issue(256, std::uint64_t{1} << 24);
+    REQUIRE(nested_counts<std::vector<std::vector<std::monostate>>>(issue).size() == 2064);
+    check_zero_size_flood<std::vector<std::vector<std::monostate>>>(issue);
+    check_zero_size_flood<std::list<std::list<std::monostate>>>(issue);
+    check_zero_size_flood<std::vector<std::deque<std::monostate>>>(issue);
+    check_zero_size_flood<std::vector<std::vector<std::tuple<>>>>(issue);
+    check_zero_size_flood<std::vector<std::vector<Nothing>>>(issue);  // a user type: size unknown
+    // The budget is for the whole decode, not per container: 1 Mi elements each is little, 256 of
+    // them are 256 MiB from 2 KiB.
+    const std::vector<std::uint64_t> many_small(256, std::uint64_t{1} << 20);
+    check_zero_size_flood<std::vector<std::vector<std::monostate>>>(many_small);
+    check_zero_size_flood<std::vector<std::vector<Nothing>>>(many_small);
+}
+
+TEST_CASE("one allocation budget covers the whole decode: 64 bytes per input byte plus 16 MiB",
+          "[pickle][alloc]") {
+    STATIC_REQUIRE(mp::PickleReader::allocation_per_input_byte == 64);
+    STATIC_REQUIRE(mp::PickleReader::allocation_allowance == std::size_t{16} << 20);
+    std::string data(1000, '\0');
+    mp::PickleReader reader(data);
+    CHECK(reader.allocation_left() == (std::size_t{16} << 20) + 64 * 1000);
+
+    // Padding pickles to nothing and takes 4 KiB: 32 bytes of input (tag, outer count, two inner
+    // counts) allow 16 MiB + 2 KiB, that is 4096 of them beside the outer vector's 2 x 24 bytes,
+    // split between the inner vectors in any way. One more fails, though each vector alone is small.
+    using Nested = std::vector<std::vector<Padding>>;
+    STATIC_REQUIRE(sizeof(Padding) == 4096);
+    auto fits = mp::loads<Nested>(nested_counts<Nested>({2048, 2048}));
+    CHECK(fits.size() == 2);
+    CHECK(fits[1].size() == 2048);
+    CHECK(mp::loads<Nested>(nested_counts<Nested>({4096, 0}))[0].size() == 4096);
+    CHECK_THROWS_AS(mp::loads<Nested>(nested_counts<Nested>({2048, 2049})), mp::PicklingError);
+    CHECK_THROWS_AS(mp::loads<Nested>(nested_counts<Nested>({4097, 0})), mp::PicklingError);
+    CHECK_THROWS_AS(mp::loads<Nested>(nested_counts<Nested>({1, 4096})), mp::PicklingError);
+}
+
+TEST_CASE("real values still round trip under the allocation budget", "[pickle][alloc][roundtrip]") {
+    // Zero-size elements up to the allowance, in one container or spread over several.
+    CHECK(round_trip(std::vector<std::monostate>(1'000'000)).size() == 1'000'000);
+    std::vector<std::vector<std::monostate>> spread(8, std::vector<std::monostate>(1'000'000));
+    CHECK(round_trip(spread) == spread);
+    std::list<std::tuple<>> empties(100'000);
+    CHECK(round_trip(empties) == empties);
+    CHECK(round_trip(std::vector<Nothing>(500'000)).size() == 500'000);
+    // Elements much larger in memory than on the wire: empty strings (8 bytes -> 32), empty
+    // vectors, nullopts (1 byte -> 16), small sets (node overhead).
+    std::vector<std::string> empty_strings(1'000'000);
+    CHECK(round_trip(empty_strings) == empty_strings);
+    std::vector<std::vector<int>> empty_vectors(1'000'000);
+    CHECK(round_trip(empty_vectors) == empty_vectors);
+    std::vector<std::optional<double>> nullopts(1'000'000);
+    CHECK(round_trip(nullopts) == nullopts);
+    std::vector<std::set<char>> small_sets(200'000, std::set<char>{'a', 'b', 'c'});
+    CHECK(round_trip(small_sets) == small_sets);
+    // Plain data goes as one block, as before: 16 MiB of doubles.
+    std::vector<double> big(2 << 20, 0.5);
+    CHECK(round_trip(big) == big);
+}
+
+TEST_CASE("nesting up to 1000 levels round trips and deeper raises PicklingError on both sides",
+          "[pickle][depth]") {
+    STATIC_REQUIRE(mp::max_pickle_depth == 1000);
+    // A chain of 500 Trees nests exactly 1000 levels: each node, and the vector of its children.
+    Tree deepest = tree_chain(500);
+    std::string bytes = mp::dumps(deepest);
+    CHECK(bytes == tree_chain_bytes(500));
+    CHECK(mp::loads<Tree>(bytes) == deepest);
+
+    // 501 nodes are 1002 levels: refused when read, with a message that says why.
+    CHECK_THROWS_WITH(mp::loads<Tree>(tree_chain_bytes(501)), Catch::Contains("deeper than 1000 levels") &&
+                                                                 Catch::Contains("corrupt pickle"));
+    // And when pickled, so the sender learns of it rather than the receiver.
+    Tree too_deep = tree_chain(501);
+    CHECK_THROWS_WITH(mp::dumps(too_deep), Catch::Contains("deeper than 1000 levels") &&
+                                             Catch::Contains("Store deep structures flat"));
+    // The depth is counted back down: a reader and a writer stay usable after many values.
+    std::string chained;
+    mp::PickleWriter w(chained);
+    for (int i = 0; i < 3; ++i) w(deepest);
+    mp::PickleReader r(chained);
+    for (int i = 0; i < 3; ++i) CHECK(r.load<Tree>() == deepest);
+}
+
+namespace {
+
+/// Runs `body` in a forked child and returns what it reported, or how it died: a stack overflow
+/// then fails this test instead of ending the test program. The wait is bounded.
+std::string report_from_child(const std::function<std::string()>& body) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(fds[0]);
+        std::string report;
+        try {
+            report = body();
+        } catch (const std::exception& e) {
+            report = std::string("unexpected ") + typeid(e).name() + ": " + e.what();
+        }
+        (void)!::write(fds[1], report.data(), report.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::string report;
+    auto until = std::chrono::steady_clock::now() + 120s;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        pollfd p{fds[0], POLLIN, 0};
+        int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) {
+            ::kill(pid, SIGKILL);
+            report += " [timed out]";
+            break;
+        }
+        char buf[512];
+        ssize_t n = ::read(fds[0], buf, sizeof buf);
+        if (n > 0) report.append(buf, static_cast<std::size_t>(n));
+        else if (n == 0 || errno != EINTR) break;
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) report += " [child killed by signal " + std::to_string(WTERMSIG(status)) + "]";
+    else if (WEXITSTATUS(status) != 0) report += " [child exited with " + std::to_string(WEXITSTATUS(status)) + "]";
+    return report;
+}
+
+}  // namespace
+
+TEST_CASE("100000 levels of nesting raise PicklingError instead of overflowing the stack",
+          "[pickle][hostile][depth]") {
+    const std::string bytes = tree_chain_bytes(100'000);
+    auto report = report_from_child([&]() -> std::string {
+        try {
+            (void)mp::loads<Tree>(bytes);
+            return "decoded";
+        } catch (const mp::PicklingError& e) {
+            return std::string("PicklingError: ") + e.what();
+        }
+    });
+    INFO(report);
+    CHECK(report.starts_with("PicklingError: "));
+    CHECK(report.find("deeper than 1000 levels") != std::string::npos);
+    // The same in this process (only if the child survived it): nothing is left half-counted.
+    if (report.starts_with("PicklingError: ")) {
+        CHECK_THROWS_AS(mp::loads<Tree>(bytes), mp::PicklingError);
+        CHECK(mp::loads<Tree>(tree_chain_bytes(3)) == tree_chain(3));
+    }
 }

@@ -14,8 +14,10 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -45,7 +47,17 @@ struct connection_state {
 
 /// Frame header: the payload length.
 using frame_header = std::uint64_t;
+/// The largest message a Connection sends or accepts (1 TiB): a header claiming more is corrupt.
 inline constexpr std::uint64_t max_message_size = std::uint64_t{1} << 40;
+/// The address space a frame header alone may reserve for its payload. It costs memory only as
+/// bytes arrive (pages are touched as they are filled); past it, the buffer grows by what has
+/// arrived. Large enough that messages up to 128 MiB are received without a single extra copy.
+inline constexpr std::size_t frame_reservation = std::size_t{128} << 20;
+/// Room made ahead of the bytes received: at least this, at most what has arrived already.
+inline constexpr std::size_t frame_step = std::size_t{256} << 10;
+/// Past frame_reservation, the buffer is reallocated to this many times what has arrived, so a
+/// huge message is copied a small fraction of once, and a lying header still costs little.
+inline constexpr std::size_t frame_growth = 16;
 
 }  // namespace detail
 
@@ -77,6 +89,7 @@ public:
         w.write_raw(detail::type_tag<T>);
         w.dump(obj);
         detail::frame_header len = msg.size() - sizeof(detail::frame_header);
+        check_message_size(len);
         std::memcpy(msg.data(), &len, sizeof len);
         write_all(msg.data(), msg.size(), nullptr, 0);
     }
@@ -101,6 +114,7 @@ public:
         std::size_t n = size.value_or(buf.size() - offset);
         if (n > buf.size() - offset)
             throw ValueError("multiprocessing: send_bytes offset + size is past the end of the buffer");
+        check_message_size(n);
         detail::frame_header len = n;
         write_all(reinterpret_cast<const char*>(&len), sizeof len, buf.data() + offset, n);
     }
@@ -111,11 +125,10 @@ public:
 
     /// Receives one message as bytes. If `maxlength` is given and the message is longer, raises
     /// mp::ValueError and leaves the message unread, so a later call can still take it.
+    /// The buffer grows as the bytes arrive: a header that claims more than the peer sends costs
+    /// no memory; the peer closing first raises mp::EOFError.
     [[nodiscard]] std::string recv_bytes(std::optional<std::size_t> maxlength = {}) {
-        auto len = next_message_length(maxlength);
-        std::string out(len, '\0');
-        read_payload(out.data(), len);
-        return out;
+        return receive_payload(next_message_length(maxlength));
     }
 
     /// Receives one message into `buf` at `offset` and returns its length. If it does not fit,
@@ -124,11 +137,7 @@ public:
         if (offset > buf.size())
             throw ValueError("multiprocessing: recv_bytes_into offset is past the end of the buffer");
         auto len = next_message_length(std::nullopt);
-        if (len > buf.size() - offset) {
-            std::string whole(len, '\0');
-            read_payload(whole.data(), len);
-            throw BufferTooShort(std::move(whole));
-        }
+        if (len > buf.size() - offset) throw BufferTooShort(receive_payload(len));
         read_payload(reinterpret_cast<char*>(buf.data() + offset), len);
         return len;
     }
@@ -173,6 +182,11 @@ public:
     friend bool operator==(const Connection& a, const Connection& b) noexcept { return a.s_ == b.s_; }
 
 private:
+    static void check_message_size(std::uint64_t n) {
+        if (n > detail::max_message_size)
+            throw ValueError("multiprocessing: a message of " + std::to_string(n) +
+                             " bytes is larger than the maximum message size of 1 TiB; send it in parts");
+    }
     void check_open() const {
         if (!s_ || !s_->fd) throw ValueError("multiprocessing: the connection is closed");
     }
@@ -255,13 +269,63 @@ private:
         detail::frame_header len;
         std::memcpy(&len, s.buf.get() + s.begin, sizeof len);
         if (len > detail::max_message_size)
-            throw PicklingError("multiprocessing: corrupt message header (length " + std::to_string(len) + ")");
+            throw PicklingError("multiprocessing: corrupt message header: it claims " + std::to_string(len) +
+                                " bytes, more than the maximum message size of 1 TiB; the peer is not an "
+                                "mp::Connection or the stream is out of step. Close the connection");
         if (maxlength && len > *maxlength)
             throw ValueError("multiprocessing: the message of " + std::to_string(len) +
                              " bytes is longer than maxlength " + std::to_string(*maxlength) +
                              "; it was left unread");
         s.begin += sizeof len;
         return static_cast<std::size_t>(len);
+    }
+
+    /// Receives a payload of `len` bytes into a new string, making room as bytes arrive, never
+    /// trusting the header for more than detail::frame_reservation bytes of untouched address
+    /// space. Bytes are read straight into the string: no copy, except one reallocation per
+    /// frame_growth-fold growth past the reservation.
+    std::string receive_payload(std::size_t len) {
+        auto& s = *s_;
+        std::size_t got = std::min(len, s.buffered());
+        if (got == len) {  // a small message arrived whole with its header
+            std::string out(s.buf.get() + s.begin, len);
+            s.begin += len;
+            return out;
+        }
+        std::string out;
+        try {
+            out.reserve(std::min(len, detail::frame_reservation));
+            out.assign(s.buf.get() + s.begin, got);
+            s.begin += got;
+            while (got < len) {
+                if (got == out.size()) {
+                    // Zero-fill only about as much as has arrived: a lying header costs little memory.
+                    std::size_t target = got + std::min(len - got, std::max(detail::frame_step, got));
+                    if (target > out.capacity())
+                        out.reserve(std::min(len, std::max(target, got * detail::frame_growth)));
+                    out.resize(target);
+                }
+                ssize_t r = ::read(s.fd.get(), out.data() + got, out.size() - got);
+                if (r > 0) {
+                    got += static_cast<std::size_t>(r);
+                    continue;
+                }
+                if (r < 0 && errno == EINTR) continue;
+                if (r == 0 || errno == ECONNRESET)
+                    throw EOFError("multiprocessing: the connection was closed in the middle of a message (" +
+                                   std::to_string(got) + " of " + std::to_string(len) + " bytes arrived)");
+                detail::throw_errno("read");
+            }
+        } catch (const std::bad_alloc&) {
+            throw ProcessError("multiprocessing: out of memory receiving a message of " + std::to_string(len) +
+                               " bytes (" + std::to_string(got) +
+                               " had arrived); the rest is unread, so the stream is out of step: close the "
+                               "connection");
+        } catch (const std::length_error&) {
+            throw ProcessError("multiprocessing: a message of " + std::to_string(len) +
+                               " bytes is too large for a std::string here; close the connection");
+        }
+        return out;
     }
 
     /// Copies the payload: first what is buffered, then straight from the socket.

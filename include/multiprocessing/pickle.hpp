@@ -2,7 +2,10 @@
 // (Python: pickle + multiprocessing/reduction.py.)
 //
 // The format is native-endian and binary, meant for processes of one program on one machine.
-// Every read is bounds-checked: corrupt or truncated data raises mp::PicklingError.
+// Every read is bounds-checked: corrupt or truncated data raises mp::PicklingError. Hostile data
+// cannot exhaust memory or the stack either: a decode allocates at most
+// PickleReader::allocation_per_input_byte bytes per input byte plus a fixed allowance, and values
+// nest at most max_pickle_depth deep (README: Guarantees).
 #pragma once
 
 #include <boost/pfr.hpp>
@@ -14,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <list>
 #include <map>
 #include <optional>
@@ -168,6 +172,49 @@ inline constexpr std::uint64_t type_tag = fnv1a(type_name<T>());
 
 }  // namespace detail
 
+/// How deeply values may nest in one pickle: containers, structs, pairs, tuples, optionals,
+/// variants and user-pickled values inside one another each count one level (plain numbers,
+/// enums and trivially copyable structs do not). Python's default recursion limit is the model.
+/// Both sides enforce it: a value too deep fails when pickled, and hostile bytes cannot overflow
+/// the stack of the process that unpickles them.
+inline constexpr std::size_t max_pickle_depth = 1000;
+
+namespace detail {
+
+/// Values that load and dump without nesting deeper: no depth is counted for them (hot path).
+template <class T>
+inline constexpr bool flat_pickle_v = std::is_arithmetic_v<T> || std::is_enum_v<T> || bitwise_v<T>;
+
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_too_deep(bool loading, std::size_t offset) {
+    if (loading)
+        throw PicklingError("multiprocessing: corrupt pickle: values nest deeper than " +
+                            std::to_string(max_pickle_depth) + " levels at offset " + std::to_string(offset) +
+                            " (containers, structs, optionals and variants inside one another); the data "
+                            "is corrupt or hostile, or was not pickled by this library");
+    throw PicklingError("multiprocessing: cannot pickle a value that nests deeper than " +
+                        std::to_string(max_pickle_depth) +
+                        " levels (containers, structs, optionals and variants inside one another): "
+                        "the receiver could not unpickle it. Store deep structures flat, e.g. a tree "
+                        "as a vector of nodes that hold their parent's index");
+}
+
+/// Counts one level of nesting while it lives; refuses a level beyond max_pickle_depth.
+class nesting_guard {
+public:
+    nesting_guard(std::size_t& depth, bool loading, std::size_t offset) : depth_(depth) {
+        if (depth_ >= max_pickle_depth) throw_too_deep(loading, offset);
+        ++depth_;
+    }
+    ~nesting_guard() { --depth_; }
+    nesting_guard(const nesting_guard&) = delete;
+    nesting_guard& operator=(const nesting_guard&) = delete;
+
+private:
+    std::size_t& depth_;
+};
+
+}  // namespace detail
+
 /// Appends the pickled form of values to a byte string. `w(a, b, c)` and `w & a` pickle in order.
 class PickleWriter {
 public:
@@ -220,19 +267,43 @@ public:
     }
     [[nodiscard]] std::string& buffer() noexcept { return *out_; }
 
+    /// Counts one level of nesting for as long as the result lives (dump() does it for every
+    /// value that is not flat); raises mp::PicklingError beyond max_pickle_depth.
+    [[nodiscard]] detail::nesting_guard nest() { return {depth_, false, out_->size()}; }
+
 private:
+    template <class T>
+    void dump_unnested(const T& v);
+
     std::string* out_;
     std::vector<int>* fds_;
     bool sender_holds_ = false;
+    std::size_t depth_ = 0;
 };
 
 /// Reads pickled values back, checking every length against what is left.
 class PickleReader {
 public:
     explicit PickleReader(std::string_view data, const std::vector<int>* fds = nullptr) noexcept
-        : data_(data), fds_(fds) {}
+        : data_(data), fds_(fds), budget_(allocation_budget_for(data.size())) {}
 
     static constexpr bool is_loading = true;
+
+    /// Memory a decode may allocate for the elements of the containers it rebuilds, per byte of
+    /// input, plus a fixed allowance (elements that pickle to no bytes at all, std::monostate or
+    /// an empty struct, still take memory). One budget for the whole decode, so hostile counts
+    /// cannot multiply through nesting; ordinary data uses a few bytes per input byte.
+    static constexpr std::size_t allocation_per_input_byte = 64;
+    static constexpr std::size_t allocation_allowance = std::size_t{16} << 20;
+    /// The budget of a decode of `input_size` bytes.
+    [[nodiscard]] static constexpr std::size_t allocation_budget_for(std::size_t input_size) noexcept {
+        constexpr std::size_t most = std::numeric_limits<std::size_t>::max();
+        return input_size > (most - allocation_allowance) / allocation_per_input_byte
+                   ? most
+                   : allocation_allowance + allocation_per_input_byte * input_size;
+    }
+    /// What is left of this decode's allocation budget.
+    [[nodiscard]] std::size_t allocation_left() const noexcept { return budget_; }
 
     [[nodiscard]] std::size_t remaining() const noexcept { return data_.size() - pos_; }
     [[nodiscard]] std::size_t position() const noexcept { return pos_; }
@@ -264,6 +335,19 @@ public:
                                 " exceeds the data left");
         return static_cast<std::size_t>(n);
     }
+    /// Takes the memory of `count` elements of `size` bytes each (at least 1) from the
+    /// allocation budget, before they are allocated; raises mp::PicklingError if it would run out.
+    /// Codecs call it with each count they read; a pickler<T> that allocates by a count it reads
+    /// itself should too.
+    void charge(std::size_t count, std::size_t size) {
+        size = std::max<std::size_t>(size, 1);
+        if (count > budget_ / size) [[unlikely]]
+            throw_over_budget(count, size);
+        budget_ -= count * size;
+    }
+    /// Counts one level of nesting for as long as the result lives (load() does it for every
+    /// value that is not flat); raises mp::PicklingError beyond max_pickle_depth.
+    [[nodiscard]] detail::nesting_guard nest() { return {depth_, true, pos_}; }
     /// The file descriptor registered under `index` by PickleWriter::add_fd.
     [[nodiscard]] int fd(std::uint32_t index) const {
         if (!fds_ || index >= fds_->size())
@@ -287,9 +371,25 @@ public:
     }
 
 private:
+    template <class T>
+    T load_unnested();
+
+    [[noreturn, gnu::cold, gnu::noinline]] void throw_over_budget(std::size_t count, std::size_t size) const {
+        throw PicklingError(
+            "multiprocessing: corrupt pickle: " + std::to_string(count) + " elements of " + std::to_string(size) +
+            " bytes before offset " + std::to_string(pos_) + " would take more memory than a message of " +
+            std::to_string(data_.size()) + " bytes may decode to (" + std::to_string(allocation_per_input_byte) +
+            " bytes per input byte plus " + std::to_string(allocation_allowance >> 20) + " MiB in all; " +
+            std::to_string(budget_) +
+            " bytes are left). The data is corrupt or hostile; a real value this large is mostly elements "
+            "that pickle to nothing (std::monostate, empty structs): send their count instead");
+    }
+
     std::string_view data_;
     std::size_t pos_ = 0;
     const std::vector<int>* fds_;
+    std::size_t budget_;
+    std::size_t depth_ = 0;
 };
 
 namespace detail {
@@ -361,15 +461,25 @@ struct contiguous_codec {
     }
     static C load(PickleReader& r) {
         auto n = r.read_size(min_pickled_size<E>());
+        r.charge(n, sizeof(E));
         C c;
         if constexpr (bitwise_v<E>) {
             c.resize(n);
             if (n) std::memcpy(c.data(), r.read_bytes(n * sizeof(E)), n * sizeof(E));
         } else {
-            // With an unknown minimum size, n is only loosely bounded: reserve no more than the
-            // bytes left, so a corrupt count cannot allocate gigabytes.
-            c.reserve(min_pickled_size<E>() ? n : std::min(n, r.remaining()));
-            for (std::size_t i = 0; i < n; ++i) c.push_back(r.load<E>());
+            if constexpr (min_pickled_size<E>() > 0) {
+                c.reserve(n);  // n elements of at least one byte each are in the data
+                for (std::size_t i = 0; i < n; ++i) c.push_back(r.load<E>());
+            } else {
+                // Elements that may pickle to nothing: n is bounded by the budget only, so grow
+                // as they load (a corrupt count fails before it allocates much), never past n
+                // (no overshoot beyond what was charged).
+                c.reserve(std::min(n, r.remaining()));
+                for (std::size_t i = 0; i < n; ++i) {
+                    if (c.size() == c.capacity()) c.reserve(std::min(n, 2 * c.size() + 1));
+                    c.push_back(r.load<E>());
+                }
+            }
         }
         return c;
     }
@@ -390,6 +500,7 @@ struct builtin_codec<std::vector<bool, A>> {
     }
     static std::vector<bool, A> load(PickleReader& r) {
         auto n = r.read_size(1);
+        r.charge(n / 8 + 1, 1);
         std::vector<bool, A> v;
         v.reserve(n);
         for (std::size_t i = 0; i < n; ++i) v.push_back(r.load<bool>());
@@ -421,6 +532,13 @@ struct builtin_codec<std::array<T, N>> {
     }
 };
 
+/// Memory a node-based container takes per element beyond the element: links, colour, cached
+/// hash, bucket slot (deque: its block map).
+template <class C>
+inline constexpr std::size_t node_overhead = 4 * sizeof(void*);
+template <class T, class A>
+inline constexpr std::size_t node_overhead<std::deque<T, A>> = sizeof(void*);
+
 /// Sequences and sets rebuilt by insertion at the end.
 template <class C, class E = typename C::value_type>
 struct inserting_codec {
@@ -429,14 +547,17 @@ struct inserting_codec {
     static void dump(PickleWriter& w, const C& c) {
         w.write_size(static_cast<std::size_t>(std::distance(c.begin(), c.end())));
         for (const auto& e : c) {
-            if constexpr (std::is_same_v<E, typename C::value_type>)
+            if constexpr (std::is_same_v<E, typename C::value_type>) {
                 w.dump(e);
-            else
-                w(e.first, e.second);  // map entries: pair<const K, V> goes as pair<K, V>
+            } else {
+                auto level = w.nest();  // one level, as the pair<K, V> that load() reads
+                w(e.first, e.second);   // map entries: pair<const K, V> goes as pair<K, V>
+            }
         }
     }
     static C load(PickleReader& r) {
         auto n = r.read_size(min_pickled_size<E>());
+        r.charge(n, sizeof(typename C::value_type) + node_overhead<C>);
         C c;
         for (std::size_t i = 0; i < n; ++i) c.insert(c.end(), r.load<E>());
         return c;
@@ -586,6 +707,17 @@ void PickleWriter::dump(const T& v) {
                   "strings/containers/pair/tuple/optional/variant/chrono, aggregates of those, a "
                   "type with a `template <class Ar> void serialize(Ar&)` member, or specialize "
                   "mp::pickler<T>. Raw pointers and references cannot cross processes.");
+    // Only values that can hold others nest; a flat value costs no depth check.
+    if constexpr (!detail::flat_pickle_v<T>) {
+        auto level = nest();
+        dump_unnested(v);
+    } else {
+        dump_unnested(v);
+    }
+}
+
+template <class T>
+void PickleWriter::dump_unnested(const T& v) {
     constexpr auto kind = detail::kind_of<T>();
     if constexpr (kind == detail::pickle_kind::user)
         pickler<T>::dump(*this, v);
@@ -601,6 +733,17 @@ template <class T>
 T PickleReader::load() {
     static_assert(picklable<T>,
                   "multiprocessing: this type is not picklable (see mp::picklable for what is)");
+    // Only values that can hold others nest; a flat value costs no depth check.
+    if constexpr (!detail::flat_pickle_v<T>) {
+        auto level = nest();
+        return load_unnested<T>();
+    } else {
+        return load_unnested<T>();
+    }
+}
+
+template <class T>
+T PickleReader::load_unnested() {
     constexpr auto kind = detail::kind_of<T>();
     if constexpr (kind == detail::pickle_kind::user) {
         return pickler<T>::load(*this);
