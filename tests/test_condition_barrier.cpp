@@ -8,10 +8,12 @@
 #include <multiprocessing/synchronize.hpp>
 
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -293,6 +295,94 @@ void wait_then_report(mp::Barrier b, Counter broken) {
 
 int g_plain_runs = 0;
 void plain_action() { ++g_plain_runs; }
+
+// ---- Barrier parties that die (issue 13, point 5) ------------------------------------------------
+
+/// A party killed inside wait() breaks the barrier for the others within 100 ms; the tests allow
+/// 150 ms more for a loaded 2-core machine (and the sanitizers).
+constexpr auto break_bound = 100ms + 150ms;
+
+[[nodiscard]] std::int64_t steady_ns() {
+    // steady_clock is CLOCK_MONOTONIC: one clock for every process on the machine.
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
+}
+
+/// How one party's wait() ended: 0 passed, 1 BrokenBarrierError, 2 anything else; and when it
+/// arrived and when it returned (steady_ns).
+using Arrival = std::tuple<int, std::int64_t, std::int64_t>;
+
+Arrival arrive(mp::Barrier b) {
+    const std::int64_t t0 = steady_ns();
+    int how = 2;
+    try {
+        b.wait(mp_test::bound);
+        how = 0;
+    } catch (const mp::BrokenBarrierError&) {
+        how = 1;
+    } catch (...) {
+    }
+    return {how, t0, steady_ns()};
+}
+
+// A party that waits until it is killed (a passing test kills it: exit code -SIGKILL).
+void wait_to_be_killed(mp::Barrier b) {
+    (void)arrive(b);
+    ::_exit(3);
+}
+
+// Two parties in one process, as two threads; both wait until the process is killed.
+void two_threads_wait_to_be_killed(mp::Barrier b) {
+    std::thread t([b] { (void)arrive(b); });
+    (void)arrive(b);
+    t.join();
+    ::_exit(3);
+}
+
+// A survivor in a process of its own: arrives when told (at once if `go` is already set) and
+// reports how its wait() ended.
+void arrive_when_told(mp::Barrier b, mp::Event go, mp::Connection out) {
+    if (!go.wait(mp_test::bound)) ::_exit(4);
+    out.send(arrive(b));
+}
+
+// The last party runs the action, in its own process: this one dies there, holding the barrier's
+// lock, after noting when (the action takes no arguments: the time goes through a global that
+// the party's target sets, as action_party does).
+mp::shared_handle<std::atomic<std::int64_t>> g_died_at;
+
+void die_in_action() {
+    g_died_at->store(steady_ns());
+    ::raise(SIGKILL);
+}
+
+void arrive_last_and_die_in_action(mp::Barrier b, mp::shared_handle<std::atomic<std::int64_t>> died_at) {
+    g_died_at = died_at;
+    (void)arrive(b);
+    ::_exit(3);
+}
+
+/// Says who the calling process is to a Barrier: (pid, start time), as its slots record it.
+void report_party_identity(mp::Connection out, mp::Event done) {
+    auto me = mp::detail::barrier_party_self();
+    out.send(std::pair<std::uint32_t, std::uint64_t>(me.pid, me.start));
+    (void)done.wait(mp_test::bound);
+}
+
+// Ends its main thread alone while another thread of it goes on: the process
+// lives, and must not be taken for gone. That thread reports the identity, waits, and exits.
+void end_main_thread_alone(mp::Connection out, mp::Event done) {
+    std::thread([out, done]() mutable {
+        report_party_identity(out, done);
+        ::_exit(0);
+    }).detach();
+    ::syscall(SYS_exit, 0);  // this thread alone, without unwinding (pthread_exit would unwind the caller's frames)
+}
+
+/// The state letter of process `pid` in /proc/<pid>/stat (0 if unreadable).
+char proc_state(pid_t pid) {
+    auto st = mp::detail::read_proc_stat(static_cast<std::uint32_t>(pid));
+    return st ? st->state : '\0';
+}
 
 }  // namespace
 
@@ -860,4 +950,154 @@ TEST_CASE("Barrier: a party killed while waiting breaks it instead of hanging th
         CHECK(q.exitcode() == 0);
     }
     CHECK(broken->load() == 0);
+}
+
+TEST_CASE("Barrier: a party killed inside wait() breaks it for the others within 100 ms, whenever they arrive",
+          "[barrier][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    // -1: the others already wait when it is killed; else they arrive that many ms after the kill
+    // (0: at once, not even waiting for it to be reaped).
+    const int after_ms = GENERATE(-1, 0, 300, 1000);
+    INFO("the survivors arrive " << (after_ms < 0 ? std::string("before the kill") : std::to_string(after_ms) + " ms after it"));
+    // Four parties: the one killed, a survivor process, a survivor thread of this process, and
+    // this thread (a party of the same process as the thread: a pid alone is not a party).
+    mp::Barrier b(4);
+    mp::Event go;
+    auto [r, w] = mp::Pipe(false);
+    mp::Process victim(ctx, wait_to_be_killed, b);
+    mp::Process other(ctx, arrive_when_told, b, go, w);
+    victim.start();
+    other.start();
+    Arrival in_thread{};
+    std::thread t([&] {
+        if (go.wait(mp_test::bound)) in_thread = arrive(b);
+    });
+    if (after_ms < 0) {
+        go.set();
+        REQUIRE(eventually([&] { return b.n_waiting() == 3; }));
+    } else {
+        REQUIRE(eventually([&] { return b.n_waiting() == 1; }));
+    }
+    victim.kill();
+    const std::int64_t killed = steady_ns();
+    if (after_ms >= 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(after_ms));  // the scenario's delay
+        go.set();
+    }
+    // This thread arrives last of all: after the others have their answer when they were
+    // already waiting (so that they must find the dead party themselves), else with them.
+    Arrival here{}, there{};
+    if (after_ms < 0) {
+        t.join();
+        there = recv_bounded<Arrival>(r);
+        here = arrive(b);
+    } else {
+        here = arrive(b);
+        t.join();
+        there = recv_bounded<Arrival>(r);
+    }
+    mp_test::join(victim);
+    CHECK(victim.exitcode() == -SIGKILL);
+    mp_test::join(other);
+    CHECK(other.exitcode() == 0);
+    // Each survivor got BrokenBarrierError within the bound of the moment it could know: the
+    // kill for those already waiting, its own arrival for those that came later.
+    for (const auto& [who, a] : {std::pair{"the survivor process", there}, std::pair{"the survivor thread", in_thread},
+                                 std::pair{"this thread (last)", here}}) {
+        const auto [how, arrived, ended] = a;
+        const std::int64_t since = std::max(arrived, killed);
+        INFO(who << ": wait() ended " << (how == 0 ? "passing" : how == 1 ? "broken" : "otherwise") << ", "
+                 << (ended - since) / 1000000.0 << " ms after it could know");
+        CHECK(how == 1);
+        CHECK(ended - since < std::chrono::nanoseconds(break_bound).count());
+    }
+    CHECK(b.broken());
+    b.reset();
+    CHECK_FALSE(b.broken());
+    CHECK(b.n_waiting() == 0);
+}
+
+TEST_CASE("Barrier: a process whose two threads are parties, killed, counts as two dead parties",
+          "[barrier][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Barrier b(3);
+    mp::Process victim(ctx, two_threads_wait_to_be_killed, b);
+    victim.start();
+    REQUIRE(eventually([&] { return b.n_waiting() == 2; }));
+    victim.kill();
+    const std::int64_t killed = steady_ns();
+    const auto [how, arrived, ended] = arrive(b);  // the third party: it would fill the barrier
+    INFO("wait() ended " << (how == 0 ? "passing" : how == 1 ? "broken" : "otherwise") << " after "
+                         << (ended - std::max(arrived, killed)) / 1000000.0 << " ms");
+    CHECK(how == 1);
+    CHECK(ended - std::max(arrived, killed) < std::chrono::nanoseconds(break_bound).count());
+    mp_test::join(victim);
+    CHECK(victim.exitcode() == -SIGKILL);
+    CHECK(b.broken());
+}
+
+TEST_CASE("Barrier: a party is known by its pid and start time: a dying, ended or reused pid is gone",
+          "[barrier][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [r, w] = mp::Pipe(false);
+    mp::Event done;
+    mp::Process p(ctx, report_party_identity, w, done);
+    p.start();
+    const auto [pid, start] = recv_bounded<std::pair<std::uint32_t, std::uint64_t>>(r);
+    CHECK(pid == static_cast<std::uint32_t>(p.pid()));
+    CHECK_FALSE(mp::detail::barrier_party_gone(pid, start));
+    // The same pid with another start time is another process: the party's pid was reused.
+    CHECK(mp::detail::barrier_party_gone(pid, start + 1));
+    CHECK(mp::detail::barrier_party_gone(pid, start - 1));
+    p.kill();
+    // Killed: gone as soon as kill() returns (SIGKILL pending, a zombie, or reaped).
+    CHECK(mp::detail::barrier_party_gone(pid, start));
+    mp_test::join(p);
+    CHECK(mp::detail::barrier_party_gone(pid, start));
+    // This process (and so every thread of it) is not gone.
+    const auto me = mp::detail::barrier_party_self();
+    CHECK(me.pid == static_cast<std::uint32_t>(::getpid()));
+    CHECK_FALSE(mp::detail::barrier_party_gone(me.pid, me.start));
+    // A process whose main thread has ended alone lives on in its other threads.
+    mp::Event done2;
+    mp::Process q(ctx, end_main_thread_alone, w, done2);
+    q.start();
+    const auto [qpid, qstart] = recv_bounded<std::pair<std::uint32_t, std::uint64_t>>(r);
+    REQUIRE(eventually([&] { return proc_state(q.pid()) == 'Z'; }));  // its main thread is a zombie
+    CHECK_FALSE(mp::detail::barrier_party_gone(qpid, qstart));
+    done2.set();
+    mp_test::join(q);
+    CHECK(q.exitcode() == 0);
+    CHECK(mp::detail::barrier_party_gone(qpid, qstart));
+}
+
+TEST_CASE("Barrier: a last party that dies in the action, holding the lock, breaks it for the others",
+          "[barrier][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Barrier b(3, die_in_action);
+    auto died_at = mp::make_shared_object<std::atomic<std::int64_t>>(0);
+    Arrival first{}, second{};
+    std::thread t1([&] { first = arrive(b); });
+    std::thread t2([&] { second = arrive(b); });
+    REQUIRE(eventually([&] { return b.n_waiting() == 2; }));
+    mp::Process victim(ctx, arrive_last_and_die_in_action, b, died_at);
+    victim.start();
+    mp_test::join(victim);
+    CHECK(victim.exitcode() == -SIGKILL);
+    t1.join();
+    t2.join();
+    REQUIRE(died_at->load() != 0);
+    // The lock is taken over from the dead party first (a waiter blocked on a Barrier's lock
+    // checks its holder every 25 ms), then the party is found dead: within 100 ms too.
+    for (const auto& a : {first, second}) {
+        const auto [how, arrived, ended] = a;
+        INFO("wait() ended " << (how == 0 ? "passing" : how == 1 ? "broken" : "otherwise") << ", "
+                             << (ended - died_at->load()) / 1000000.0 << " ms after the death");
+        CHECK(how == 1);
+        CHECK(ended - died_at->load() < std::chrono::nanoseconds(break_bound).count());
+    }
+    CHECK(b.broken());
+    CHECK(std::get<0>(arrive(b)) == 1);  // later arrivals too, until reset()
+    b.reset();
+    CHECK(b.n_waiting() == 0);
 }

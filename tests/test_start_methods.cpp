@@ -2,6 +2,7 @@
 // guarantees that differ from one to another (fresh memory, the fork server's lifetime, threads).
 #include "helpers.hpp"
 
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +52,71 @@ void wait_for_go(mp::Event go) {
     if (!go.wait(mp_test::bound)) ::_exit(3);
 }
 void do_nothing() {}
+
+// ---- SIGINT (issue 13, point 8) ----------------------------------------------------------------
+
+/// Installs a SIGINT handler for its lifetime, as a user's program would (and restores Catch2's).
+class SigintHandler {
+public:
+    SigintHandler() {
+        struct sigaction sa{};
+        sa.sa_handler = [](int) {};
+        ::sigemptyset(&sa.sa_mask);
+        REQUIRE(::sigaction(SIGINT, &sa, &old_) == 0);
+    }
+    ~SigintHandler() { ::sigaction(SIGINT, &old_, nullptr); }
+    SigintHandler(const SigintHandler&) = delete;
+    SigintHandler& operator=(const SigintHandler&) = delete;
+
+private:
+    struct sigaction old_{};
+};
+
+// Dies of SIGINT by its own hand: a handler that restores the default and raises it again.
+void raise_sigint_through_handler() {
+    ::signal(SIGINT, [](int sig) {
+        ::signal(sig, SIG_DFL);
+        ::raise(sig);
+    });
+    ::raise(SIGINT);
+    ::_exit(3);  // not reached: the signal ended the process
+}
+
+// Takes SIGINT's default action (a forked child inherits the parent's handler), says who its
+// parent is (the fork server under forkserver), then waits (bounded) for the SIGINT that ends it.
+void report_parent_then_wait_for_sigint(mp::Connection c) {
+    ::signal(SIGINT, SIG_DFL);
+    c.send(static_cast<int>(::getppid()));
+    (void)c.poll(mp_test::bound);
+    ::_exit(3);  // no SIGINT came
+}
+
+/// A Ctrl-C in the terminal: SIGINT to every process of the foreground group, here the child and
+/// its parent if that is not us (the fork server). Returns the child's exit code.
+int interrupt_child_and_server(const mp::Context& ctx) {
+    auto [here, there] = mp::Pipe();
+    mp::Process p(ctx, report_parent_then_wait_for_sigint, there);
+    p.start();
+    if (!here.poll(mp_test::bound)) return 1000;
+    auto parent = static_cast<pid_t>(here.recv<int>());
+    if (parent != ::getpid()) ::kill(parent, SIGINT);  // first, as it would be if it died of it
+    ::kill(p.pid(), SIGINT);
+    if (!p.join(mp_test::bound)) {
+        p.kill();
+        return 1001;
+    }
+    return p.exitcode().value_or(1002);
+}
+
+// As a user's main: installs a SIGINT handler before this process starts any fork server, then
+// runs a forkserver child that a Ctrl-C ends; reports that child's exit code.
+void install_handler_then_interrupt_forkserver_child(mp::Connection c) {
+    struct sigaction sa{};
+    sa.sa_handler = [](int) {};
+    ::sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    c.send(interrupt_child_and_server(mp::get_context(mp::StartMethod::forkserver)));
+}
 
 }  // namespace
 
@@ -194,4 +260,34 @@ TEST_CASE("starting processes while other threads use the library does not deadl
     }
     stop = true;
     for (auto& t : busy) t.join();
+}
+
+TEST_CASE("a child that dies of SIGINT reports -SIGINT, a Ctrl-C to the fork server too", "[start_methods][signals]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    SigintHandler user_handler;  // the parent's own handler must change nothing
+    SECTION("the child raises SIGINT through its own handler") {
+        mp::Process p(ctx, raise_sigint_through_handler);
+        p.start();
+        mp_test::join(p);
+        CHECK(p.exitcode() == -SIGINT);
+    }
+    SECTION("SIGINT to the child and to the fork server, as a Ctrl-C sends it") {
+        CHECK(interrupt_child_and_server(ctx) == -SIGINT);
+        // The fork server lived through it: the next child is its child too.
+        mp::Process q(ctx, do_nothing);
+        q.start();
+        mp_test::join(q);
+        CHECK(q.exitcode() == 0);
+    }
+    SECTION("a fork server started after the user installed a SIGINT handler") {
+        // In a child of its own (the "user's program"), whose first forkserver child starts a
+        // fork server of its own.
+        auto [here, there] = mp::Pipe();
+        mp::Process p(ctx, install_handler_then_interrupt_forkserver_child, there);
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<int>() == -SIGINT);
+        mp_test::join(p);
+        CHECK(p.exitcode() == 0);
+    }
 }

@@ -48,14 +48,25 @@
 // Barrier: Python's threading.Barrier (multiprocessing uses the same code) over a Condition and
 // a small state in the arena; the action is stored as (module, offset), as a Process target
 // crosses exec, and run by the last party to arrive, in its own process. Party death: each party
-// inside wait() is recorded in a slot by pid; parties that wait check every
-// detail::owner_check_interval whether the recorded ones still run. A party killed while filling
-// the barrier breaks it (the others raise mp::BrokenBarrierError within about a slice, not at
-// their timeout), and one killed while the barrier drains is dropped, so neither wait() nor
-// reset() hangs on it. Limit: a dead party still counts as arrived until noticed, so if the
-// remaining parties all arrive within that slice, that one cycle passes without it.
+// inside wait() holds a slot recording its process as (pid, start time), so that a pid reused by
+// a later process is not taken for it, and threads of one process are parties of their own. A
+// recorded process is gone once /proc says it has ended, is a zombie, has another start time, or
+// has a SIGKILL pending (kill(2) has returned: its death is decided, even if it has not run yet).
+// The last party to arrive checks every recorded one before it releases the others, and the
+// parties that wait check them at least every detail::barrier_check_interval (one check per
+// interval for all of them: they sleep until the shared time of the next check). A party that
+// dies holding the Barrier's lock (as it arrives or leaves, or in the action) is found once the
+// lock is taken over from it: a party blocked on that lock checks its holder every
+// detail::barrier_lock_check_interval (a Lock's waiters, every owner_check_interval). A party found
+// dead while the barrier fills breaks it (every waiter and later arrival raises
+// mp::BrokenBarrierError until reset()); one found dead while the barrier drains or resets is
+// dropped, so neither wait() nor reset() hangs on it. The count of parties inside wait() is the
+// number of occupied slots, each claimed or freed by one store, so a party killed at any point
+// leaves no count out of step.
 #pragma once
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
@@ -70,8 +81,11 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -217,8 +231,9 @@ struct event_state {
 };
 
 /// Takes `word` for `me`, waiting until `until`. Returns false on timeout. Recovers the lock
-/// from an owner that has died.
-inline bool lock_word_acquire(std::atomic<std::uint32_t>& word, std::uint32_t me, const deadline& until) {
+/// from an owner that has died, checked every `check_every` while it waits.
+inline bool lock_word_acquire(std::atomic<std::uint32_t>& word, std::uint32_t me, const deadline& until,
+                              clock::duration check_every = owner_check_interval) {
     std::uint32_t c = 0;
     if (word.compare_exchange_strong(c, me, std::memory_order_acquire, std::memory_order_relaxed))
         return true;
@@ -228,7 +243,7 @@ inline bool lock_word_acquire(std::atomic<std::uint32_t>& word, std::uint32_t me
         if (c == 0 && word.compare_exchange_weak(c, me, std::memory_order_acquire, std::memory_order_relaxed))
             return true;
     }
-    auto next_owner_check = clock::now() + owner_check_interval;
+    auto next_owner_check = clock::now() + check_every;
     for (;;) {
         c = word.load(std::memory_order_relaxed);
         if (c == 0) {
@@ -255,7 +270,7 @@ inline bool lock_word_acquire(std::atomic<std::uint32_t>& word, std::uint32_t me
                 continue;
             }
             if (expired) return false;
-            next_owner_check = clock::now() + owner_check_interval;
+            next_owner_check = clock::now() + check_every;
         }
         auto to_check = next_owner_check - clock::now();
         if (to_check < clock::duration::zero()) to_check = clock::duration::zero();
@@ -358,7 +373,12 @@ public:
 
 private:
     friend struct detail::sync_handle_pickler<Lock, detail::lock_state>;
+    friend class Condition;
     explicit Lock(shared_handle<detail::lock_state> s) : state_(std::move(s)) {}
+    /// acquire(), checking for a dead owner every `every` instead of every owner_check_interval.
+    void acquire_checking(detail::clock::duration every) {
+        detail::lock_word_acquire(state_->word, detail::self_identity().pid, detail::deadline(), every);
+    }
     shared_handle<detail::lock_state> state_;
 };
 
@@ -419,6 +439,7 @@ public:
 
 private:
     friend struct detail::sync_handle_pickler<RLock, detail::rlock_state>;
+    friend class Condition;
     explicit RLock(shared_handle<detail::rlock_state> s) : state_(std::move(s)) {}
 
     [[nodiscard]] bool owned_by(detail::thread_identity me) const noexcept {
@@ -436,10 +457,11 @@ private:
         state_->owner_tid.store(me.tid, std::memory_order_relaxed);
         state_->count.store(1, std::memory_order_relaxed);
     }
-    bool acquire_until(const detail::deadline& until) {
+    bool acquire_until(const detail::deadline& until,
+                       detail::clock::duration check_every = detail::owner_check_interval) {
         auto me = detail::self_identity();
         if (owned_by(me)) return recurse();
-        if (!detail::lock_word_acquire(state_->word, me.pid, until)) return false;
+        if (!detail::lock_word_acquire(state_->word, me.pid, until, check_every)) return false;
         take(me);
         return true;
     }
@@ -624,16 +646,139 @@ inline constexpr std::size_t barrier_module_max = 512;
 /// The phases of a Barrier (Python's threading.Barrier _state).
 enum class barrier_phase : std::int32_t { filling = 0, draining = 1, resetting = -1, broken = -2 };
 
+/// How often the parties waiting on a Barrier check that the others still run, and how often one
+/// blocked on the Barrier's lock checks that its holder still runs: a party that dies inside
+/// wait() breaks the barrier within about their sum when it held the lock, and within the first
+/// otherwise (documented: 100 ms).
+inline constexpr std::chrono::milliseconds barrier_check_interval{50};
+inline constexpr std::chrono::milliseconds barrier_lock_check_interval{25};
+
 /// The state of a Barrier; changed under its Condition's lock, read without it for diagnostics.
 struct barrier_state {
     std::int32_t parties = 0;
     std::atomic<std::int32_t> phase{0};
-    std::atomic<std::int32_t> count{0};     // parties inside wait() in this cycle
+    std::atomic<std::int64_t> next_check_ns{0};  // steady clock (CLOCK_MONOTONIC, one for all processes)
     std::int64_t default_timeout_ns = -1;   // < 0: none
     bool has_action = false;
     std::uint64_t action_offset = 0;        // the action as detail::function_id: offset ...
     char action_module[barrier_module_max] = {};  // ... and module ("" = the main program)
 };
+
+/// One party inside a Barrier's wait(): its process, as (pid, start time). pid 0: a free slot.
+/// The start time is written first and the pid last, so a slot is claimed by one store.
+struct barrier_slot {
+    std::atomic<std::uint64_t> start{0};  // /proc/<pid>/stat field 22; 0 if unknown (no /proc)
+    std::atomic<std::uint32_t> pid{0};
+};
+
+/// What /proc/<pid>/stat (or /proc/<pid>/task/<tid>/stat) says of a process (or thread).
+struct proc_stat {
+    char state = 0;             // R, S, D, Z (zombie), X (dead), ...
+    std::uint64_t flags = 0;    // the kernel's PF_* flags (field 9)
+    std::uint64_t start = 0;    // start time, clock ticks since boot (field 22)
+    std::uint64_t pending = 0;  // signals pending for this thread, the main one for a process (field 31)
+
+    /// This thread is ending: it has exited (a zombie), is exiting (PF_EXITING, set when
+    /// do_exit starts), or has a SIGKILL pending, which the kernel puts in every thread of a
+    /// process that a fatal signal ends as kill(2) is called.
+    [[nodiscard]] bool ending() const noexcept {
+        constexpr std::uint64_t pf_exiting = 0x4;  // include/linux/sched.h, unchanged since 2.6
+        return state == 'Z' || state == 'X' || state == 'x' || (flags & pf_exiting) != 0 ||
+               (pending & (std::uint64_t{1} << (SIGKILL - 1))) != 0;
+    }
+};
+
+/// Reads a stat file of /proc; empty if it cannot (no such process, hidden, or no /proc).
+inline std::optional<proc_stat> read_proc_stat(const char* path) noexcept {
+    unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+    if (!fd) return std::nullopt;
+    char buf[1024];
+    std::size_t n = 0;
+    while (n < sizeof buf - 1) {
+        ssize_t r = ::read(fd.get(), buf + n, sizeof buf - 1 - n);
+        if (r > 0)
+            n += static_cast<std::size_t>(r);
+        else if (r == 0 || errno != EINTR)
+            break;
+    }
+    buf[n] = '\0';
+    const char* p = std::strrchr(buf, ')');  // the end of the name, which may hold ") "
+    if (!p) return std::nullopt;
+    ++p;
+    proc_stat st;
+    for (int field = 3; field <= 31; ++field) {
+        while (*p == ' ') ++p;
+        if (*p == '\0') return std::nullopt;
+        if (field == 3) st.state = *p;
+        if (field == 9) st.flags = std::strtoull(p, nullptr, 10);
+        if (field == 22) st.start = std::strtoull(p, nullptr, 10);
+        if (field == 31) st.pending = std::strtoull(p, nullptr, 10);
+        while (*p != '\0' && *p != ' ') ++p;
+    }
+    return st;
+}
+
+inline std::optional<proc_stat> read_proc_stat(std::uint32_t pid) noexcept {
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    return read_proc_stat(path);
+}
+
+/// True when every thread of process `pid` is ending (or none is left): the process is ending.
+inline bool all_threads_ending(std::uint32_t pid) noexcept {
+    char dir_path[40];
+    std::snprintf(dir_path, sizeof dir_path, "/proc/%u/task", pid);
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(dir_path), &::closedir);
+    if (!dir) return process_dead(pid);
+    while (const dirent* e = ::readdir(dir.get())) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[80];
+        std::snprintf(path, sizeof path, "/proc/%u/task/%.20s/stat", pid, e->d_name);
+        auto st = read_proc_stat(path);
+        if (st && !st->ending()) return false;  // a thread that is not ending: the process lives
+    }
+    return true;
+}
+
+/// A Barrier party's identity: the calling process's (pid, start time). The start time is read
+/// once per process (again after a fork).
+struct barrier_party {
+    std::uint32_t pid;
+    std::uint64_t start;
+};
+[[nodiscard]] inline barrier_party barrier_party_self() noexcept {
+    const std::uint32_t pid = self_identity().pid;  // also registers the fork counter
+    thread_local unsigned generation = ~0u;
+    thread_local std::uint64_t start = 0;
+    unsigned g = fork_generation().load(std::memory_order_relaxed);
+    if (generation != g) {
+        int saved = errno;
+        auto st = read_proc_stat(pid);
+        start = st ? st->start : 0;
+        errno = saved;
+        generation = g;
+    }
+    return {pid, start};
+}
+
+/// True when the process recorded as (pid, start) has ended or is ending: gone from /proc, its
+/// pid now another process's (another start time), or every thread of it ending (see
+/// proc_stat::ending: from the moment kill(2) returns for a fatal signal, before the process has
+/// run again). Threads are looked at one by one only when the main thread is ending, which it
+/// may do alone (pthread_exit) while the process lives on.
+[[nodiscard]] inline bool barrier_party_gone(std::uint32_t pid, std::uint64_t start) noexcept {
+    int saved = errno;
+    bool gone = false;
+    auto st = read_proc_stat(pid);
+    if (!st)
+        gone = process_dead(pid);  // no /proc, or hidden from us: ask the pid itself
+    else if (start != 0 && st->start != start)
+        gone = true;  // the pid was reused
+    else if (st->ending())
+        gone = process_dead(pid) || all_threads_ending(pid);
+    errno = saved;
+    return gone;
+}
 
 template <class F>
 inline constexpr bool is_duration_v = false;
@@ -741,8 +886,17 @@ public:
 
 private:
     friend struct detail::condition_pickler;
+    friend class Barrier;
     Condition(shared_handle<detail::condition_state> s, std::variant<RLock, Lock> l)
         : state_(std::move(s)), lock_(std::move(l)) {}
+
+    /// acquire(), checking for a dead owner of the lock every `every` while it waits.
+    void acquire_checking(detail::clock::duration every) {
+        if (auto* r = std::get_if<RLock>(&lock_))
+            (void)r->acquire_until(detail::deadline(), every);
+        else
+            std::get<Lock>(lock_).acquire_checking(every);
+    }
 
     [[nodiscard]] bool owned() const noexcept {
         if (auto* r = std::get_if<RLock>(&lock_)) return r->is_owned();
@@ -769,7 +923,9 @@ private:
         detail::futex_wake(s.seq, k >= static_cast<std::uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(k));
     }
 
-    bool wait_until(const detail::deadline& until) {
+    /// wait(), taking the lock back checking for a dead owner every `lock_check_every`.
+    bool wait_until(const detail::deadline& until,
+                    detail::clock::duration lock_check_every = detail::owner_check_interval) {
         check_owned("wait");
         auto& s = *state_;
         // Registered under the lock: notifies are serialised with it, so `reg` is the last one
@@ -780,7 +936,7 @@ private:
         if (auto* r = std::get_if<RLock>(&lock_)) depth = r->count();
         for (int i = 0; i < depth; ++i) release();
         bool notified = sleep_until_notified(reg, until);
-        for (int i = 0; i < depth; ++i) acquire();
+        for (int i = 0; i < depth; ++i) acquire_checking(lock_check_every);
         return notified;
     }
 
@@ -876,8 +1032,7 @@ public:
     /// Returns the barrier to its initial state; parties waiting now raise BrokenBarrierError.
     void reset() {
         std::unique_lock g(cond_);
-        auto& s = *state_;
-        if (s.count.load(std::memory_order_relaxed) > 0) {
+        if (occupied() > 0) {
             auto p = phase();
             // Draining parties finish their cycle; the last one out makes it filling again.
             if (p == detail::barrier_phase::filling || p == detail::barrier_phase::broken)
@@ -892,7 +1047,7 @@ public:
     [[nodiscard]] int parties() const noexcept { return state_->parties; }
     /// The number of parties waiting now (a snapshot).
     [[nodiscard]] int n_waiting() const noexcept {
-        return phase() == detail::barrier_phase::filling ? state_->count.load(std::memory_order_relaxed) : 0;
+        return phase() == detail::barrier_phase::filling ? occupied() : 0;
     }
     /// True if the barrier is broken (until reset()).
     [[nodiscard]] bool broken() const noexcept { return phase() == detail::barrier_phase::broken; }
@@ -940,11 +1095,10 @@ private:
         st->has_action = action != nullptr;
         st->action_offset = id.offset;
         std::memcpy(st->action_module, id.module.c_str(), id.module.size() + 1);
-        slots_ = make_shared_array<std::atomic<std::uint32_t>>(static_cast<std::size_t>(parties), 0u);
+        slots_ = make_shared_array<detail::barrier_slot>(static_cast<std::size_t>(parties));
         state_ = std::move(st);
     }
-    Barrier(Condition c, shared_handle<detail::barrier_state> s,
-            shared_handle<std::atomic<std::uint32_t>[]> slots)
+    Barrier(Condition c, shared_handle<detail::barrier_state> s, shared_handle<detail::barrier_slot[]> slots)
         : cond_(std::move(c)), state_(std::move(s)), slots_(std::move(slots)) {}
 
     [[nodiscard]] detail::barrier_phase phase() const noexcept {
@@ -963,28 +1117,52 @@ private:
             "party died while waiting); call reset() to use it again");
     }
 
-    /// Sleeps on the condition for a slice (at most until `until`); false once `until` has passed.
-    /// A slice that ends without news checks that the parties inside wait() still run.
+    /// The parties inside wait() now: the occupied slots.
+    [[nodiscard]] int occupied() const noexcept {
+        int n = 0;
+        for (std::size_t i = 0; i < slots_.size(); ++i)
+            n += slots_[i].pid.load(std::memory_order_relaxed) != 0 ? 1 : 0;
+        return n;
+    }
+
+    [[nodiscard]] static std::int64_t now_ns() noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(detail::clock::now().time_since_epoch()).count();
+    }
+
+    /// Sleeps on the condition until woken, `until`, or the next check of the parties is due (it
+    /// runs that check first). False once `until` has passed.
     bool wait_slice(const detail::deadline& until) {
+        const auto before = phase();
+        if (now_ns() >= state_->next_check_ns.load(std::memory_order_relaxed)) {
+            check_parties();
+            if (phase() != before) return true;  // the callers look at the phase again
+        }
         auto left = until.remaining();
         if (left && *left <= clock_duration::zero()) return false;
-        clock_duration slice = detail::owner_check_interval;
+        // All waiters sleep until the same next check: one of them makes it for all.
+        clock_duration slice = std::chrono::duration_cast<clock_duration>(
+            std::chrono::nanoseconds(state_->next_check_ns.load(std::memory_order_relaxed) - now_ns()));
+        if (slice < clock_duration::zero()) slice = clock_duration::zero();
         if (left && *left < slice) slice = *left;
-        if (!cond_.wait(slice)) drop_dead_parties();
+        (void)cond_.wait_until(detail::deadline(slice), detail::barrier_lock_check_interval);
         return true;
     }
 
-    /// Forgets the parties that died inside wait(): one that died while the barrier filled breaks
-    /// it; once every party of a draining or resetting barrier is gone, it fills again.
-    void drop_dead_parties() {
+    /// Looks whether the parties inside wait() still run, and forgets those that do not: one that
+    /// died while the barrier filled breaks it; once every party of a draining or resetting
+    /// barrier is gone, it fills again. Under the lock.
+    void check_parties() {
         auto& s = *state_;
+        s.next_check_ns.store(now_ns() + std::chrono::nanoseconds(detail::barrier_check_interval).count(),
+                              std::memory_order_relaxed);
         const std::uint32_t me = detail::self_identity().pid;
         bool dropped = false;
-        for (int i = 0; i < s.parties; ++i) {
-            std::uint32_t pid = slots_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
-            if (pid == 0 || pid == me || !detail::process_dead(pid)) continue;
-            slots_[static_cast<std::size_t>(i)].store(0, std::memory_order_relaxed);
-            s.count.fetch_sub(1, std::memory_order_relaxed);
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            auto& slot = slots_[i];
+            const std::uint32_t pid = slot.pid.load(std::memory_order_relaxed);
+            if (pid == 0 || pid == me) continue;  // free, or a thread of this (running) process
+            if (!detail::barrier_party_gone(pid, slot.start.load(std::memory_order_relaxed))) continue;
+            slot.pid.store(0, std::memory_order_relaxed);
             dropped = true;
         }
         if (!dropped) return;
@@ -997,8 +1175,7 @@ private:
     /// The last party out of a draining or resetting barrier makes it filling again.
     void leave_check() {
         auto p = phase();
-        if (state_->count.load(std::memory_order_relaxed) == 0 &&
-            (p == detail::barrier_phase::draining || p == detail::barrier_phase::resetting)) {
+        if (occupied() == 0 && (p == detail::barrier_phase::draining || p == detail::barrier_phase::resetting)) {
             set_phase(detail::barrier_phase::filling);
             cond_.notify_all();
         }
@@ -1013,7 +1190,8 @@ private:
 
     int wait_until(const detail::deadline& until) {
         auto& s = *state_;
-        std::unique_lock g(cond_);
+        cond_.acquire_checking(detail::barrier_lock_check_interval);  // a dead holder is seen in time
+        std::unique_lock g(cond_, std::adopt_lock);
         // Wait for the previous cycle to drain (or a reset to finish): bounded by the timeout
         // too, unlike Python, so that no wait() hangs on a party that never leaves.
         while (phase() == detail::barrier_phase::draining || phase() == detail::barrier_phase::resetting) {
@@ -1022,13 +1200,23 @@ private:
                 throw_broken();
             }
         }
+        // The last party would release the others: first it makes sure that every party counted
+        // still runs. The others check when a check is due (they check again while they wait).
+        if (occupied() + 1 >= s.parties || now_ns() >= s.next_check_ns.load(std::memory_order_relaxed))
+            check_parties();
         if (phase() == detail::barrier_phase::broken) throw_broken();
-        const int index = s.count.load(std::memory_order_relaxed);
-        slots_[static_cast<std::size_t>(index)].store(detail::self_identity().pid, std::memory_order_relaxed);
-        s.count.store(index + 1, std::memory_order_relaxed);
+        const int index = occupied();
+        if (index >= s.parties) {  // full yet filling: its last party died before releasing the others
+            break_barrier();
+            throw_broken();
+        }
+        std::size_t mine = 0;  // the first free slot (in a filling barrier, slot `index`)
+        while (slots_[mine].pid.load(std::memory_order_relaxed) != 0) ++mine;
+        const detail::barrier_party me = detail::barrier_party_self();
+        slots_[mine].start.store(me.start, std::memory_order_relaxed);
+        slots_[mine].pid.store(me.pid, std::memory_order_relaxed);  // claimed: counted from now on
         auto leave = [&] {
-            slots_[static_cast<std::size_t>(index)].store(0, std::memory_order_relaxed);
-            s.count.fetch_sub(1, std::memory_order_relaxed);
+            slots_[mine].pid.store(0, std::memory_order_relaxed);
             leave_check();
         };
         try {
@@ -1060,7 +1248,7 @@ private:
 
     Condition cond_;
     shared_handle<detail::barrier_state> state_;
-    shared_handle<std::atomic<std::uint32_t>[]> slots_;  // pid of each party inside wait(), by index
+    shared_handle<detail::barrier_slot[]> slots_;  // the parties inside wait(), one slot each
 };
 
 namespace detail {
@@ -1090,12 +1278,12 @@ struct barrier_pickler {
     static void dump(PickleWriter& w, const Barrier& b) {
         condition_pickler::dump(w, b.cond_);
         pickler<shared_handle<barrier_state>>::dump(w, b.state_);
-        pickler<shared_handle<std::atomic<std::uint32_t>[]>>::dump(w, b.slots_);
+        pickler<shared_handle<barrier_slot[]>>::dump(w, b.slots_);
     }
     static Barrier load(PickleReader& r) {
         Condition c = condition_pickler::load(r);
         auto state = pickler<shared_handle<barrier_state>>::load(r);
-        auto slots = pickler<shared_handle<std::atomic<std::uint32_t>[]>>::load(r);
+        auto slots = pickler<shared_handle<barrier_slot[]>>::load(r);
         if (!state || !slots || slots.size() != static_cast<std::size_t>(state->parties))
             throw PicklingError("multiprocessing: corrupt pickle: a Barrier without its state");
         return Barrier(std::move(c), std::move(state), std::move(slots));

@@ -6,6 +6,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -206,6 +207,19 @@ private:
     unique_fd parent_fd = pidfd_open(parent);
     if (!parent_fd) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(0);  // after pidfd_open: the pidfd is the parent's
+    // A Ctrl-C reaches every process of the terminal's foreground group, the server too: were it
+    // to die of it, its children's exit codes would be lost (Python's server ignores SIGINT too).
+    // Its children get back the disposition it started with (default, or ignored if the user's
+    // program ignored SIGINT), the one a spawned child would have.
+    struct sigaction sigint_at_start{};
+    struct sigaction ignore{};
+    ignore.sa_handler = SIG_IGN;
+    ::sigemptyset(&ignore.sa_mask);
+    ::sigaction(SIGINT, &ignore, &sigint_at_start);
+    sigset_t sigint_only;
+    sigset_t mask_at_start;
+    ::sigemptyset(&sigint_only);
+    ::sigaddset(&sigint_only, SIGINT);
     char ready = 1;
     (void)::send(control, &ready, 1, MSG_NOSIGNAL);
     struct child {
@@ -241,15 +255,21 @@ private:
             continue;
         }
         flush_std_streams();
+        // SIGINT blocked across fork: one that comes before the child has its own disposition
+        // back stays pending (a blocked signal is never discarded) instead of being ignored.
+        ::pthread_sigmask(SIG_BLOCK, &sigint_only, &mask_at_start);
         pid_t pid = ::fork();
         if (pid == 0) {
             ::close(control);
             parent_fd.reset();
             children.clear();  // closes the other children's pidfds and status pipes
             ::close(got[1]);
+            ::sigaction(SIGINT, &sigint_at_start, nullptr);
+            ::pthread_sigmask(SIG_SETMASK, &mask_at_start, nullptr);
             std::vector<int> args(got.begin() + 2, got.end());
             ::_exit(run_child_payload(got[0], args, ::getppid()));
         }
+        ::pthread_sigmask(SIG_SETMASK, &mask_at_start, nullptr);
         std::int64_t reply = pid > 0 ? pid : -1;
         (void)!::write(got[1], &reply, sizeof reply);
         if (pid > 0)
