@@ -265,7 +265,16 @@ public:
     }
     /// The reference count of the object at `object_offset`.
     [[nodiscard]] std::atomic<std::uint64_t>& refs_of(std::uint64_t object_offset) const noexcept {
-        return heap_.block_of_user(object_offset - header_of(object_offset)->lead)->refs;
+        return heap_.block_of_user(user_of(object_offset))->refs;
+    }
+    /// The user offset of the block holding the object at `object_offset`.
+    [[nodiscard]] std::uint64_t user_of(std::uint64_t object_offset) const noexcept {
+        return object_offset - header_of(object_offset)->lead;
+    }
+    /// Takes a reference for a message carrying the object at `offset` (one redo record).
+    void count_message_ref(std::uint64_t offset) noexcept {
+        heap_guard g(heap_mutex_, heap_);
+        heap_.store_all({{heap::refs_word_of_user(user_of(offset)), refs_of(offset).load(std::memory_order_relaxed) + 1}});
     }
     /// True if `offset` can be an object's offset in this arena (for untrusted pickles): a used
     /// block with a plausible header, counted, that holds `object_size` bytes there.
@@ -281,20 +290,25 @@ public:
                heap_.capacity_of(user) >= lead + object_size;
     }
 
-    /// Registers a new process reference to the object at `offset` (the caller already holds
-    /// the shared count for it) and returns it with one handle. The reference is written to this
-    /// process's table in the arena, so that it is given back if this process dies.
-    /// With `count` true, takes the shared reference too, right before listing it: a kill between
-    /// the two instructions is the only way to leak it (all that can fail is done before).
+    /// Registers a new process reference to the object at `offset` and returns it with one
+    /// handle. The reference is listed in this process's row of the arena's table, so that it is
+    /// given back if this process dies. `count`: take the shared reference now (else the caller
+    /// already holds it: a new object's first, a message's). Counting, listing and, for a new
+    /// object (`publish`: its block), handing the block to the count happen as one redo record.
     [[nodiscard]] arena_ref* add_ref(std::uint64_t offset, void (*destroy)(void*, std::uint64_t) noexcept,
-                                     bool count = false) {
+                                     bool count = false, const void* publish = nullptr) {
         auto r = std::make_unique<arena_ref>();
         r->offset = offset;
         r->destroy = destroy;
         std::lock_guard lock(refs_mutex_);
         r->entry = take_entry();  // may throw: nothing is recorded yet
-        if (count) refs_of(offset).fetch_add(1, std::memory_order_relaxed);
-        entry_word(r->entry).store(offset, std::memory_order_release);
+        {
+            heap_guard g(heap_mutex_, heap_);
+            const std::uint64_t user = user_of(offset);
+            heap_.store_all({{r->entry, offset},
+                             {count ? heap::refs_word_of_user(user) : 0, refs_of(offset).load(std::memory_order_relaxed) + 1},
+                             {publish ? heap::owner_word_of_user(user) : 0, owner_counted}});
+        }
         arena_ref* raw = r.release();
         raw->next = refs_;
         if (refs_) refs_->prev = raw;
@@ -315,12 +329,10 @@ public:
             }
             if (r->prev) r->prev->next = r->next; else refs_ = r->next;
             if (r->next) r->next->prev = r->prev;
-            // Unlisted, then dropped at once: a kill between the two leaks the object, never frees
-            // it twice. The table's bookkeeping (which may free a page) comes after.
             word = std::exchange(r->entry, 0);
-            if (word) entry_word(word).store(0, std::memory_order_release);
         }
-        drop_shared(r->offset, r->destroy);
+        // Unlisted and dropped as one; the table's bookkeeping (which may free a page) after.
+        drop_shared(r->offset, r->destroy, word);
         if (word) {
             std::lock_guard lock(refs_mutex_);
             give_entry(word);
@@ -340,21 +352,31 @@ public:
             arena_ref* next = std::exchange(r->next, nullptr);
             r->prev = nullptr;
             r->dropped = true;
-            if (r->entry) entry_word(std::exchange(r->entry, 0)).store(0, std::memory_order_release);
-            drop_shared(r->offset, r->destroy);
+            drop_shared(r->offset, r->destroy, std::exchange(r->entry, 0));
             r = next;
         }
         leave_table();
     }
 
-    /// Drops one shared reference to the object at `offset`.
-    void drop_shared(std::uint64_t offset, void (*destroy)(void*, std::uint64_t) noexcept) noexcept {
-        if (refs_of(offset).fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    /// Drops one shared reference to the object at `offset`, and clears the table word `entry`
+    /// that listed it (0: none) in the same redo record. The last reference destroys the object.
+    void drop_shared(std::uint64_t offset, void (*destroy)(void*, std::uint64_t) noexcept,
+                     std::uint64_t entry = 0) noexcept {
+        const std::uint64_t user_off = user_of(offset);
+        bool last = false;
+        {
+            heap_guard g(heap_mutex_, heap_);
+            const std::uint64_t refs = refs_of(offset).load(std::memory_order_relaxed);
+            last = refs == 1;
+            // The last one makes the block ours: if this process dies while destroying it, the
+            // block (and, through it, what the object owns) comes back when that death is noticed.
+            heap_.store_all({{entry, 0},
+                             {heap::refs_word_of_user(user_off), refs - 1},
+                             {last ? heap::owner_word_of_user(user_off) : 0, my_owner_or(owner_counted)}});
+        }
+        if (!last) return;
         arena_block_header* h = header_of(offset);
-        char* user = static_cast<char*>(at(offset)) - h->lead;
-        // Ours now: if this process dies while destroying it, the block (and, through it, what
-        // the object owns) comes back when that death is noticed.
-        set_owner(user, my_owner_or(owner_counted));
+        char* user = base_ + user_off;
         destroy(at(offset), h->count);
         deallocate(user);
         if (sweep_wanted_.exchange(false, std::memory_order_relaxed)) sweep_now();
@@ -640,13 +662,13 @@ private:
             for (std::size_t k = 0; k < n; ++k) {
                 const std::uint64_t object = entry[k].load(std::memory_order_acquire);
                 if (!object) continue;
-                entry[k].store(0, std::memory_order_relaxed);
-                if (refs_of(object).fetch_sub(1, std::memory_order_acq_rel) == 1) {
-                    // Its last reference: freed without its destructor (which could only free
-                    // blocks of its own: they go at the sweep, with their parent gone).
-                    heap_guard g(heap_mutex_, heap_);
-                    heap_.deallocate(object - header_of(object)->lead);
-                }
+                heap_guard g(heap_mutex_, heap_);
+                const std::uint64_t user = user_of(object);
+                const std::uint64_t refs = refs_of(object).load(std::memory_order_relaxed);
+                heap_.store_all({{offset_of(&entry[k]), 0}, {heap::refs_word_of_user(user), refs - 1}});
+                // Its last reference: freed without its destructor (which could only free blocks
+                // of its own: they go at the sweep, with their parent gone).
+                if (refs == 1) heap_.deallocate(user);
             }
         };
         drop_all(s.page.entry, s.page.entries);
@@ -740,8 +762,6 @@ private:
                     if (arena* a = current()) {
                         a->refs_mutex_.lock();
                         a->heap_mutex_.lock();  // no thread of ours is inside the heap at fork
-                        for (arena_ref* r = a->refs_; r; r = r->next)
-                            a->refs_of(r->offset).fetch_add(1, std::memory_order_relaxed);
                         a->reserve_child_row();
                     }
                 },
@@ -770,12 +790,16 @@ private:
         fork_entries_.clear();
         fork_row_ = ~0u;
         heap_.lock();
+        std::size_t n = 0;
+        for (arena_ref* r = refs_; r; r = r->next) ++n;
         std::uint32_t row = ~0u;
-        for (std::uint32_t i = 0; i < rows_; ++i)
-            if (slots()[i].state.load(std::memory_order_relaxed) == slot_free) {
-                row = i;
-                break;
-            }
+        try {
+            fork_entries_.reserve(n);
+            for (std::uint32_t i = 0; i < rows_ && row == ~0u; ++i)
+                if (slots()[i].state.load(std::memory_order_relaxed) == slot_free) row = i;
+        } catch (...) {
+        }
+        arena_ref* r = refs_;  // the first reference not yet counted for the child
         if (row != ~0u) {
             process_slot& s = slots()[row];
             const std::uint32_t gen = s.gen.load(std::memory_order_relaxed) + 1;
@@ -784,42 +808,34 @@ private:
             s.page.next.store(0, std::memory_order_relaxed);
             for (auto& e : s.page.entry) e.store(0, std::memory_order_relaxed);
             s.state.store(slot_live, std::memory_order_release);
-            bool ok = true;
-            try {
-                std::size_t n = 0;
-                for (arena_ref* r = refs_; r; r = r->next) ++n;
-                fork_entries_.reserve(n);
-                std::atomic<std::uint64_t>* words = s.page.entry;
-                std::size_t left = s.page.entries;
-                std::uint64_t* link = nullptr;
-                for (arena_ref* r = refs_; r && ok; r = r->next) {
-                    if (left == 0) {
-                        const std::uint64_t user = heap_.allocate(sizeof(ref_page), owner_process(row, gen));
-                        if (!user) {
-                            ok = false;
-                            break;
-                        }
-                        auto* page = page_at(user);
-                        std::memset(static_cast<void*>(page), 0, sizeof(ref_page));
-                        page->next.store(s.page.next.load(std::memory_order_relaxed), std::memory_order_relaxed);
-                        s.page.next.store(user, std::memory_order_release);
-                        words = page->entry;
-                        left = ref_page::entries;
-                    }
-                    (void)link;
-                    words->store(r->offset, std::memory_order_relaxed);
-                    fork_entries_.push_back(offset_of(words));
-                    ++words;
-                    --left;
+            std::atomic<std::uint64_t>* words = s.page.entry;
+            std::size_t left = s.page.entries;
+            for (; r; r = r->next) {
+                if (left == 0) {
+                    const std::uint64_t user = heap_.allocate(sizeof(ref_page), owner_process(row, gen));
+                    if (!user) break;
+                    auto* page = page_at(user);
+                    std::memset(static_cast<void*>(page), 0, sizeof(ref_page));
+                    page->next.store(s.page.next.load(std::memory_order_relaxed), std::memory_order_relaxed);
+                    s.page.next.store(user, std::memory_order_release);
+                    words = page->entry;
+                    left = ref_page::entries;
                 }
-            } catch (...) {
-                ok = false;
+                // Counted and listed as one.
+                heap_.store_all({{offset_of(words), r->offset},
+                                 {heap::refs_word_of_user(user_of(r->offset)),
+                                  refs_of(r->offset).load(std::memory_order_relaxed) + 1}});
+                fork_entries_.push_back(offset_of(words));  // reserved: does not throw
+                ++words;
+                --left;
             }
-            if (ok) {
+            if (!r) {
                 fork_row_ = row;
                 fork_gen_ = gen;
             } else {
-                // Give the row back empty: the child lists its references itself.
+                // No room for the whole list: the row goes back, the references stay counted, and
+                // the child lists them itself.
+                for (std::uint64_t w : fork_entries_) entry_word(w).store(0, std::memory_order_relaxed);
                 for (std::uint64_t p = s.page.next.load(std::memory_order_relaxed); p;) {
                     std::uint64_t next = page_at(p)->next.load(std::memory_order_relaxed);
                     heap_.deallocate(p);
@@ -829,6 +845,9 @@ private:
                 fork_entries_.clear();
             }
         }
+        for (; r; r = r->next)
+            heap_.store_all({{heap::refs_word_of_user(user_of(r->offset)),
+                              refs_of(r->offset).load(std::memory_order_relaxed) + 1}});
         heap_.unlock();
         forked_row() = fork_row_ == ~0u ? ~0ull : (std::uint64_t{fork_row_} << 32 | fork_gen_);
     }
@@ -1109,12 +1128,17 @@ struct shared_handle_access {
         h->lead = static_cast<std::uint32_t>(lead);
         h->count = count;
         h->type_tag = type_tag<E>;
-        a.refs_of(a.offset_of(obj)).store(1, std::memory_order_relaxed);
-        // Listed in this process's table first, then counted: a kill between the two leaves a
-        // block that the table's reclaim frees (once), never one that nobody frees.
-        auto handle = adopt(a, a.offset_of(obj));
-        a.set_owner(block, owner_counted);
-        return handle;
+        // Counted, listed in this process's row and handed from this process to the count as one:
+        // until then a kill leaves a block of this process's, freed when its death is noticed.
+        arena_ref* r;
+        try {
+            r = a.add_ref(a.offset_of(obj), &destroy_elements<E>, true, block);
+        } catch (...) {
+            destroy_elements<E>(obj, count);
+            a.deallocate(block);
+            throw;
+        }
+        return shared_handle<T>(r, obj);
     }
 
     /// Adopts a shared reference already counted (a new object's first, or a pickled handle's):
@@ -1197,7 +1221,7 @@ struct pickler<shared_handle<T>> {
         w.write_raw(detail::type_tag<E>);
         const bool with_ref = !w.sender_holds_objects();
         w.dump(with_ref);
-        if (with_ref) a.refs_of(h.offset()).fetch_add(1, std::memory_order_relaxed);  // the message's
+        if (with_ref) a.count_message_ref(h.offset());  // the message's
     }
 
     static shared_handle<T> load(PickleReader& r) {

@@ -39,9 +39,11 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "posix.hpp"
@@ -304,6 +306,22 @@ public:
         redo_add(owner_at(b), 0);
         redo_apply();
         push_free(start, total);
+    }
+
+    /// Makes the stores `where[i] = value[i]` (offsets of 8-byte words) as one: after a crash,
+    /// all of them or none. Under the lock.
+    void store_all(std::initializer_list<std::pair<std::uint64_t, std::uint64_t>> writes) noexcept {
+        redo_begin();
+        for (const auto& [where, value] : writes)
+            if (where) redo_add(where, value);
+        redo_apply();
+    }
+    /// The offset of a block's owner word and reference count, for store_all.
+    [[nodiscard]] static std::uint64_t owner_word_of_user(std::uint64_t user) noexcept {
+        return owner_at(user - heap_header_bytes);
+    }
+    [[nodiscard]] static std::uint64_t refs_word_of_user(std::uint64_t user) noexcept {
+        return user - heap_header_bytes + 24;
     }
 
     /// Bytes in free blocks (headers of free blocks included).
