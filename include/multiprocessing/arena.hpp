@@ -22,9 +22,12 @@
 //     holds. When a process's death is noticed (its parent reaps it: Process.join(), a Pool
 //     replacing or terminating workers; or the arena is full; or its lock is taken over), its
 //     references are dropped, its blocks freed, and then what only they owned.
-//   - Order makes the gaps safe: a reference is listed before the object can be freed through
-//     it, and unlisted before it is dropped, so a kill between two steps can leak one object
-//     (kept until the tree ends) but never free one twice or free one in use.
+//   - A reference count changes only under the allocator's lock, in the same redo record as the
+//     table word that lists it (and, for a new object, as the hand-over of its block from its
+//     maker to the count): no kill between two steps leaks an object or frees one twice.
+//   - What can be lost (kept until the tree ends): references inside a message lost with the
+//     process that carried it, or left unread in a queue that is destroyed; those of a child
+//     whose parent died inside fork(2).
 //   - An object freed this way (its holder died) is freed without its destructor: arena types'
 //     destructors may only free blocks of their own, and those go with their parent's block.
 //
