@@ -94,12 +94,7 @@ private:
         auto server = std::make_unique<server_process>(exec_self({theirs.get()}, forkserver_env, std::to_string(::getpid())));
         theirs.reset();
         // The server says "ready" from mp::freeze_support(); without it, tell the user.
-        if (!reached_freeze_support(mine.get(), server->sentinel())) {
-            server->send_signal(SIGKILL);
-            (void)server->wait(deadline());
-            throw ProcessError(std::string("multiprocessing: the fork server never reached mp::freeze_support(); ") +
-                               missing_freeze_support);
-        }
+        if (!reached_freeze_support(mine.get(), server->sentinel())) throw bootstrap_failed(*server, "the fork server");
         control_ = std::move(mine);
         server_ = std::move(server);
     }
@@ -141,8 +136,10 @@ public:
         forkserver().request(fds);
         status_w.reset();
         std::int64_t pid = 0;
-        if (!read_exact(&pid, sizeof pid) || pid <= 0)
-            throw ProcessError("multiprocessing: the fork server failed to start the child");
+        if (!read_exact(&pid, sizeof pid) || pid == 0)
+            throw ProcessError("multiprocessing: the fork server ended before it started the child");
+        if (pid < 0)  // the server's fork(2) failed: -errno
+            throw std::system_error(static_cast<int>(-pid), std::generic_category(), "multiprocessing: fork (in the fork server)");
         pid_ = static_cast<pid_t>(pid);
     }
 
@@ -238,6 +235,7 @@ private:
         }
         flush_std_streams();
         pid_t pid = ::fork();
+        const int fork_error = errno;
         if (pid == 0) {
             ::close(control);
             parent_fd.reset();
@@ -246,7 +244,7 @@ private:
             std::vector<int> args(got.begin() + 2, got.end());
             ::_exit(run_child_payload(got[0], args, ::getppid()));
         }
-        std::int64_t reply = pid > 0 ? pid : -1;
+        std::int64_t reply = pid > 0 ? pid : -static_cast<std::int64_t>(fork_error);  // the client names the cause
         (void)!::write(got[1], &reply, sizeof reply);
         if (pid > 0)
             children.emplace(pid, child{pidfd_open(pid), unique_fd(got[1])});
