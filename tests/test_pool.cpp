@@ -701,15 +701,16 @@ void expect(bool ok, const std::string& what) {
     if (!ok) throw std::runtime_error(what);
 }
 
-// Runs `scenario(method, report)` in a forked child and returns its verdict: "ok", "skip: why",
-// or what went wrong. The child is killed if it has not answered within the bound.
+// Runs `scenario(method)` in a forked child (it may change its uid and limits there) and returns
+// its verdict: "ok", "skip: why", or what went wrong. The child is killed if it has not answered
+// within the bound.
 template <class F>
 std::string verdict_of_child(mp::StartMethod method, F scenario) {
     auto [here, there] = mp::Pipe();
     mp::Process child(mp::Context(mp::StartMethod::fork), [scenario, method](mp::Connection report) {
         std::string verdict = "ok";
         try {
-            scenario(method, report);
+            scenario(method);
         } catch (const std::exception& e) {
             verdict = e.what();
         }
@@ -735,7 +736,7 @@ template <class R>
 void expect_fails_naming(mp::AsyncResult<R> r, const std::string& cause, const std::string& what) {
     try {
         (void)r.get(mp_test::bound);
-    } catch (const mp::TimeoutError& e) {
+    } catch (const mp::TimeoutError&) {
         throw std::runtime_error(what + ": still blocked after " + std::to_string(mp_test::bound.count()) + " s");
     } catch (const mp::ProcessError& e) {
         expect(std::string(e.what()).find(cause) != std::string::npos,
@@ -825,8 +826,7 @@ void set_nproc(pid_t pid, rlim_t soft) {
 // As a user that has as many processes as RLIMIT_NPROC allows: a killed worker cannot be
 // replaced (fork fails with EAGAIN) until the limit is raised; a Pool that cannot start all its
 // workers raises and leaves none behind.
-void nproc_scenario(mp::StartMethod method, mp::Connection& report) {
-    (void)report;
+void nproc_scenario(mp::StartMethod method) {
     // RLIMIT_NPROC does not bind root: become a user of our own (root can; others test as
     // themselves).
     if (::getuid() == 0) {
@@ -915,8 +915,7 @@ void nofile_scenario(mp::StartMethod method, int spare) {
 
 TEST_CASE("a worker that cannot be replaced for lack of processes fails tasks with EAGAIN, then the pool recovers", "[pool][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
-    auto verdict = verdict_of_child(ctx.start_method(),
-                                    [](mp::StartMethod m, mp::Connection& report) { nproc_scenario(m, report); });
+    auto verdict = verdict_of_child(ctx.start_method(), nproc_scenario);
     if (verdict.rfind("skip:", 0) == 0) {
         WARN(verdict);
         return;
@@ -929,8 +928,15 @@ TEST_CASE("a worker that cannot be replaced for lack of descriptors fails tasks 
     // Under spawn, also with room for the parent's descriptors but not for the child's.
     for (int spare : ctx.start_method() == mp::StartMethod::spawn ? std::vector<int>{0, 4} : std::vector<int>{0}) {
         INFO("descriptors left free: " << spare);
-        auto verdict = verdict_of_child(ctx.start_method(),
-                                        [spare](mp::StartMethod m, mp::Connection&) { nofile_scenario(m, spare); });
+#if defined(__SANITIZE_ADDRESS__)  // the project's sanitizer build: ASan + UBSan
+        if (spare == 0) {
+            // UBSan checks each new (type, vtable) pair through a pipe(2) of its own: with no
+            // descriptor left it reports every such object as having an invalid vptr.
+            WARN("skipped under UBSan: its vptr check needs free descriptors");
+            continue;
+        }
+#endif
+        auto verdict = verdict_of_child(ctx.start_method(), [spare](mp::StartMethod m) { nofile_scenario(m, spare); });
         CHECK(verdict == "ok");
     }
 }

@@ -188,28 +188,32 @@ inline constexpr std::chrono::milliseconds pool_retry_first{10};
 inline constexpr std::chrono::milliseconds pool_retry_max{1000};
 
 /// Why a worker could not start, for the errors of the tasks that cannot run: the error's
-/// message, with its errno's name and what it usually means.
+/// message, with its errno's name and what it usually means. Only what() is read: with no
+/// descriptor left, UBSan's check of a type_info (which needs a pipe) would report it as bad.
 inline std::string start_failure_cause(std::exception_ptr e) {
-    std::string cause = describe(e).message;
     try {
         std::rethrow_exception(e);
     } catch (const std::system_error& x) {
-        if (x.code().category() == std::generic_category() || x.code().category() == std::system_category()) {
-            const int err = x.code().value();
-            const bool explained = cause.find("RLIMIT") != std::string::npos;
-            cause += " (" + errno_name(err) + ")";
-            if (explained)
-                ;
-            else if (err == EAGAIN)
-                cause += ": the user's process limit (RLIMIT_NPROC, ulimit -u) is reached, or memory or process ids ran out";
-            else if (err == EMFILE)
-                cause += ": this process has as many descriptors open as RLIMIT_NOFILE allows (ulimit -n)";
-            else if (err == ENFILE)
-                cause += ": the system's limit of open files is reached";
-        }
+        std::string cause = x.what();
+        if (x.code().category() != std::generic_category() && x.code().category() != std::system_category())
+            return cause;
+        const int err = x.code().value();
+        const bool explained = cause.find("RLIMIT") != std::string::npos;
+        cause += " (" + errno_name(err) + ")";
+        if (explained)
+            ;
+        else if (err == EAGAIN)
+            cause += ": the user's process limit (RLIMIT_NPROC, ulimit -u) is reached, or memory or process ids ran out";
+        else if (err == EMFILE)
+            cause += ": this process has as many descriptors open as RLIMIT_NOFILE allows (ulimit -n)";
+        else if (err == ENFILE)
+            cause += ": the system's limit of open files is reached";
+        return cause;
+    } catch (const std::exception& x) {
+        return x.what();
     } catch (...) {
+        return describe(e).message;
     }
-    return cause;
 }
 
 /// A submitted job: some number of chunks, each sent to a worker and answered once.
