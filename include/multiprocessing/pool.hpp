@@ -18,7 +18,11 @@
 // workers, and a new worker takes its place. The parent never blocks on a worker's ring.
 //
 // Beyond Python: terminate() (and the destructor) fail every pending result instead of leaving
-// get() blocked forever; workers die with the parent (PR_SET_PDEATHSIG: they are daemonic).
+// get() blocked forever; workers die with the parent (PR_SET_PDEATHSIG: they are daemonic). A
+// worker that cannot be started (fork fails with EAGAIN, descriptors run out, its initializer
+// raises) is tried again with back-off; while no worker lives, the tasks waiting and every new
+// one fail with a ProcessError naming the cause instead of waiting for ever, and the pool serves
+// again once a worker starts. Callbacks may call close() and terminate(); join() there raises.
 #pragma once
 
 #include <poll.h>
@@ -45,6 +49,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <tuple>
 #include <type_traits>
@@ -175,6 +180,40 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
     auto cap = std::chrono::hours(24 * 365 * 100);
     if (d >= cap) return now + cap;
     return now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
+}
+
+/// After a worker fails to start, the pool tries again after pool_retry_first, doubling the wait
+/// each time up to pool_retry_max: a lasting cause (a process limit) costs one attempt a second.
+inline constexpr std::chrono::milliseconds pool_retry_first{10};
+inline constexpr std::chrono::milliseconds pool_retry_max{1000};
+
+/// Why a worker could not start, for the errors of the tasks that cannot run: the error's
+/// message, with its errno's name and what it usually means. Only what() is read: with no
+/// descriptor left, UBSan's check of a type_info (which needs a pipe) would report it as bad.
+inline std::string start_failure_cause(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::system_error& x) {
+        std::string cause = x.what();
+        if (x.code().category() != std::generic_category() && x.code().category() != std::system_category())
+            return cause;
+        const int err = x.code().value();
+        const bool explained = cause.find("RLIMIT") != std::string::npos;
+        cause += " (" + errno_name(err) + ")";
+        if (explained)
+            ;
+        else if (err == EAGAIN)
+            cause += ": the user's process limit (RLIMIT_NPROC, ulimit -u) is reached, or memory or process ids ran out";
+        else if (err == EMFILE)
+            cause += ": this process has as many descriptors open as RLIMIT_NOFILE allows (ulimit -n)";
+        else if (err == ENFILE)
+            cause += ": the system's limit of open files is reached";
+        return cause;
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return describe(e).message;
+    }
 }
 
 /// A submitted job: some number of chunks, each sent to a worker and answered once.
@@ -697,9 +736,12 @@ public:
             started.set_value();
             result_loop();
         });
+        result_thread_ = thread_.get_id();
         try {
             ready.get();
         } catch (...) {
+            // The workers started before the failure end with the constructor (SIGKILL: they
+            // have run nothing); the error is the start's own, naming its cause.
             thread_.join();
             for (auto& w : workers_)
                 if (w.proc) {
@@ -712,7 +754,16 @@ public:
     }
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
-    ~Pool() { terminate(); }
+    ~Pool() {
+        if (std::this_thread::get_id() == result_thread_) {
+            // The result thread would go on running this pool's code after the callback returns.
+            std::fputs("multiprocessing: a Pool was destroyed from its own callback, which runs in the pool's result "
+                       "thread; call terminate() or close() there, and destroy the pool from another thread\n",
+                       stderr);
+            std::abort();
+        }
+        terminate();
+    }
 
     // ---- apply ---------------------------------------------------------------------------
 
@@ -808,8 +859,10 @@ public:
     }
 
     /// Stops the workers at once; every result not yet ready fails with mp::WorkerLostError
-    /// (Python leaves them blocked forever). Safe to call twice; the destructor calls it.
+    /// (Python leaves them blocked forever). Safe to call twice, and from a callback (the result
+    /// thread then ends once the callback returns); the destructor calls it.
     void terminate() noexcept {
+        const auto self = std::this_thread::get_id();
         {
             // Waits for callers moving results to leave (they look at `closing` between two
             // deliveries); later ones find no pool.
@@ -817,42 +870,70 @@ public:
             std::unique_lock l(link_->m);
             link_->pool = nullptr;
         }
+        bool mine = false;
         {
             std::lock_guard g(mutex_);
-            if (state_ == run_state::terminated) return;
-            state_ = run_state::terminate;
-            stop_thread_ = true;
-            for (auto& w : workers_)
-                if (w.proc && w.alive) w.proc->terminate();
-            wake();
+            if (state_ != run_state::terminate && state_ != run_state::terminated) {
+                mine = true;
+                terminator_ = self;
+                state_ = run_state::terminate;
+                stop_thread_ = true;
+                // SIGTERM, as Python; SIGKILL for one still starting, which may yet run a SIGTERM
+                // handler inherited by fork (it resets it first thing in pool_worker_main).
+                for (auto& w : workers_)
+                    if (w.proc && w.alive) w.channel->worker_started() ? w.proc->terminate() : w.proc->kill();
+                wake();
+            } else if (self == terminator_ || self == result_thread_) {
+                return;  // from a callback that the terminate() under way runs, or that it waits for
+            }
         }
-        if (thread_.joinable()) thread_.join();
-        std::lock_guard g(mutex_);
-        auto lost = std::make_exception_ptr(
-            WorkerLostError("multiprocessing: the pool was terminated before this task finished"));
-        for (auto& w : workers_) {
-            for (auto& o : w.outstanding) fail_chunk(o.job, o.chunk, lost);
-            w.outstanding.clear();
-            if (w.proc) {
-                if (!w.proc->join(std::chrono::seconds(1))) {
+        // The result thread cannot wait for itself: called from a callback, it ends after it.
+        if (self != result_thread_) join_result_thread();
+        if (!mine) {  // another thread does the work: done when it says so
+            std::unique_lock g(mutex_);
+            idle_.wait(g, [&] { return state_ == run_state::terminated; });
+            return;
+        }
+        std::vector<std::pair<std::shared_ptr<detail::job_base>, std::size_t>> lost;
+        std::vector<failed_chunk> unsent;
+        {
+            std::lock_guard g(mutex_);
+            for (auto& w : workers_) {
+                for (auto& o : w.outstanding) lost.emplace_back(std::move(o.job), o.chunk);
+                w.outstanding.clear();
+                w.alive = false;  // a result thread still in a callback sends it nothing more
+                if (w.proc && !w.proc->join(std::chrono::seconds(1))) {
                     w.proc->kill();
                     w.proc->join();
                 }
             }
+            for (auto& r : redo_) lost.push_back(std::move(r));
+            redo_.clear();
+            for (auto& job : queue_)
+                while (job->next_chunk < job->n_chunks) lost.emplace_back(job, job->next_chunk++);
+            queue_.clear();
+            unsent.swap(failed_later_);
+            unfinished_ = 0;
         }
-        for (auto& [job, c] : redo_) fail_chunk(job, c, lost);
-        redo_.clear();
-        for (auto& job : queue_)
-            while (job->next_chunk < job->n_chunks) fail_chunk(job, job->next_chunk++, lost);
-        queue_.clear();
-        unfinished_ = 0;
-        state_ = run_state::terminated;
+        // Without the pool lock: an error callback may call the pool (close(), terminate(), ...).
+        auto e = std::make_exception_ptr(WorkerLostError("multiprocessing: the pool was terminated before this task finished"));
+        for (auto& [job, c] : lost) fail_chunk(job, c, e);
+        for (auto& f : unsent) fail_chunk(f.job, f.chunk, f.error);
+        {
+            std::lock_guard g(mutex_);
+            state_ = run_state::terminated;
+        }
         idle_.notify_all();
     }
 
     /// Waits for the workers to exit; call close() or terminate() first, else mp::ValueError
-    /// (Python: join).
+    /// (Python: join). From a callback, mp::ValueError: it would wait for itself.
     void join() {
+        if (std::this_thread::get_id() == result_thread_)
+            throw ValueError(
+                "multiprocessing: join() was called from a callback or error callback, which runs in the pool's "
+                "result thread: it would wait for that thread to end, that is for itself. Call close() or "
+                "terminate() in the callback, and join() from another thread");
         std::unique_lock g(mutex_);
         if (state_ == run_state::run)
             throw ValueError("multiprocessing: Pool is still running; call close() or terminate() before join()");
@@ -866,18 +947,28 @@ public:
         }
         if (state_ == run_state::joining) {
             g.unlock();
-            if (thread_.joinable()) thread_.join();  // it stops the workers first (stop_workers)
+            join_result_thread();  // it stops the workers first (stop_workers)
             g.lock();
             stop_workers();
             state_ = run_state::terminated;
+        } else if (state_ == run_state::terminated) {
+            // After a terminate() from a callback, the result thread ends once the callback returns.
+            g.unlock();
+            join_result_thread();
         }
-        // terminated (by terminate() or a finished join): nothing left to wait for.
+        // terminate (under way in this thread, which runs an error callback): nothing to wait for.
     }
 
     /// The number of worker processes.
     [[nodiscard]] std::size_t processes() const noexcept { return workers_.size(); }
 
 private:
+    /// Joins the result thread, once, whichever thread asks first.
+    void join_result_thread() noexcept {
+        std::lock_guard g(join_mutex_);
+        if (thread_.joinable()) thread_.join();
+    }
+
     /// For join(): tells every worker to stop and waits for it (10 s, then SIGKILL); pool lock
     /// held. The result thread does it before it ends: a worker it started (a replacement) has
     /// it as parent for PR_SET_PDEATHSIG, which acts on the death of the starting thread, and
@@ -905,6 +996,13 @@ private:
         std::shared_ptr<detail::job_base> job;
         std::size_t chunk;
         std::uint64_t seq;
+    };
+
+    /// A chunk that failed where its error callback must not run (under the pool lock).
+    struct failed_chunk {
+        std::shared_ptr<detail::job_base> job;
+        std::size_t chunk;
+        std::exception_ptr error;
     };
 
     struct worker {
@@ -1058,6 +1156,12 @@ private:
         if (job->n_chunks == 0) return;
         unfinished_ += job->n_chunks;
         queue_.push_back(std::move(job));
+        if (no_worker_) [[unlikely]] {
+            // The result thread tries to start one at once; the job fails if none can start.
+            start_now_ = true;
+            wake();
+            return;
+        }
         dispatch();
     }
 
@@ -1144,8 +1248,14 @@ private:
                     return {};
                 });
             } catch (...) {  // a later chunk that cannot be pickled fails alone
-                fail_chunk(job, c, std::current_exception());
-                finished_one();
+                if (job->has_callbacks()) {
+                    // Its error callback runs in the result thread, without the pool lock.
+                    failed_later_.push_back({std::move(job), c, std::current_exception()});
+                    wake();
+                } else {
+                    fail_chunk(job, c, std::current_exception());
+                    finished_one();
+                }
                 continue;
             }
             const bool was_idle = w.outstanding.empty();
@@ -1230,6 +1340,15 @@ private:
         auto& v = workers_[i];
         (void)v.proc->join(std::chrono::seconds(5));
         auto code = v.proc->exitcode();
+        // One that exited on its own before it took tasks could not start: replaced at once, it
+        // would fail again at once, for ever.
+        std::optional<std::string> could_not_start;
+        if (code && *code > 0 && !v.channel->worker_started()) {
+            auto why = v.channel->worker_start_error();
+            could_not_start = "the worker process (pid " + std::to_string(v.proc->pid()) + ") exited with code " +
+                              std::to_string(*code) + " before it was ready: " +
+                              (why.empty() ? std::string("its standard error says why") : why);
+        }
         // Only a chunk the worker had taken was running (it answers each before taking the
         // next); none if it died idle.
         if (!v.outstanding.empty() && v.channel->taken(v.outstanding.front().seq)) {
@@ -1253,15 +1372,86 @@ private:
         auto& x = workers_[i];
         x.channel.reset();
         x.proc.reset();
-        if (state_ == run_state::run || (state_ == run_state::close && unfinished_ > 0)) {
-            try {
-                start_worker(i);
-            } catch (...) {
-                auto info = detail::describe(std::current_exception());
-                std::fprintf(stderr, "multiprocessing: the pool could not start a worker: %s\n", info.message.c_str());
-            }
+        if (wants_workers()) {
+            if (could_not_start)
+                start_failed(g, std::move(*could_not_start));
+            else
+                (void)try_start(g, i);
         }
         dispatch();
+    }
+
+    /// True while the pool needs its workers: it runs, or it was closed with tasks left.
+    [[nodiscard]] bool wants_workers() const noexcept {
+        return state_ == run_state::run || (state_ == run_state::close && unfinished_ > 0);
+    }
+
+    /// Starts worker `i`; if it cannot, notes why and when to try again (pool lock held).
+    bool try_start(std::unique_lock<std::mutex>& g, std::size_t i) {
+        try {
+            start_worker(i);
+        } catch (...) {
+            start_failed(g, detail::start_failure_cause(std::current_exception()));
+            return false;
+        }
+        no_worker_ = false;
+        return true;
+    }
+
+    /// A worker could not start: the result thread tries again later, waiting longer each time.
+    /// While no worker lives, the chunks waiting fail with the cause instead of waiting for ever
+    /// (pool lock held; released while their callbacks run).
+    void start_failed(std::unique_lock<std::mutex>& g, std::string cause) {
+        if (start_error_.empty())  // once per outage, not once per attempt
+            std::fprintf(stderr, "multiprocessing: the pool could not start a worker: %s; it tries again\n", cause.c_str());
+        start_error_ = std::move(cause);
+        retry_backoff_ = retry_backoff_.count() == 0 ? detail::pool_retry_first : std::min(2 * retry_backoff_, detail::pool_retry_max);
+        retry_at_ = std::chrono::steady_clock::now() + retry_backoff_;
+        if (std::any_of(workers_.begin(), workers_.end(), [](const worker& w) { return w.alive; })) return;
+        no_worker_ = true;
+        std::vector<std::pair<std::shared_ptr<detail::job_base>, std::size_t>> waiting(
+            std::make_move_iterator(redo_.begin()), std::make_move_iterator(redo_.end()));
+        redo_.clear();
+        for (auto& job : queue_)
+            while (job->next_chunk < job->n_chunks) waiting.emplace_back(job, job->next_chunk++);
+        queue_.clear();
+        if (waiting.empty()) return;
+        auto e = std::make_exception_ptr(ProcessError(
+            "multiprocessing: no pool worker runs to take this task, and none could be started: " + start_error_ +
+            ". The pool tries again with back-off and serves again once a worker starts"));
+        g.unlock();
+        for (auto& [job, c] : waiting) fail_chunk(job, c, e);
+        g.lock();
+        for (std::size_t k = 0; k < waiting.size(); ++k) finished_one();
+    }
+
+    /// The result thread's care of workers that could not start, and of chunks that failed where
+    /// their callbacks could not run (pool lock held, and the receiving role).
+    void tend_workers(std::unique_lock<std::mutex>& g) {
+        if (!failed_later_.empty()) {
+            auto failed = std::exchange(failed_later_, {});
+            g.unlock();
+            for (auto& f : failed) fail_chunk(f.job, f.chunk, f.error);
+            g.lock();
+            for (std::size_t k = 0; k < failed.size(); ++k) finished_one();
+        }
+        if (start_error_.empty() || stop_thread_) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (!start_now_ && now < retry_at_) return;
+        start_now_ = false;
+        retry_at_ = now + retry_backoff_;
+        if (!wants_workers()) return;
+        bool failed = false;
+        for (std::size_t i = 0; i < workers_.size() && !failed && !stop_thread_; ++i)
+            if (!workers_[i].proc) failed = !try_start(g, i);  // the first failure ends the round
+        // Back to normal once every worker has taken up its work: one that exits before counts as
+        // not started, and the back-off goes on.
+        if (!failed && std::all_of(workers_.begin(), workers_.end(),
+                                   [](const worker& w) { return w.alive && w.channel->worker_started(); })) {
+            start_error_.clear();
+            retry_backoff_ = {};
+        }
+        if (!stop_thread_) dispatch();
     }
 
     /// Moves what the rings hold: results in (delivered), tasks out. Pool lock held, and the
@@ -1280,8 +1470,10 @@ private:
             for (;;) {
                 // Only the receiving thread reads the channel: a message stays valid while delivered.
                 auto& w = workers_[i];
-                if (for_waiter && !w.outstanding.empty() && w.outstanding.front().job->has_callbacks() &&
-                    w.channel->message_waiting()) {
+                if (for_waiter && !w.outstanding.empty() && w.outstanding.front().job->has_callbacks()) {
+                    // Never read here, even if it lands just after the look: its callbacks would
+                    // run in this caller's thread (and a terminate() there would deadlock).
+                    if (!w.channel->message_waiting()) break;
                     handed_off = true;
                     return any;
                 }
@@ -1400,6 +1592,17 @@ private:
             auto now = std::chrono::steady_clock::now();
             if (any && now - last_sentinel_check < std::chrono::milliseconds(5)) continue;
             last_sentinel_check = now;
+            if (!start_error_.empty() || !failed_later_.empty()) {
+                begin_receiving(g);
+                tend_workers(g);
+                end_receiving();
+                if (stop_thread_) continue;
+            }
+            // Asleep, it wakes for the next attempt to start a worker.
+            int sleep_ms = -1;
+            if (!start_error_.empty())
+                sleep_ms = static_cast<int>(std::max<std::chrono::steady_clock::duration::rep>(
+                    0, std::chrono::ceil<std::chrono::milliseconds>(retry_at_ - now).count()));
             fds.clear();
             who.clear();
             fds.push_back({wake_.get(), POLLIN, 0});
@@ -1436,7 +1639,7 @@ private:
                 const bool ready_now = armed_ && any_channel_ready();
                 result_asleep_ = true;
                 g.unlock();
-                if (!ready_now) n = ::poll(fds.data(), fds.size(), -1);
+                if (!ready_now) n = ::poll(fds.data(), fds.size(), sleep_ms);
                 g.lock();
                 result_asleep_ = false;
                 if (armed_) set_armed(false);
@@ -1500,6 +1703,17 @@ private:
     bool result_asleep_ = false;      // the result thread sleeps in poll()
     bool armed_ = false;              // the workers ring the doorbell when they publish
     std::atomic<bool> result_busy_{false};  // the result thread counts as busy in activity_
+    std::thread::id result_thread_;   // callbacks run there: it cannot join itself
+    std::mutex join_mutex_;           // one thread joins the result thread
+    std::thread::id terminator_;      // the thread doing terminate()'s work (pool lock)
+    std::vector<failed_chunk> failed_later_;  // for the result thread (pool lock)
+    // Workers that could not start (pool lock): the result thread tries again at retry_at_, the
+    // wait doubling each time; while no worker lives, chunks fail with start_error_ at once.
+    std::string start_error_;  // why the last start failed; empty once every worker has started
+    std::chrono::steady_clock::time_point retry_at_{};
+    std::chrono::milliseconds retry_backoff_{0};
+    bool no_worker_ = false;  // none lives and none could start: a new job asks for an attempt
+    bool start_now_ = false;  // one was asked for
     std::shared_ptr<detail::pool_link> link_ = std::make_shared<detail::pool_link>();
     shared_handle<detail::pool_activity> activity_;  // shared with the workers
 };

@@ -188,6 +188,11 @@ struct pool_rings {
     // clears it takes it out: the parent counts a worker it wakes at once (so that the parent does
     // not spin on the CPU the woken worker waits for), and takes out one that died.
     std::atomic<std::uint32_t> counted{0};
+    // Set by the worker once its initializer has run, as it starts taking tasks: one that exits
+    // on its own before could not start, and the pool retries it with back-off instead of at once.
+    std::atomic<std::uint32_t> started{0};
+    // Why it could not (its initializer raised), for the errors of the tasks that cannot run.
+    char start_error[256]{};
 };
 
 /// Counts a worker as busy, unless it already is (pool_rings::counted).
@@ -387,6 +392,13 @@ public:
         }
         out_.append(body);
         return seq;
+    }
+    /// True once the worker has run its initializer and takes tasks.
+    [[nodiscard]] bool worker_started() const noexcept { return rings_->started.load(std::memory_order_acquire) != 0; }
+    /// What the worker left to say why it could not start (empty if nothing).
+    [[nodiscard]] std::string worker_start_error() const {
+        const char* e = rings_->start_error;
+        return std::string(e, ::strnlen(e, sizeof rings_->start_error));
     }
     /// Queues a message the worker always reads (stop).
     void queue_untracked(std::string_view payload) { append(payload, pool_no_claim); }

@@ -139,9 +139,20 @@ inline void pool_worker_main(shared_handle<pool_rings> rings, shared_handle<pool
     // must not keep them alive or make them act as the parent would.
     ::signal(SIGTERM, SIG_DFL);
     if (!initializer.empty()) {
-        PickleReader r(initializer);
-        unpickle_task(r)->run();  // an exception ends the worker with its report, as in Python
+        try {
+            PickleReader r(initializer);
+            unpickle_task(r)->run();
+        } catch (...) {
+            // The worker ends with its report, as in Python; the pool names the cause in the
+            // errors of the tasks it cannot run.
+            auto info = describe(std::current_exception());
+            std::string why = "its initializer raised " + info.type_name + ": " + info.message;
+            why.resize(std::min(why.size(), sizeof rings->start_error - 1));
+            std::memcpy(rings->start_error, why.data(), why.size());
+            throw;
+        }
     }
+    rings->started.store(1, std::memory_order_release);
     worker_channel channel(std::move(rings), std::move(activity), std::move(doorbell));
     std::map<std::pair<std::string, std::uint64_t>, chunk_runner> runners;
     std::string out;

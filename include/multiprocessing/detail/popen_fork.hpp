@@ -58,7 +58,7 @@ protected:
             ::kill(pid, SIGKILL);
             ::waitpid(pid, nullptr, 0);
             errno = err;
-            throw_errno("pidfd_open (Linux 5.3 or later is needed)");
+            throw_errno(err == ENOSYS ? "pidfd_open (Linux 5.3 or later is needed)" : "pidfd_open");
         }
     }
 

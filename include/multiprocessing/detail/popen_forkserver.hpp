@@ -96,12 +96,7 @@ private:
         auto server = std::make_unique<server_process>(exec_self({theirs.get()}, forkserver_env, std::to_string(::getpid())));
         theirs.reset();
         // The server says "ready" from mp::freeze_support(); without it, tell the user.
-        if (!reached_freeze_support(mine.get(), server->sentinel())) {
-            server->send_signal(SIGKILL);
-            (void)server->wait(deadline());
-            throw ProcessError(std::string("multiprocessing: the fork server never reached mp::freeze_support(); ") +
-                               missing_freeze_support);
-        }
+        if (!reached_freeze_support(mine.get(), server->sentinel())) throw bootstrap_failed(*server, "the fork server");
         control_ = std::move(mine);
         server_ = std::move(server);
     }
@@ -143,8 +138,10 @@ public:
         forkserver().request(fds);
         status_w.reset();
         std::int64_t pid = 0;
-        if (!read_exact(&pid, sizeof pid) || pid <= 0)
-            throw ProcessError("multiprocessing: the fork server failed to start the child");
+        if (!read_exact(&pid, sizeof pid) || pid == 0)
+            throw ProcessError("multiprocessing: the fork server ended before it started the child");
+        if (pid < 0)  // the server's fork(2) failed: -errno
+            throw std::system_error(static_cast<int>(-pid), std::generic_category(), "multiprocessing: fork (in the fork server)");
         pid_ = static_cast<pid_t>(pid);
     }
 
@@ -259,6 +256,7 @@ private:
         // back stays pending (a blocked signal is never discarded) instead of being ignored.
         ::pthread_sigmask(SIG_BLOCK, &sigint_only, &mask_at_start);
         pid_t pid = ::fork();
+        const int fork_error = errno;
         if (pid == 0) {
             ::close(control);
             parent_fd.reset();
@@ -270,7 +268,7 @@ private:
             ::_exit(run_child_payload(got[0], args, ::getppid()));
         }
         ::pthread_sigmask(SIG_SETMASK, &mask_at_start, nullptr);
-        std::int64_t reply = pid > 0 ? pid : -1;
+        std::int64_t reply = pid > 0 ? pid : -static_cast<std::int64_t>(fork_error);  // the client names the cause
         (void)!::write(got[1], &reply, sizeof reply);
         if (pid > 0)
             children.emplace(pid, child{pidfd_open(pid), unique_fd(got[1])});

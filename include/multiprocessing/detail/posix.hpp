@@ -20,6 +20,35 @@ namespace multiprocessing::detail {
     throw std::system_error(errno, std::generic_category(), std::string("multiprocessing: ") + call);
 }
 
+/// The symbolic name of an errno value ("EAGAIN"), so that a message names its cause in the
+/// words the manual pages use.
+[[nodiscard]] inline std::string errno_name(int e) {
+    switch (e) {
+        case EPERM: return "EPERM";
+        case ENOENT: return "ENOENT";
+        case ESRCH: return "ESRCH";
+        case EINTR: return "EINTR";
+        case EIO: return "EIO";
+        case E2BIG: return "E2BIG";
+        case ENOEXEC: return "ENOEXEC";
+        case EBADF: return "EBADF";
+        case ECHILD: return "ECHILD";
+        case EAGAIN: return "EAGAIN";
+        case ENOMEM: return "ENOMEM";
+        case EACCES: return "EACCES";
+        case EFAULT: return "EFAULT";
+        case EINVAL: return "EINVAL";
+        case ENFILE: return "ENFILE";
+        case EMFILE: return "EMFILE";
+        case ETXTBSY: return "ETXTBSY";
+        case ENOSPC: return "ENOSPC";
+        case EPIPE: return "EPIPE";
+        case ENOSYS: return "ENOSYS";
+        case ETIMEDOUT: return "ETIMEDOUT";
+        default: return "errno " + std::to_string(e);
+    }
+}
+
 /// Owns one file descriptor; closes it exactly once.
 class unique_fd {
 public:

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +15,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "../arena.hpp"
@@ -137,9 +140,30 @@ inline pid_t exec_self(const std::vector<int>& fds, const char* env_name, const 
         posix_spawn_file_actions_t* a;
         ~guard() { ::posix_spawn_file_actions_destroy(a); }
     } g{&actions};
-    for (std::size_t i = 0; i < fds.size(); ++i)
-        ::posix_spawn_file_actions_adddup2(&actions, fds[i], base + static_cast<int>(i));
-    ::posix_spawn_file_actions_addclosefrom_np(&actions, base + static_cast<int>(fds.size()));
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+        const int target = base + static_cast<int>(i);
+        // EBADF here means `target` is at or above RLIMIT_NOFILE: unchecked, the child would start
+        // without its descriptors and be taken for one that never reached mp::freeze_support().
+        if (int err = ::posix_spawn_file_actions_adddup2(&actions, fds[i], target); err == EBADF) {
+            rlimit limit{};
+            ::getrlimit(RLIMIT_NOFILE, &limit);
+            throw std::system_error(EMFILE, std::generic_category(),
+                                    "multiprocessing: posix_spawn: the child's descriptor " + std::to_string(target) +
+                                        " would be at or above the open-file limit (RLIMIT_NOFILE " +
+                                        std::to_string(limit.rlim_cur) +
+                                        "); raise it (ulimit -n) or close descriptors this process does not need");
+        } else if (err != 0) {
+            errno = err;
+            throw_errno("posix_spawn_file_actions_adddup2");
+        }
+    }
+    // EBADF: the start is at the limit, so no descriptor can be open from there on but those
+    // opened before the limit was lowered (and close-on-exec ones go anyway).
+    if (int err = ::posix_spawn_file_actions_addclosefrom_np(&actions, base + static_cast<int>(fds.size()));
+        err != 0 && err != EBADF) {
+        errno = err;
+        throw_errno("posix_spawn_file_actions_addclosefrom_np");
+    }
 
     std::string var = std::string(env_name) + "=" + std::to_string(base) + ":" + std::to_string(fds.size());
     if (!extra.empty()) var += ":" + extra;
@@ -189,9 +213,25 @@ inline bool reached_freeze_support(int fd, int sentinel) {
            ::read(fd, &byte, 1) == 1;
 }
 
-inline constexpr const char* missing_freeze_support =
-    "put `mp::freeze_support();` first in main, so a fresh process of this program runs its "
-    "task there instead of running main";
+/// A fresh process of this program (`who`) did not reach mp::freeze_support(): ends it and
+/// returns the error, which says how it ended (an exit code, a signal, or the timeout), since a
+/// missing freeze_support() is only one of the reasons.
+inline ProcessError bootstrap_failed(Popen& child, const std::string& who) {
+    // Gone, or going: it closed its end of the pipe without the byte, or its sentinel fired.
+    std::optional<int> ended = child.wait(deadline(std::chrono::seconds(1)));
+    child.send_signal(SIGKILL);
+    (void)child.wait(deadline());
+    std::string how = !ended      ? "did not reach mp::freeze_support() within " +
+                                        std::to_string(bootstrap_timeout.count()) + " s"
+                      : *ended < 0 ? "was killed by signal " + std::to_string(-*ended) +
+                                        " before it reached mp::freeze_support()"
+                                   : "exited with code " + std::to_string(*ended) +
+                                        " before it reached mp::freeze_support()";
+    return ProcessError("multiprocessing: " + who + " (pid " + std::to_string(child.pid()) + ") " + how +
+                        ". If main() does not call it first, put `mp::freeze_support();` first in main, so a "
+                        "fresh process of this program runs its task there instead of running main; if it "
+                        "does, the process failed before main (its standard error says why)");
+}
 
 /// A spawned child: started by exec, then our child like a forked one.
 class PopenSpawn : public PopenFork {
@@ -206,10 +246,7 @@ public:
         // The child acknowledges from mp::freeze_support(); without it, say so instead of
         // letting a copy of the parent's main run on unnoticed.
         if (reached_freeze_support(ack_r.get(), sentinel_.get())) return;
-        send_signal(SIGKILL);
-        (void)wait(deadline());
-        throw ProcessError(std::string("multiprocessing: the spawned child never reached mp::freeze_support(); ") +
-                           missing_freeze_support);
+        throw bootstrap_failed(*this, "the spawned child");
     }
 };
 
