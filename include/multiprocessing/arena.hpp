@@ -105,7 +105,7 @@ namespace detail {
 /// reference count is in its heap block's header (heap_block::refs), where the heap can see it.
 struct arena_block_header {
     std::uint32_t lead;     // bytes from the block's user bytes to the object
-    std::uint32_t pad;
+    std::uint32_t trivial;  // 1 if the elements are trivially destructible (parts may be aliased)
     std::uint64_t count;    // elements: 1 for an object, n for an array
     std::uint64_t type_tag; // type_tag of the element type, checked when unpickled
 };
@@ -1021,6 +1021,16 @@ public:
     }
     ~shared_handle() { reset(); }
 
+    /// A handle to a part of `owner`'s object (as std::shared_ptr's aliasing constructor): it
+    /// keeps the whole object alive, and travels to other processes as (object, byte offset).
+    /// The owner's type must be trivially destructible.
+    template <class U>
+    shared_handle(const shared_handle<U>& owner, element_type* part) noexcept : ref_(owner.ref_), ptr_(part) {
+        static_assert(std::is_trivially_destructible_v<std::remove_extent_t<U>>,
+                      "multiprocessing: only parts of trivially destructible arena objects can be aliased");
+        if (ref_) ref_->handles.fetch_add(1, std::memory_order_relaxed);
+    }
+
     /// Drops this handle (the object goes with the last one); the handle becomes empty.
     void reset() noexcept {
         if (ref_) detail::arena::current()->release(std::exchange(ref_, nullptr));
@@ -1056,6 +1066,12 @@ public:
 
     /// The object's offset in the arena: the same in every process.
     [[nodiscard]] std::uint64_t offset() const noexcept { return ref_ ? ref_->offset : 0; }
+    /// Where this handle points within its object, in bytes (0 unless it is an alias).
+    [[nodiscard]] std::uint64_t part_offset() const noexcept {
+        return ref_ ? static_cast<std::uint64_t>(reinterpret_cast<const char*>(ptr_) -
+                                                 static_cast<const char*>(detail::arena::current()->at(ref_->offset)))
+                    : 0;
+    }
     /// References to the object across the process tree: one per process holding handles, plus
     /// one per message in flight. (Copies within a process share their process's reference.)
     [[nodiscard]] std::uint32_t use_count() const noexcept {
@@ -1068,6 +1084,8 @@ public:
 
 private:
     friend struct detail::shared_handle_access<T>;
+    template <class U>
+    friend class shared_handle;
     shared_handle(detail::arena_ref* r, element_type* p) noexcept : ref_(r), ptr_(p) {}
 
     detail::arena_ref* ref_ = nullptr;
@@ -1129,6 +1147,7 @@ struct shared_handle_access {
         }
         auto* h = ::new (static_cast<void*>(block + lead - sizeof(arena_block_header))) arena_block_header{};
         h->lead = static_cast<std::uint32_t>(lead);
+        h->trivial = std::is_trivially_destructible_v<E> ? 1 : 0;
         h->count = count;
         h->type_tag = type_tag<E>;
         // Counted, listed in this process's row and handed from this process to the count as one:
@@ -1156,9 +1175,21 @@ struct shared_handle_access {
         }
         return shared_handle<T>(r, static_cast<E*>(a.at(offset)));
     }
-    /// Takes and records a new reference of this process to an object someone else holds.
-    static shared_handle<T> share(arena& a, std::uint64_t offset) {
-        return shared_handle<T>(a.add_ref(offset, &destroy_elements<E>, true), static_cast<E*>(a.at(offset)));
+    /// Takes and records a new reference of this process to an object someone else holds
+    /// (`counted` false: the message's reference is adopted), pointing `part` bytes into it.
+    static shared_handle<T> share(arena& a, std::uint64_t offset, std::uint64_t part = 0, bool counted = true,
+                                  bool alias = false) {
+        // A part of an object of another type: the object is trivially destructible (checked by
+        // the caller), so there is nothing to destroy.
+        auto destroy = alias ? &destroy_elements<char> : &destroy_elements<E>;
+        arena_ref* r;
+        try {
+            r = a.add_ref(offset, destroy, counted);
+        } catch (...) {
+            if (!counted) a.drop_shared(offset, destroy);
+            throw;
+        }
+        return shared_handle<T>(r, reinterpret_cast<E*>(static_cast<char*>(a.at(offset)) + part));
     }
 };
 
@@ -1222,6 +1253,9 @@ struct pickler<shared_handle<T>> {
         if (with_fd) w.write_raw(w.add_fd(a.fd()));
         w.write_raw(h.offset());
         w.write_raw(detail::type_tag<E>);
+        // An alias (a part of an object of another type): where it points, and the object's type.
+        w.write_raw(h.part_offset());
+        w.write_raw(a.header_of(h.offset())->type_tag);
         const bool with_ref = !w.sender_holds_objects();
         w.dump(with_ref);
         if (with_ref) a.count_message_ref(h.offset());  // the message's
@@ -1234,6 +1268,9 @@ struct pickler<shared_handle<T>> {
         int fd = with_fd ? r.fd(r.read_raw<std::uint32_t>()) : -1;
         auto offset = r.read_raw<std::uint64_t>();
         auto tag = r.read_raw<std::uint64_t>();
+        const auto part = r.read_raw<std::uint64_t>();
+        const auto object_tag = r.read_raw<std::uint64_t>();
+        const bool alias = part != 0 || object_tag != tag;
         const bool with_ref = r.load<bool>();
         detail::arena* a = detail::arena::current();
         if (!a && !with_fd)
@@ -1247,11 +1284,13 @@ struct pickler<shared_handle<T>> {
         if (tag != detail::type_tag<E>)
             throw PicklingError("multiprocessing: the shared object was not pickled as " +
                                 std::string(detail::type_name<E>()) + "; unpickle it with the type it was sent as");
-        if (!a->plausible_offset(offset, sizeof(E)) || a->header_of(offset)->type_tag != tag ||
-            a->refs_of(offset).load(std::memory_order_relaxed) == 0)
+        if (part > a->size() || !a->plausible_offset(offset, part + sizeof(E)) ||
+            a->header_of(offset)->type_tag != object_tag || (alias && !a->header_of(offset)->trivial) ||
+            part % alignof(E) != 0 || a->refs_of(offset).load(std::memory_order_relaxed) == 0)
             throw PicklingError("multiprocessing: corrupt pickle: no shared object at offset " + std::to_string(offset));
         // The sender holds the object meanwhile: this process takes its own reference.
-        if (!with_ref) return detail::shared_handle_access<T>::share(*a, offset);
+        if (!with_ref) return detail::shared_handle_access<T>::share(*a, offset, part, true, alias);
+        if (alias) return detail::shared_handle_access<T>::share(*a, offset, part, false, true);
         return detail::shared_handle_access<T>::adopt(*a, offset);
     }
 };

@@ -195,6 +195,20 @@ private:
 
 /// A T in shared memory with an RLock (Python: multiprocessing.Value). get()/set() each take the
 /// lock once; for a compound update hold get_lock() and use value().
+namespace detail {
+/// A Value's T and its own lock, side by side in one arena object.
+template <class T>
+struct locked_value {
+    explicit locked_value(const T& init) noexcept(std::is_nothrow_copy_constructible_v<T>) : value(init) {}
+    rlock_state lock;
+    T value;
+};
+template <class T>
+[[nodiscard]] shared_handle<locked_value<T>> make_locked_value(const T& init) {
+    return make_shared_object<locked_value<T>>(init);
+}
+}  // namespace detail
+
 template <class T>
 class Value {
     static_assert(detail::value_type_check<T>::ok);
@@ -203,9 +217,9 @@ public:
     using value_type = T;
 
     /// A value-initialised T (zero for numbers) with a lock of its own.
-    Value() : storage_(make_shared_object<T>()) {}
+    Value() : Value(detail::make_locked_value<T>(T{})) {}
     /// A T initialised to `init`, with a lock of its own (Python: Value('i', init)).
-    explicit Value(const T& init) : storage_(make_shared_object<T>(init)) {}
+    explicit Value(const T& init) : Value(detail::make_locked_value<T>(init)) {}
     /// A T initialised to `init`, guarded by an existing lock, which it shares with whatever else
     /// uses that lock (Python: Value('i', init, lock=rlock)).
     Value(const T& init, RLock lock) : storage_(make_shared_object<T>(init)), lock_(std::move(lock)) {}
@@ -235,6 +249,10 @@ private:
     friend struct detail::shared_ctype_pickler<Value>;
     Value(detail::adopt_storage_t, shared_handle<T> s, RLock lock) noexcept
         : storage_(std::move(s)), lock_(std::move(lock)) {}
+    // The value and its own lock in one arena object: a locked update touches one cache line
+    // (two processes incrementing a Value pass one line back and forth, not two).
+    explicit Value(shared_handle<detail::locked_value<T>> both)
+        : storage_(both, &both->value), lock_(shared_handle<detail::rlock_state>(both, &both->lock)) {}
 
     shared_handle<T> storage_;
     mutable RLock lock_;  // a handle: locking it changes the shared lock, not this object

@@ -323,6 +323,8 @@ struct sync_handle_pickler;
 
 class Lock;
 class RLock;
+template <class T>
+class Value;
 class Semaphore;
 class BoundedSemaphore;
 class Event;
@@ -440,6 +442,8 @@ public:
 private:
     friend struct detail::sync_handle_pickler<RLock, detail::rlock_state>;
     friend class Condition;
+    template <class T>
+    friend class Value;  // a Value's own lock shares its block (one cache line for both)
     explicit RLock(shared_handle<detail::rlock_state> s) : state_(std::move(s)) {}
 
     [[nodiscard]] bool owned_by(detail::thread_identity me) const noexcept {
