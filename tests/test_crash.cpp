@@ -66,11 +66,26 @@ std::pair<std::uint32_t, std::uint32_t> id_of(const std::string& m) {
 
 /// Mixed shared-memory work until killed: puts and gets of 1 B to 4 MiB, objects, arrays, locks
 /// and values made and dropped, handles copied. Gets check what they read.
-void busy(mp::Queue<std::string> q, mp::Value<int> bad, std::uint32_t id) {
+void busy(mp::Queue<std::string> q, mp::Value<int> bad, mp::Condition cond, mp::Barrier barrier, std::uint32_t id) {
     std::mt19937 rng(id * 7919u + static_cast<std::uint32_t>(::getpid()));
     std::vector<mp::shared_handle<std::atomic<int>[]>> kept;
     for (std::uint32_t seq = 1;; ++seq) {
-        switch (rng() % 6) {
+        switch (rng() % 8) {
+            case 6: {  // a Condition wait (killed inside it, or holding its lock)
+                cond.acquire();
+                cond.notify();
+                (void)cond.wait(std::chrono::microseconds(200));
+                cond.release();
+                break;
+            }
+            case 7: {  // a Barrier wait: its parties die around it, which breaks it
+                try {
+                    (void)barrier.wait(std::chrono::microseconds(200));
+                } catch (const mp::BrokenBarrierError&) {
+                    barrier.reset();
+                }
+                break;
+            }
             case 0: {
                 const std::size_t size = (rng() % 8 == 0) ? (rng() % (4u << 20)) : (rng() % 4096);
                 q.put(make_message(id, seq, size));
@@ -122,8 +137,11 @@ TEST_CASE("the arena survives processes SIGKILLed at random moments in shared-me
         {
             mp::Queue<std::string> q;
             mp::Value<int> bad(0);
+            mp::Condition cond;
+            mp::Barrier barrier(2);
             std::vector<mp::Process> workers;
-            for (std::uint32_t w = 0; w < 3; ++w) workers.emplace_back(ctx, busy, q, bad, round * 8 + w + 1);
+            for (std::uint32_t w = 0; w < 3; ++w)
+                workers.emplace_back(ctx, busy, q, bad, cond, barrier, round * 8 + w + 1);
             for (auto& w : workers) w.start();
             // The moments are the scenario: each worker dies after a random 0-30 ms of work.
             for (auto& w : workers) {
@@ -148,6 +166,13 @@ TEST_CASE("the arena survives processes SIGKILLed at random moments in shared-me
                 REQUIRE(seen.insert(id_of(m)).second);
             }
             CHECK(bad.get() == 0);
+            // The Condition's lock is taken over from a dead holder, and the Condition still works.
+            REQUIRE(cond.acquire(mp_test::bound));
+            cond.notify_all();
+            (void)cond.wait(std::chrono::milliseconds(1));  // returns: no dead waiter blocks it
+            cond.release();
+            barrier.reset();
+            CHECK_FALSE(barrier.broken());
             // The queue still works, with a big message too.
             q.put(make_message(99, 1, 3u << 20));
             CHECK(whole(q.get(mp_test::bound)));
