@@ -268,6 +268,7 @@ TEST_CASE("pool maps whose results exceed a ring, with workers SIGKILLed at rand
         }
         REQUIRE(arena.check() == "");
         CHECK(arena.free_memory() == baseline);
+        if (round % 10 == 9 || round == n - 1) report(round);
     }
 }
 
