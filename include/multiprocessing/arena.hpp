@@ -250,10 +250,6 @@ public:
         heap_guard g(heap_mutex_, heap_);
         heap_.deallocate(offset_of(p));
     }
-    /// Hands a block this process allocated on to `owner` (a parent block, or owner_counted).
-    void set_owner(void* p, std::uint64_t owner) noexcept {
-        heap_.block_of_user(offset_of(p))->owner.store(owner, std::memory_order_release);
-    }
     /// The owner word that makes a block belong to the block at `p` (freed when it is).
     [[nodiscard]] std::uint64_t child_owner_of(const void* p) const noexcept {
         return owner_parent(heap_.block_of_user(offset_of(p))->serial.load(std::memory_order_relaxed));

@@ -160,8 +160,8 @@ struct ring_header {
     [[nodiscard]] std::uint64_t allocate_chunk(std::uint64_t capacity) {
         arena& a = arena::instance();
         chunks_made.fetch_add(1, std::memory_order_relaxed);  // before: a kill makes the count high, never low
-        void* p = a.allocate(sizeof(ring_chunk) + static_cast<std::size_t>(capacity), 64,
-                             chunk_owner ? chunk_owner : 0);
+        // (chunk_owner is 0 only for a ring built outside make_shared_object: then this process's.)
+        void* p = a.allocate(sizeof(ring_chunk) + static_cast<std::size_t>(capacity), 64, chunk_owner);
         auto* c = ::new (p) ring_chunk{capacity, {0}, {}};
         return a.offset_of(c);
     }
@@ -183,6 +183,8 @@ struct ring_header {
     std::uint64_t chunk_bytes;
     std::uint64_t max_messages;
     std::uint64_t chunk_owner;  // the owner word of this queue's chunks: its block
+
+    // Chunks allocated and freed, for the destructor's check that none was left behind.
     std::atomic<std::uint64_t> chunks_made{0};
     std::atomic<std::uint64_t> chunks_freed{0};
 
