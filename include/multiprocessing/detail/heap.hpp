@@ -8,7 +8,8 @@
 // All of it happens under one lock whose word holds the owner's pid: a process that finds the
 // owner dead takes the lock over, applies an armed record again (the stores are plain values, so
 // applying twice is applying once), and rebuilds the caches from the chain. So a kill anywhere
-// leaves either the old chain or the new one, never half of each.
+// leaves either the old chain or the new one, never half of each. The arena uses the same lock
+// and records for every change to a reference count (store_all), with the words that list it.
 //
 // Ownership. Every used block says who owns it (its owner word):
 //   - a process (its slot and generation in the arena's process table): allocated and not yet
