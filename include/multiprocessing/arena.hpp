@@ -394,7 +394,7 @@ public:
             process_slot& s = slots()[i];
             if (s.state.load(std::memory_order_acquire) != slot_live) continue;
             const std::int32_t pid = s.pid.load(std::memory_order_relaxed);
-            if (pid == ::getpid() || !heap_process_dead(pid)) continue;
+            if (pid == ::getpid() || !process_dead(static_cast<std::uint32_t>(pid))) continue;
             any |= reclaim_slot(i);
         }
         return sweep_now() > 0 || any;
@@ -408,7 +408,7 @@ public:
             process_slot& s = slots()[i];
             if (s.state.load(std::memory_order_acquire) != slot_live || s.pid.load(std::memory_order_relaxed) != pid)
                 continue;
-            if (!known_dead && !heap_process_dead(pid)) continue;
+            if (!known_dead && !process_dead(static_cast<std::uint32_t>(pid))) continue;
             any |= reclaim_slot(i);
         }
         if (any) sweep_now();

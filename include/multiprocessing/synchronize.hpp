@@ -183,23 +183,6 @@ inline thread_identity self_identity() noexcept {
     return id;
 }
 
-/// True when process `pid` has ended (zombie included: a pidfd of an exited process is readable).
-inline bool process_dead(std::uint32_t pid) noexcept {
-    int saved = errno;
-    bool dead = false;
-    unique_fd fd = pidfd_open(static_cast<pid_t>(pid));
-    if (fd) {
-        pollfd p{fd.get(), POLLIN, 0};
-        dead = ::poll(&p, 1, 0) > 0;
-    } else if (errno == ESRCH) {
-        dead = true;
-    } else {
-        dead = ::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH;
-    }
-    errno = saved;
-    return dead;
-}
-
 /// A lock word: 0 when free, else the owner's pid, with `waiters_bit` set while someone may sleep.
 inline constexpr std::uint32_t waiters_bit = 0x80000000u;
 inline constexpr std::uint32_t pid_mask = ~waiters_bit;

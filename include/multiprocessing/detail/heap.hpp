@@ -51,24 +51,6 @@
 
 namespace multiprocessing::detail {
 
-/// True when process `pid` has ended (a zombie too: a pidfd of an exited process is readable).
-/// A pid reused by another process reads as alive: what the dead one held then stays, never the
-/// other way round.
-[[nodiscard]] inline bool heap_process_dead(pid_t pid) noexcept {
-    if (pid <= 0) return false;
-    int saved = errno;
-    bool dead = false;
-    unique_fd fd = pidfd_open(pid);
-    if (fd) {
-        pollfd p{fd.get(), POLLIN, 0};
-        dead = ::poll(&p, 1, 0) > 0;
-    } else {
-        dead = errno == ESRCH || (::kill(pid, 0) == -1 && errno == ESRCH);
-    }
-    errno = saved;
-    return dead;
-}
-
 /// Alignment of every block's user bytes, and the granule of block sizes.
 inline constexpr std::size_t heap_granule = 64;
 /// The header in front of a block's user bytes.
@@ -429,7 +411,7 @@ private:
 #endif
     }
 
-    static bool holder_dead(std::uint32_t pid) noexcept { return heap_process_dead(static_cast<pid_t>(pid)); }
+    static bool holder_dead(std::uint32_t pid) noexcept { return process_dead(pid); }
 
     /// Repairs what a holder that died left: the armed redo record, then the caches.
     void recover() noexcept {

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -136,6 +138,24 @@ inline unique_fd pidfd_open(pid_t pid) noexcept {
     (void)pid;
     return unique_fd();
 #endif
+}
+
+/// True when process `pid` has ended (a zombie too: a pidfd of an exited process is readable).
+/// A pid reused by another process reads as alive: what the dead one held then stays with it,
+/// never the other way round.
+[[nodiscard]] inline bool process_dead(std::uint32_t pid) noexcept {
+    if (pid == 0 || pid > static_cast<std::uint32_t>(INT32_MAX)) return false;
+    int saved = errno;
+    bool dead = false;
+    unique_fd fd = pidfd_open(static_cast<pid_t>(pid));
+    if (fd) {
+        pollfd p{fd.get(), POLLIN, 0};
+        dead = ::poll(&p, 1, 0) > 0;
+    } else {
+        dead = errno == ESRCH || (::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH);
+    }
+    errno = saved;
+    return dead;
 }
 
 }  // namespace multiprocessing::detail
