@@ -666,29 +666,38 @@ struct proc_stat {
     std::uint64_t pending = 0;  // signals pending for this thread, the main one for a process (field 31)
 
     /// This thread is ending: it has exited (a zombie), is exiting (PF_EXITING, set when
-    /// do_exit starts), or has a SIGKILL pending, which the kernel puts in every thread of a
-    /// process that a fatal signal ends as kill(2) is called.
+    /// do_exit starts), was ended by a signal (PF_SIGNALED), or has a SIGKILL pending, which
+    /// the kernel puts in every thread of a process that a fatal signal ends as kill(2) is
+    /// called. A thread that has just taken its SIGKILL out of this set but not yet set a flag
+    /// looks alive here for a few instructions: kill_pending() covers that gap.
     [[nodiscard]] bool ending() const noexcept {
-        constexpr std::uint64_t pf_exiting = 0x4;  // include/linux/sched.h, unchanged since 2.6
-        return state == 'Z' || state == 'X' || state == 'x' || (flags & pf_exiting) != 0 ||
+        constexpr std::uint64_t pf_exiting = 0x4;     // include/linux/sched.h, unchanged since 2.6
+        constexpr std::uint64_t pf_signaled = 0x400;  // likewise
+        return state == 'Z' || state == 'X' || state == 'x' || (flags & (pf_exiting | pf_signaled)) != 0 ||
                (pending & (std::uint64_t{1} << (SIGKILL - 1))) != 0;
     }
 };
 
-/// Reads a stat file of /proc; empty if it cannot (no such process, hidden, or no /proc).
-inline std::optional<proc_stat> read_proc_stat(const char* path) noexcept {
+/// Reads a small file of /proc into buf (size > 0) as a C string; false if it cannot be opened.
+inline bool read_proc_file(const char* path, char* buf, std::size_t size) noexcept {
     unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC));
-    if (!fd) return std::nullopt;
-    char buf[1024];
+    if (!fd) return false;
     std::size_t n = 0;
-    while (n < sizeof buf - 1) {
-        ssize_t r = ::read(fd.get(), buf + n, sizeof buf - 1 - n);
+    while (n < size - 1) {
+        ssize_t r = ::read(fd.get(), buf + n, size - 1 - n);
         if (r > 0)
             n += static_cast<std::size_t>(r);
         else if (r == 0 || errno != EINTR)
             break;
     }
     buf[n] = '\0';
+    return true;
+}
+
+/// Reads a stat file of /proc; empty if it cannot (no such process, hidden, or no /proc).
+inline std::optional<proc_stat> read_proc_stat(const char* path) noexcept {
+    char buf[1024];
+    if (!read_proc_file(path, buf, sizeof buf)) return std::nullopt;
     const char* p = std::strrchr(buf, ')');  // the end of the name, which may hold ") "
     if (!p) return std::nullopt;
     ++p;
@@ -709,6 +718,21 @@ inline std::optional<proc_stat> read_proc_stat(std::uint32_t pid) noexcept {
     char path[32];
     std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
     return read_proc_stat(path);
+}
+
+/// True when a SIGKILL sent to the whole process `pid` (kill(2), the OOM killer) is pending in
+/// its shared set (ShdPnd of /proc/<pid>/status). The kernel never takes it out of that set
+/// while the process lives on as a zombie, so unlike a thread's own set it says "dying" without
+/// a gap from the moment kill(2) returns until the process is reaped.
+inline bool kill_pending(std::uint32_t pid) noexcept {
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/%u/status", pid);
+    char buf[4096];
+    if (!read_proc_file(path, buf, sizeof buf)) return false;
+    const char* line = std::strstr(buf, "\nShdPnd:");
+    if (!line) return false;
+    const std::uint64_t set = std::strtoull(line + 9, nullptr, 16);
+    return (set & (std::uint64_t{1} << (SIGKILL - 1))) != 0;
 }
 
 /// True when every thread of process `pid` is ending (or none is left): the process is ending.
@@ -761,6 +785,8 @@ struct barrier_party {
         gone = process_dead(pid);  // no /proc, or hidden from us: ask the pid itself
     else if (start != 0 && st->start != start)
         gone = true;  // the pid was reused
+    else if (kill_pending(pid))
+        gone = true;  // SIGKILLed: no thread of it runs user code again
     else if (st->ending())
         gone = process_dead(pid) || all_threads_ending(pid);
     errno = saved;
