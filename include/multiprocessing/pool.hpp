@@ -853,6 +853,7 @@ public:
 
     /// No more tasks; the workers exit once the submitted ones are done (Python: close).
     void close() {
+        detail::log_event(LogLevel::debug, "closing pool");
         std::lock_guard g(mutex_);
         if (state_ == run_state::run) state_ = run_state::close;
         wake();
@@ -874,6 +875,7 @@ public:
         {
             std::lock_guard g(mutex_);
             if (state_ != run_state::terminate && state_ != run_state::terminated) {
+                detail::log_event(LogLevel::debug, "terminating pool");
                 mine = true;
                 terminator_ = self;
                 state_ = run_state::terminate;
@@ -934,6 +936,7 @@ public:
                 "multiprocessing: join() was called from a callback or error callback, which runs in the pool's "
                 "result thread: it would wait for that thread to end, that is for itself. Call close() or "
                 "terminate() in the callback, and join() from another thread");
+        detail::log_event(LogLevel::debug, "joining pool");
         std::unique_lock g(mutex_);
         if (state_ == run_state::run)
             throw ValueError("multiprocessing: Pool is still running; call close() or terminate() before join()");
@@ -1287,6 +1290,7 @@ private:
                                                                                                    : "ForkServerPoolWorker-") +
                     std::to_string(++worker_counter_));
         p->start();
+        detail::log_event(LogLevel::debug, "added worker");
         w.proc = std::move(p);
         w.channel.emplace(std::move(rings), *activity_);
         w.outstanding.clear();
@@ -1340,6 +1344,7 @@ private:
         auto& v = workers_[i];
         (void)v.proc->join(std::chrono::seconds(5));
         auto code = v.proc->exitcode();
+        detail::log_event(LogLevel::debug, "cleaning up worker ", i);
         // One that exited on its own before it took tasks could not start: replaced at once, it
         // would fail again at once, for ever.
         std::optional<std::string> could_not_start;

@@ -17,6 +17,7 @@
 #include "../context.hpp"
 #include "../pickle.hpp"
 #include "exit_hooks.hpp"
+#include "log_core.hpp"
 #include "posix.hpp"
 
 namespace multiprocessing::detail {
@@ -101,6 +102,20 @@ inline std::shared_ptr<ProcessState> current_state() {
     return g.current;
 }
 
+/// Logs one of the library's own records from this process (named as current_process() is), if
+/// the logger takes its level: a single relaxed load when logging is off. Never throws.
+template <class... A>
+void log_event(LogLevel level, const A&... parts) noexcept {
+    auto& logger = log_state::get();
+    if (!logger.enabled_for(level)) return;
+    try {
+        const std::string name = current_state()->name;
+        logger.emit(level, name, log_message(parts...));
+    } catch (...) {
+        // A record that cannot be built or written is dropped, as Python's Handler.handleError does.
+    }
+}
+
 /// Reaps children that have ended and drops them from the registry (Python: process._cleanup).
 inline void reap_finished_children() {
     auto& g = globals();
@@ -119,10 +134,20 @@ inline void exit_cleanup() noexcept {
             std::lock_guard lock(g.mutex);
             kids.swap(g.children);
         }
+        // The records (and their order) of Python's util._exit_function.
+        log_event(LogLevel::info, "process shutting down");
+        log_event(LogLevel::debug, "running all \"atexit\" finalizers with priority >= 0");
         for (auto& p : kids)
-            if (p->daemon && p->popen && !p->popen->poll()) p->popen->send_signal(SIGTERM);
+            if (p->daemon && p->popen && !p->popen->poll()) {
+                log_event(LogLevel::info, "calling terminate() for daemon ", p->name);
+                p->popen->send_signal(SIGTERM);
+            }
         for (auto& p : kids)
-            if (p->popen) (void)p->popen->wait(deadline());
+            if (p->popen) {
+                if (!p->popen->poll()) log_event(LogLevel::info, "calling join() for process ", p->name);
+                (void)p->popen->wait(deadline());
+            }
+        log_event(LogLevel::debug, "running the remaining \"atexit\" finalizers");
     } catch (...) {
         // Exiting anyway: nothing useful can be done with an error here.
     }
