@@ -228,12 +228,14 @@ private:
     template <class F, class... Args>
     Process(construct_tag, std::optional<StartMethod> method, F&& target, Args&&... args)
         : BaseProcess(nullptr) {
-        static_assert(std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>,
-                      "mp::Process: the target cannot be called with these arguments");
+        // Arguments are kept as the target's parameter types (as std::thread decays them), so
+        // `mp::Process p(greet, "bob")` sends a std::string under every start method.
+        constexpr bool converts = detail::check_arguments<std::decay_t<F>, Args...>();
+        using task = detail::bound_task_for<std::decay_t<F>, Args...>;
+        static_assert(!converts || task::invocable, "mp::Process: the target cannot be called with these arguments");
         auto s = std::make_shared<detail::ProcessState>();
         s->method = method;
-        s->target = std::make_unique<detail::bound_task<std::decay_t<F>, std::decay_t<Args>...>>(
-            std::in_place, std::forward<F>(target), std::forward<Args>(args)...);
+        s->target = std::make_unique<task>(std::in_place, std::forward<F>(target), std::forward<Args>(args)...);
         auto self = detail::current_state();
         s->daemon = self->daemon;  // Python: a child inherits daemon from its creator
         auto& g = detail::globals();
