@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <vector>
 
 namespace {
 
@@ -136,6 +138,17 @@ void widen(mp::Connection c, long n, double x, std::optional<int> maybe) {
     c.send(std::tuple<long, double, std::optional<int>>(n, x, maybe));
 }
 
+std::string hello(std::string name) { return "hello " + name; }
+std::string repeat(const std::string& s, long times) {
+    std::string out;
+    for (long i = 0; i < times; ++i) out += s;
+    return out;
+}
+long twice(long x) { return 2 * x; }
+std::string g_prefix;  // set in each worker by its initializer
+void set_prefix(std::string p) { g_prefix = std::move(p); }
+std::string prefixed(std::string s) { return g_prefix + s; }
+
 // ---- the parent's output before start() (issue 14, bug 3) --------------------------------------
 
 void print_child_lines(int n) {
@@ -241,6 +254,29 @@ TEST_CASE("a string literal argument crosses as the target's std::string under e
         CHECK(maybe == 9);
         mp_test::join(p);
     }
+}
+
+TEST_CASE("Pool tasks keep their arguments as the task's parameter types under every start method",
+          "[start_methods][arguments][pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.initializer = {set_prefix, "w:"}, .context = ctx});
+    CHECK(pool.apply(hello, "bob") == "hello bob");
+    CHECK(pool.apply_async(repeat, "ab", 3).get(mp_test::bound) == "ababab");
+    CHECK(pool.apply(prefixed, "x") == "w:x");  // the initializer's literal too
+    const std::vector<std::tuple<const char*, int>> pairs{{"x", 2}, {"yz", 1}};
+    CHECK(pool.starmap(repeat, pairs) == std::vector<std::string>{"xx", "yz"});
+    CHECK(pool.starmap_async(repeat, pairs).get(mp_test::bound) == std::vector<std::string>{"xx", "yz"});
+    const std::vector<const char*> names{"a", "b", "c"};
+    CHECK(pool.map(hello, names) == std::vector<std::string>{"hello a", "hello b", "hello c"});
+    CHECK(pool.map(twice, std::vector<int>{1, 2, 3}) == std::vector<long>{2, 4, 6});
+    std::vector<std::string> got;
+    for (std::string s : pool.imap(hello, names)) got.push_back(std::move(s));
+    CHECK(got == std::vector<std::string>{"hello a", "hello b", "hello c"});
+    got.clear();
+    for (std::string s : pool.imap_unordered(hello, names, 2)) got.push_back(std::move(s));
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<std::string>{"hello a", "hello b", "hello c"});
+    CHECK(pool.map([](std::string s) { return s.size(); }, names) == std::vector<std::size_t>{1, 1, 1});
 }
 
 TEST_CASE("the parent's output before start() comes before the child's, under every start method",

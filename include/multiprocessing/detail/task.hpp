@@ -128,6 +128,28 @@ struct stored_args<F, Args...> : stored_list<typename signature_of<F>::params, A
 template <class F, class... Args>
 using stored_args_t = typename stored_args<F, Args...>::type;
 
+/// The type the elements of a range (references A, values Value) are kept as for a one-parameter
+/// target F (Pool::map, imap): its parameter type; the range's value type where F does not say.
+template <class F, class A, class Value>
+struct stored_item {
+    using type = Value;
+};
+template <class F, class A, class Value>
+    requires signature_of<F>::known
+struct stored_item<F, A, Value> {
+    template <class List>
+    struct one {
+        using type = Value;
+    };
+    template <class P>
+    struct one<type_list<P>> {
+        using type = typename stored_arg<A, P>::type;
+    };
+    using type = typename one<typename signature_of<F>::params>::type;
+};
+template <class F, class A, class Value>
+using stored_item_t = typename stored_item<F, A, Value>::type;
+
 /// One argument's conversion check, as a compile error that names its position.
 template <std::size_t N, class A, class P>
 consteval bool check_argument() {
@@ -182,6 +204,12 @@ S convert_arg(A&& a) {
         return std::forward<A>(a);
     else
         std::abort();
+}
+
+/// Stands for a value in a branch that a failed compile-time check has already reported.
+template <class T>
+[[noreturn]] T unreachable() {
+    std::abort();
 }
 
 /// Why a task cannot cross exec, for the error raised when it is started with spawn or forkserver.
