@@ -14,6 +14,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -133,6 +134,7 @@ void greet_by_reference(mp::Connection c, const std::string& name, long times) {
     for (long i = 0; i < times; ++i) out += name;
     c.send(out);
 }
+void send_view(mp::Connection c, std::string_view s) { c.send(std::string(s)); }
 /// Reports the values it got, through types that differ from the arguments given (int, float).
 void widen(mp::Connection c, long n, double x, std::optional<int> maybe) {
     c.send(std::tuple<long, double, std::optional<int>>(n, x, maybe));
@@ -242,6 +244,13 @@ TEST_CASE("a string literal argument crosses as the target's std::string under e
         p.start();
         REQUIRE(here.poll(mp_test::bound));
         CHECK(here.recv<std::string>() == "hi!");
+        mp_test::join(p);
+    }
+    SECTION("a std::string_view parameter: the argument is kept as given, not as a view of the caller's temporary") {
+        mp::Process p(ctx, send_view, there, std::string(100000, 'v'));
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<std::string>() == std::string(100000, 'v'));
         mp_test::join(p);
     }
     SECTION("other conversions: int to long, float to double, int to std::optional<int>") {

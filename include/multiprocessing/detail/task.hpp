@@ -91,14 +91,17 @@ struct is_reference_wrapper<std::reference_wrapper<T>> : std::true_type {};
 
 /// How an argument given as A is kept for a parameter declared P: as P without reference and cv
 /// (converted as the call would convert it), except that a value already of that type or of a
-/// class derived from it is kept as it is (no slicing), and a std::reference_wrapper stays one
-/// (the target gets the reference, as with std::thread; fork only).
+/// class derived from it is kept as it is (no slicing), a std::reference_wrapper stays one (the
+/// target gets the reference, as with std::thread; fork only), and a parameter type that cannot
+/// be pickled (std::string_view, std::span, a pointer, std::function) is converted to only at the
+/// call, from the argument kept as given, as std::thread does: kept as a view, it would refer to
+/// the caller's temporary.
 template <class A, class P>
 struct stored_arg {
     using given = std::decay_t<A>;
     using param = std::remove_cvref_t<P>;
     static constexpr bool keep = is_reference_wrapper<given>::value || std::is_same_v<given, param> ||
-                                 std::is_base_of_v<param, given>;
+                                 std::is_base_of_v<param, given> || !picklable<param>;
     static constexpr bool converts = keep || std::is_convertible_v<A, param>;
     using type = std::conditional_t<keep, given, param>;
 };
