@@ -855,12 +855,18 @@ public:
     /// A lazy range of f(x) in input order, as results come (Python: imap; chunksize 1).
     template <class F, std::ranges::input_range Xs>
     auto imap(F f, Xs&& xs, std::size_t chunksize = 1) {
-        return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, true);
+        if constexpr (!items_convert<F, Xs>)  // said at compile time; nothing more to say
+            return detail::unreachable<IMapIterator<detail::call_result_t<F, item_t<F, Xs>>>>();
+        else
+            return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, true);
     }
     /// As imap, in completion order (Python: imap_unordered).
     template <class F, std::ranges::input_range Xs>
     auto imap_unordered(F f, Xs&& xs, std::size_t chunksize = 1) {
-        return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, false);
+        if constexpr (!items_convert<F, Xs>)  // said at compile time; nothing more to say
+            return detail::unreachable<IMapIterator<detail::call_result_t<F, item_t<F, Xs>>>>();
+        else
+            return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, false);
     }
 
     // ---- lifetime ------------------------------------------------------------------------
@@ -1139,20 +1145,16 @@ private:
     template <class F, class Xs>
     auto submit_imap(F f, Xs&& xs, std::size_t chunksize, bool ordered) {
         using T = item_t<F, Xs>;  // f's parameter type
-        if constexpr (!items_convert<F, Xs>) {  // said at compile time; nothing more to say
-            return detail::unreachable<IMapIterator<detail::call_result_t<F, T>>>();
-        } else {
-            detail::check_pool_task<F, T>();
-            using R = detail::call_result_t<F, T>;
-            static_assert(!std::is_void_v<R>, "mp::Pool::imap: the task must return a value");
-            using V = detail::stored_t<R>;
-            if (chunksize < 1) throw ValueError("multiprocessing: chunksize must be 1 or more");
-            auto in = collect<T>(std::forward<Xs>(xs));
-            auto st = std::make_shared<detail::imap_state<V>>();
-            st->ordered = ordered;
-            submit(std::make_shared<detail::imap_job<F, T>>(std::move(f), std::move(in), chunksize, st));
-            return IMapIterator<R>(st);
-        }
+        detail::check_pool_task<F, T>();
+        using R = detail::call_result_t<F, T>;
+        static_assert(!std::is_void_v<R>, "mp::Pool::imap: the task must return a value");
+        using V = detail::stored_t<R>;
+        if (chunksize < 1) throw ValueError("multiprocessing: chunksize must be 1 or more");
+        auto in = collect<T>(std::forward<Xs>(xs));
+        auto st = std::make_shared<detail::imap_state<V>>();
+        st->ordered = ordered;
+        submit(std::make_shared<detail::imap_job<F, T>>(std::move(f), std::move(in), chunksize, st));
+        return IMapIterator<R>(st);
     }
 
     /// The inputs, copied (as Python makes a list of them): a task may outlive the caller's range.
