@@ -443,9 +443,9 @@ private:
             throw PicklingError(
                 "multiprocessing: under the spawn and forkserver start methods a child rebuilds " + name +
                 " from its pickled members, so " + name +
-                " needs a default constructor calling Process(this) and a `template <class Ar> void "
-                "serialize(Ar& ar) { ar(members...); }` member naming the members the child needs (or an "
-                "mp::pickler specialization); or use the fork start method");
+                " needs a default constructor calling Process(this), a move constructor, and a `template "
+                "<class Ar> void serialize(Ar& ar) { ar(members...); }` member naming the members the child "
+                "needs (or an mp::pickler specialization); or use the fork start method");
         } else {
             if (typeid(self) != typeid(D))
                 throw PicklingError("multiprocessing: the object started is derived from " + name +
