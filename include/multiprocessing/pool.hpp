@@ -669,8 +669,11 @@ struct PoolOptions {
         Initializer() = default;
         template <class F, class... Args>
         Initializer(F f, Args... args) {  // NOLINT(google-explicit-constructor): reads like Python
-            detail::check_pool_task<F, Args...>();
-            auto task = std::make_shared<detail::bound_task<F, Args...>>(std::move(f), std::tuple<Args...>(std::move(args)...));
+            // Arguments are kept as the initializer's parameter types ("bob" as a std::string).
+            constexpr bool converts = detail::check_arguments<F, Args...>();
+            using task_type = detail::bound_task_for<F, Args...>;
+            if constexpr (converts) check_task(static_cast<task_type*>(nullptr));
+            auto task = std::make_shared<task_type>(std::in_place, std::move(f), std::move(args)...);
             // Every worker started (replacements too) unpickles it: held here, the shared
             // objects among the arguments live as long as the pool's options, and each worker
             // takes its own reference.
@@ -682,6 +685,11 @@ struct PoolOptions {
         [[nodiscard]] const std::string& pickled() const noexcept { return pickled_; }
 
     private:
+        template <class F, class... S>
+        static void check_task(detail::bound_task<F, S...>*) {
+            detail::check_pool_task<F, S...>();
+        }
+
         std::string pickled_;
         std::shared_ptr<const detail::Task> held_;
     };
@@ -789,7 +797,8 @@ public:
     /// f applied to every element of xs, in order (Python: pool.map); chunksize as Python's.
     template <class F, std::ranges::input_range Xs>
     auto map(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}) {
-        using T = std::ranges::range_value_t<Xs>;
+        using T = item_t<F, Xs>;  // f's parameter type
+        (void)std::integral_constant<bool, items_convert<F, Xs>>{};
         if constexpr (std::ranges::contiguous_range<Xs> && std::ranges::sized_range<Xs> &&
                       std::is_same_v<std::remove_cv_t<std::remove_reference_t<std::ranges::range_reference_t<Xs>>>, T>) {
             // The caller waits here, so its inputs need no copy while it does.
@@ -809,10 +818,15 @@ public:
     /// As map, returning at once; trailing mp::callback / mp::error_callback as in apply_async.
     template <class F, std::ranges::input_range Xs, class... Tags>
     auto map_async(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}, Tags... tags) {
-        using T = std::ranges::range_value_t<Xs>;
-        detail::check_pool_task<F, T>();
-        return submit_map(std::move(f), collect<T>(std::forward<Xs>(xs)), chunksize, std::tuple<Tags...>(std::move(tags)...))
-            .first;
+        using T = item_t<F, Xs>;  // f's parameter type
+        if constexpr (!items_convert<F, Xs>) {  // said at compile time; nothing more to say
+            return detail::unreachable<AsyncResult<std::vector<detail::stored_t<detail::call_result_t<F, T>>>>>();
+        } else {
+            detail::check_pool_task<F, T>();
+            return submit_map(std::move(f), collect<T>(std::forward<Xs>(xs)), chunksize,
+                              std::tuple<Tags...>(std::move(tags)...))
+                .first;
+        }
     }
     template <class F, std::ranges::input_range Xs, class C, class... Tags>
         requires detail::is_callback_tag_v<C>
@@ -841,12 +855,18 @@ public:
     /// A lazy range of f(x) in input order, as results come (Python: imap; chunksize 1).
     template <class F, std::ranges::input_range Xs>
     auto imap(F f, Xs&& xs, std::size_t chunksize = 1) {
-        return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, true);
+        if constexpr (!items_convert<F, Xs>)  // said at compile time; nothing more to say
+            return detail::unreachable<IMapIterator<detail::call_result_t<F, item_t<F, Xs>>>>();
+        else
+            return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, true);
     }
     /// As imap, in completion order (Python: imap_unordered).
     template <class F, std::ranges::input_range Xs>
     auto imap_unordered(F f, Xs&& xs, std::size_t chunksize = 1) {
-        return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, false);
+        if constexpr (!items_convert<F, Xs>)  // said at compile time; nothing more to say
+            return detail::unreachable<IMapIterator<detail::call_result_t<F, item_t<F, Xs>>>>();
+        else
+            return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, false);
     }
 
     // ---- lifetime ------------------------------------------------------------------------
@@ -1049,16 +1069,31 @@ private:
         st.link = link_;
     }
 
+    /// Arguments are kept as f's parameter types, as Process keeps them: `pool.apply(f, "bob")`
+    /// with `f(std::string)` sends a std::string, an int for a `long` parameter goes as a long.
     template <class F, class Tags, class... Args>
     auto submit_apply(F f, Tags tags, Args... args) {
-        detail::check_pool_task<F, Args...>();
-        using R = detail::call_result_t<F, Args...>;
+        (void)std::integral_constant<bool, detail::check_arguments<F, Args...>()>{};
+        return submit_converted_apply(std::move(f), std::move(tags), detail::stored_args_t<F, Args...>{},
+                                      std::move(args)...);
+    }
+    template <class F, class Tags, class... S, class... Args>
+    auto submit_converted_apply(F f, Tags tags, detail::type_list<S...>, Args... args) {
+        detail::check_pool_task<F, S...>();
+        using R = detail::call_result_t<F, S...>;
         using V = detail::stored_t<R>;
         auto st = std::make_shared<detail::async_state<V>>();
         install(*st, std::move(tags));
-        submit(std::make_shared<detail::apply_job<F, Args...>>(std::move(f), detail::input_t<Args...>(std::move(args)...), st));
+        submit(std::make_shared<detail::apply_job<F, S...>>(
+            std::move(f), detail::input_t<S...>(detail::convert_arg<S>(std::move(args))...), st));
         return AsyncResult<std::decay_t<R>>(st);
     }
+
+    /// The type a range's elements are kept as for f: f's parameter type, as for apply.
+    template <class F, class Xs>
+    using item_t = detail::stored_item_t<F, std::ranges::range_reference_t<Xs>, std::ranges::range_value_t<Xs>>;
+    template <class F, class Xs>
+    static constexpr bool items_convert = detail::check_arguments<F, std::ranges::range_reference_t<Xs>>();
 
     /// Submits a map over `in` (a vector it keeps, or a span it borrows); returns its result and job.
     template <class F, class In, class Tags>
@@ -1089,23 +1124,30 @@ private:
     template <class F, class Xs, class Tags, std::size_t... I>
     auto starmap_impl(F f, Xs&& xs, std::optional<std::size_t> chunksize, Tags tags, std::index_sequence<I...>) {
         using Tup = std::ranges::range_value_t<Xs>;
-        detail::check_pool_task<F, std::tuple_element_t<I, Tup>...>();
-        using R = detail::call_result_t<F, std::decay_t<std::tuple_element_t<I, Tup>>...>;
+        // Each tuple's elements are kept as f's parameter types, as apply's arguments are.
+        (void)std::integral_constant<bool, detail::check_arguments<F, std::tuple_element_t<I, Tup>...>()>{};
+        return starmap_converted(std::move(f), std::forward<Xs>(xs), chunksize, std::move(tags),
+                                 detail::stored_args_t<F, std::tuple_element_t<I, Tup>...>{}, std::index_sequence<I...>{});
+    }
+    template <class F, class Xs, class Tags, class... S, std::size_t... I>
+    auto starmap_converted(F f, Xs&& xs, std::optional<std::size_t> chunksize, Tags tags, detail::type_list<S...>,
+                           std::index_sequence<I...>) {
+        detail::check_pool_task<F, S...>();
+        using R = detail::call_result_t<F, S...>;
         static_assert(!std::is_void_v<R>, "mp::Pool::starmap: the task must return a value");
         using V = detail::stored_t<R>;
-        std::vector<detail::input_t<std::decay_t<std::tuple_element_t<I, Tup>>...>> in;
-        for (auto&& t : xs) in.emplace_back(std::get<I>(t)...);
+        std::vector<detail::input_t<S...>> in;
+        for (auto&& t : xs) in.emplace_back(detail::convert_arg<S>(std::get<I>(t))...);
         std::size_t cs = chunk_size_for(in.size(), chunksize);
         auto st = std::make_shared<detail::async_state<std::vector<V>>>();
         install(*st, std::move(tags));
-        submit(std::make_shared<detail::map_job<F, std::decay_t<std::tuple_element_t<I, Tup>>...>>(std::move(f), std::move(in),
-                                                                                                   cs, st));
+        submit(std::make_shared<detail::map_job<F, S...>>(std::move(f), std::move(in), cs, st));
         return AsyncResult<std::vector<V>>(st);
     }
 
     template <class F, class Xs>
     auto submit_imap(F f, Xs&& xs, std::size_t chunksize, bool ordered) {
-        using T = std::ranges::range_value_t<Xs>;
+        using T = item_t<F, Xs>;  // f's parameter type
         detail::check_pool_task<F, T>();
         using R = detail::call_result_t<F, T>;
         static_assert(!std::is_void_v<R>, "mp::Pool::imap: the task must return a value");

@@ -163,13 +163,17 @@ inline void register_exit_handler() {
     }
 }
 
-/// Flushes stdout and stderr (as Python flushes sys.stdout/sys.stderr), so buffered output is
-/// neither lost nor printed twice. Other FILEs are the program's own, as in Python; flushing them
-/// all would also cost every forked child several page faults.
+/// Flushes the standard streams, C++ (std::cout, std::cerr, std::clog) and C (stdout, stderr), as
+/// Python flushes sys.stdout/sys.stderr: before every start, so the parent's earlier lines come
+/// before the child's whatever the start method, and as a child ends, so none is lost. The C++
+/// streams have buffers of their own after std::ios::sync_with_stdio(false). Other FILEs are the
+/// program's own, as in Python; flushing them all would also cost every forked child several page
+/// faults.
 inline void flush_std_streams() noexcept {
     try {
         std::cout.flush();  // synced with stdio by default: this is fflush(stdout)
         std::cerr.flush();
+        std::clog.flush();
     } catch (...) {
     }
     std::fflush(stdout);
