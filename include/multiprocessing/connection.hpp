@@ -17,6 +17,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <ostream>
 #include <ranges>
 #include <span>
 #include <stdexcept>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "detail/posix.hpp"
+#include "detail/repr.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
 
@@ -182,6 +184,15 @@ public:
     [[nodiscard]] bool has_buffered_data() const noexcept { return s_ && s_->buffered() > 0; }
 
     friend bool operator==(const Connection& a, const Connection& b) noexcept { return a.s_ == b.s_; }
+
+    /// Prints what Python's repr prints, the default object repr:
+    /// <multiprocessing.connection.Connection object at 0x...>, the address of this process's end
+    /// (the same for every copy in this process).
+    friend std::ostream& operator<<(std::ostream& os, const Connection& c) {
+        os << "<multiprocessing.connection.Connection object at ";
+        detail::write_address(os, reinterpret_cast<std::uintptr_t>(c.s_.get()));
+        return os << '>';
+    }
 
 private:
     static void check_message_size(std::uint64_t n) {
