@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -36,6 +38,13 @@ struct Point {
 };
 
 void wait_for_event(mp::Event go) { go.wait(mp_test::bound); }
+// Waits to be terminated, with SIGTERM's default action (a forked child inherits Catch's handler,
+// which would print a report of its own).
+void wait_for_sigterm(mp::Event started, mp::Event never) {
+    std::signal(SIGTERM, SIG_DFL);
+    started.set();
+    never.wait(mp_test::bound);
+}
 void exit_with(int code) { std::exit(code); }
 
 // Reports how the child prints itself and its parent.
@@ -117,12 +126,13 @@ TEST_CASE("repr: a Process prints as Python's in each state", "[repr]") {
     CHECK(repr(p) == head + " parent=" + me + " closed>");  // as Python's: no pid once closed
 
     // Killed by a signal: the signal's name, as Python's _exitcode_to_name; daemon last.
-    mp::Event never;
-    mp::Process d(ctx, wait_for_event, never);
+    mp::Event started, never;
+    mp::Process d(ctx, wait_for_sigterm, started, never);
     d.set_daemon(true);
     d.set_name("it's");
     CHECK(repr(d) == "<" + type + " name=\"it's\" parent=" + me + " initial daemon>");
     d.start();
+    REQUIRE(started.wait(mp_test::bound));
     d.terminate();
     mp_test::join(d);
     CHECK(repr(d) == "<" + type + " name=\"it's\" pid=" + std::to_string(d.pid()) + " parent=" + me +
