@@ -94,8 +94,8 @@
 
 #include "arena.hpp"
 #include "detail/function_id.hpp"
+#include "context.hpp"  // current_process()'s name, printed as a lock's owner (operator<<)
 #include "detail/posix.hpp"
-#include "detail/process_state.hpp"
 #include "detail/repr.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
