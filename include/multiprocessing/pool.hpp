@@ -45,6 +45,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <ranges>
 #include <shared_mutex>
 #include <span>
@@ -984,6 +985,26 @@ public:
 
     /// The number of worker processes.
     [[nodiscard]] std::size_t processes() const noexcept { return workers_.size(); }
+
+    /// Prints what Python's repr prints: <multiprocessing.pool.Pool state=RUN pool_size=4>, the
+    /// state RUN, CLOSE (close(), also once joined) or TERMINATE (terminate()).
+    friend std::ostream& operator<<(std::ostream& os, const Pool& p) {
+        const char* state = "RUN";
+        {
+            // Printing changes nothing: the lock only keeps the state from changing meanwhile.
+            std::lock_guard g(const_cast<std::mutex&>(p.mutex_));
+            switch (p.state_) {
+                case run_state::run: break;
+                case run_state::close:
+                case run_state::joining: state = "CLOSE"; break;
+                case run_state::terminate: state = "TERMINATE"; break;
+                case run_state::terminated:
+                    state = p.terminator_ == std::thread::id() ? "CLOSE" : "TERMINATE";
+                    break;
+            }
+        }
+        return os << "<multiprocessing.pool.Pool state=" << state << " pool_size=" << p.processes() << '>';
+    }
 
 private:
     /// Joins the result thread, once, whichever thread asks first.

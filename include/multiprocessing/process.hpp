@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -22,6 +23,7 @@
 #include "context.hpp"
 #include "detail/launcher.hpp"
 #include "detail/process_state.hpp"
+#include "detail/repr.hpp"
 #include "detail/task.hpp"
 #include "errors.hpp"
 
@@ -57,6 +59,71 @@ inline std::string short_class_name(std::string_view full) {
 
 template <class T>
 inline constexpr bool dependent_false = false;
+
+
+/// Python's BaseProcess.__repr__: <Process name='Process-1' pid=1234 parent=1233 started>, with
+/// the status initial, started, stopped exitcode=N (-SIGNAME when killed), closed or unknown (a
+/// Process object inherited from the process that made it), and "daemon" last. The class name is
+/// Python's: Process, or ForkProcess / SpawnProcess / ForkServerProcess for one made with a
+/// Context; _MainProcess and _ParentProcess for current_process() in the main process and
+/// parent_process().
+inline void write_process(std::ostream& os, ProcessState* s) {
+    if (!s) {
+        os << "<Process moved-from>";
+        return;
+    }
+    using role = ProcessState::role;
+    const char* type = "Process";
+    std::string parent = "None";
+    std::string status;
+    std::optional<int> exitcode;
+    pid_t pid = 0;
+    switch (s->kind) {
+        case role::self: {
+            std::shared_ptr<ProcessState> p;
+            {
+                std::lock_guard lock(globals().mutex);
+                p = globals().parent;
+            }
+            if (p) parent = std::to_string(p->pid);
+            else type = "_MainProcess";
+            status = "started";
+            break;
+        }
+        case role::parent:
+            type = "_ParentProcess";
+            status = "unknown";
+            break;
+        case role::child:
+            if (s->method)
+                type = *s->method == StartMethod::fork    ? "ForkProcess"
+                       : *s->method == StartMethod::spawn ? "SpawnProcess"
+                                                          : "ForkServerProcess";
+            parent = std::to_string(s->creator);
+            if (s->popen) pid = s->popen->pid();
+            if (s->closed) {
+                status = "closed";
+            } else if (s->creator != ::getpid()) {
+                status = "unknown";
+            } else if (!s->popen) {
+                status = "initial";
+            } else {
+                exitcode = s->popen->poll();
+                status = exitcode ? "stopped" : "started";
+            }
+            break;
+    }
+    os << '<' << type << " name=";
+    write_py_repr(os, s->name);
+    if (pid) os << " pid=" << pid;
+    os << " parent=" << parent << ' ' << status;
+    if (exitcode) {
+        os << " exitcode=";
+        write_exitcode(os, *exitcode);
+    }
+    if (s->daemon) os << " daemon";
+    os << '>';
+}
 
 }  // namespace detail
 
@@ -119,6 +186,12 @@ public:
         if (s.kind == detail::ProcessState::role::parent) return s.parent_sentinel();
         if (!s.popen) throw ValueError("multiprocessing: process not started; call start() first");
         return s.popen->sentinel();
+    }
+
+    /// Prints what Python's repr prints: <Process name='Process-1' pid=1234 parent=1233 started>.
+    friend std::ostream& operator<<(std::ostream& os, const BaseProcess& p) {
+        detail::write_process(os, p.state_.get());
+        return os;
     }
 
 protected:

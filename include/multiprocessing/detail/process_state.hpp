@@ -61,6 +61,7 @@ struct ProcessState {
     std::unique_ptr<Popen> popen;       // set by start()
     bool closed = false;
     pid_t pid = 0;                      // role::self and role::parent
+    pid_t creator = ::getpid();         // role::child: the process that made it (Python's _parent_pid)
     unique_fd parent_pidfd;             // role::parent: opened on first use (see parent_sentinel)
     std::mutex mutex;                   // serializes start/close on one process
 
