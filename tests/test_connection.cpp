@@ -356,6 +356,11 @@ TEST_CASE("mp::wait takes any forward range: arrays of sentinels, views, objects
     auto second = mp::wait(only_second, mp_test::bound);
     REQUIRE(second.size() == 1);
     CHECK(second[0] == a2);
+    // A braced list, as Python's wait([a, b]).
+    auto listed = mp::wait({a1, a2}, mp_test::bound);
+    REQUIRE(listed.size() == 2);
+    CHECK(listed[0] == a1);
+    CHECK(listed[1] == a2);
 }
 
 TEST_CASE("signals interrupting a blocked recv never surface as EINTR", "[connection]") {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <optional>
@@ -480,6 +481,24 @@ template <class Range>
 template <class Range, class Rep, class Period>
 [[nodiscard]] auto wait(Range&& objects, std::chrono::duration<Rep, Period> timeout) {
     if constexpr (detail::check_waitable<Range>())
+        return detail::wait_until(objects, detail::deadline(timeout));
+    else
+        return std::vector<int>{};  // never used: check_waitable has stopped the compilation
+}
+
+/// As wait(objects) over a braced list: `mp::wait({a, b})`.
+template <class T>
+[[nodiscard]] auto wait(std::initializer_list<T> objects) {
+    if constexpr (detail::check_waitable<std::initializer_list<T>>())
+        return detail::wait_until(objects, detail::deadline());
+    else
+        return std::vector<int>{};  // never used: check_waitable has stopped the compilation
+}
+
+/// As wait(objects, timeout) over a braced list: `mp::wait({a, b}, 1s)`.
+template <class T, class Rep, class Period>
+[[nodiscard]] auto wait(std::initializer_list<T> objects, std::chrono::duration<Rep, Period> timeout) {
+    if constexpr (detail::check_waitable<std::initializer_list<T>>())
         return detail::wait_until(objects, detail::deadline(timeout));
     else
         return std::vector<int>{};  // never used: check_waitable has stopped the compilation

@@ -22,6 +22,6 @@ int main() {
     std::vector<Watched> watched{{b.fileno()}};
     std::size_t n = mp::wait(conns, 0ms).size() + mp::wait(std::span(fds), 0ms).size() +
                     mp::wait(mixed, 0ms).size() + mp::wait(watched, 0ms).size() +
-                    mp::wait(conns | std::views::take(1), 0ms).size();
+                    mp::wait(conns | std::views::take(1), 0ms).size() + mp::wait({a, b}, 0ms).size();
     return static_cast<int>(n);
 }
