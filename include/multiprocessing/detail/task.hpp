@@ -185,7 +185,7 @@ template <class... P, class... Args>
 struct argument_checks<type_list<P...>, Args...> {
     static consteval bool run() {
         return []<std::size_t... I>(std::index_sequence<I...>) {
-            return (check_argument<I + 1, Args, P>() & ... & true);
+            return (check_argument<I + 1, Args, P>() && ...);  // each named, so each is checked
         }(std::index_sequence_for<Args...>{});
     }
 };
