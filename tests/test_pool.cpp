@@ -372,6 +372,16 @@ TEST_CASE("imap and imap_unordered results go through views pipelines", "[pool]"
     std::sort(got.begin(), got.end());
     CHECK(got == std::vector<int>{2, 10, 26, 50, 82, 122, 170, 226, 290, 362});
     CHECK(!unordered.next(1s));  // the pipeline's copy took every result from the same stream
+    // A handle takes results a chunk at a time; a copy made after next() goes on at the next item.
+    auto it = pool.imap(sqr, range(20), 5);
+    CHECK(it.next(mp_test::bound) == 0);
+    got.clear();
+    for (int v : it | std::views::transform(plus_one)) got.push_back(v);
+    auto want = squares(20);
+    want.erase(want.begin());
+    for (auto& x : want) ++x;
+    CHECK(got == want);
+    CHECK(!it.next(1s));
     // Items can be moved out through the iterator (its reference is V&).
     std::vector<std::string> words;
     for (auto& w : pool.imap(shout, std::vector<std::string>{"a", "b"})) words.push_back(std::move(w));
@@ -458,6 +468,26 @@ TEST_CASE("exceptions come back through get(): std types as themselves, others a
     }
     CHECK(errors == 1);
     CHECK(got == std::vector<int>{0, 1, 2, 3, 4, 6, 7});
+    // With chunks of 3, the failed chunk (3, 4, 5) raises once at its first item and its other
+    // items never come, in order and out of order.
+    for (bool ordered : {true, false}) {
+        auto chunked = ordered ? pool.imap(raise_at_five, range(9), 3) : pool.imap_unordered(raise_at_five, range(9), 3);
+        got.clear();
+        errors = 0;
+        for (;;) {
+            try {
+                auto v = chunked.next(mp_test::bound);
+                if (!v) break;
+                got.push_back(*v);
+            } catch (const std::invalid_argument&) {
+                if (ordered) CHECK(got == std::vector<int>{0, 1, 2});
+                ++errors;
+            }
+        }
+        std::sort(got.begin(), got.end());
+        CHECK(errors == 1);
+        CHECK(got == std::vector<int>{0, 1, 2, 6, 7, 8});
+    }
     // The pool still works.
     CHECK(pool.apply(sqr, 3) == 9);
 }
