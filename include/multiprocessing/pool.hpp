@@ -650,7 +650,8 @@ private:
 /// The lazy result range of imap / imap_unordered (Python: IMapIterator): a std::ranges view
 /// of input iterators, so range-for and views pipelines work
 /// (`pool.imap(f, xs) | std::views::transform(g)`), and next(timeout) waits at most that long. A
-/// copyable handle: copies take from the same results.
+/// copyable handle: copies take from the same results. One handle serves one thread at a time
+/// (it hands out the chunk it took without a lock); threads sharing the results use a copy each.
 template <class R>
 class IMapIterator : public std::ranges::view_interface<IMapIterator<R>> {
     using V = detail::stored_t<R>;
