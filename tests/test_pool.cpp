@@ -382,6 +382,17 @@ TEST_CASE("imap and imap_unordered results go through views pipelines", "[pool]"
     for (auto& x : want) ++x;
     CHECK(got == want);
     CHECK(!it.next(1s));
+    // Threads sharing the results use a copy each: every item comes out once.
+    auto shared = pool.imap_unordered(sqr, range(200), 7);
+    std::vector<int> mine, theirs;
+    std::thread other([copy = shared, &theirs]() mutable {
+        while (auto v = copy.next(mp_test::bound)) theirs.push_back(*v);
+    });
+    while (auto v = shared.next(mp_test::bound)) mine.push_back(*v);
+    other.join();
+    mine.insert(mine.end(), theirs.begin(), theirs.end());
+    std::sort(mine.begin(), mine.end());
+    CHECK(mine == squares(200));
     // Items can be moved out through the iterator (its reference is V&).
     std::vector<std::string> words;
     for (auto& w : pool.imap(shout, std::vector<std::string>{"a", "b"})) words.push_back(std::move(w));

@@ -420,7 +420,7 @@ struct imap_state {
     std::condition_variable cv;
     bool ordered = true;
     std::size_t total_chunks = 0;
-    std::size_t chunks_taken = 0;  // chunks moved to `current` or raised
+    std::size_t chunks_taken = 0;  // chunks taken by a handle or raised
     std::vector<bool> answered;    // per chunk: a second answer (a failure after a result) is dropped
     // Ordered: the chunks from index chunks_taken on, empty until they arrive (chunks go out in
     // order, so this window stays short). Unordered: chunks in the order they arrived.
@@ -477,8 +477,12 @@ struct imap_state {
     }
     /// A handle gives back the items it took and did not hand out: they come next.
     void give_back(std::vector<V> rest) {
-        std::lock_guard g(m);
-        given_back.push_front(std::move(rest));
+        {
+            std::lock_guard g(m);
+            given_back.push_front(std::move(rest));
+            news.store(true, std::memory_order_release);
+        }
+        cv.notify_all();
     }
 
 private:
