@@ -549,6 +549,7 @@ TEST_CASE("threads waiting in get() at once each get their own results, callback
     mp::Pool pool(2, {.context = ctx});
     std::atomic<int> callbacks{0};
     std::atomic<bool> callback_in_caller{false};
+    std::set<std::thread::id> callback_threads;  // the result thread alone
     std::vector<std::thread::id> callers;
     std::mutex m;
     std::vector<std::thread> threads;
@@ -566,6 +567,7 @@ TEST_CASE("threads waiting in get() at once each get their own results, callback
                                                   std::lock_guard g(m);
                                                   for (auto id : callers)
                                                       if (id == std::this_thread::get_id()) callback_in_caller = true;
+                                                  callback_threads.insert(std::this_thread::get_id());
                                                   ++callbacks;
                                               }));
                     if (r.get(mp_test::bound) != x * x) ++wrong;
@@ -585,6 +587,7 @@ TEST_CASE("threads waiting in get() at once each get their own results, callback
     CHECK(wrong == 0);
     CHECK(callbacks == 4 * 43);
     CHECK_FALSE(callback_in_caller);
+    CHECK(callback_threads.size() == 1);
 }
 
 TEST_CASE("terminate() from another thread ends every get() waiting in other threads", "[pool][fault]") {
