@@ -542,6 +542,21 @@ TEST_CASE("callbacks and error callbacks run in the result thread before get() r
     CHECK(in_other_thread);
 }
 
+TEST_CASE("map_async and starmap_async of nothing are ready at once and call no callback, as in CPython", "[pool]") {
+    // Called at submission, the callback would run in the caller's thread, not the result thread.
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(1, {.context = ctx});
+    std::atomic<int> called{0};
+    auto r = pool.map_async(sqr, std::vector<int>{}, mp::callback([&](const std::vector<int>&) { ++called; }));
+    auto s = pool.starmap_async(add, std::vector<std::tuple<int, int>>{}, mp::callback([&](const std::vector<int>&) { ++called; }));
+    CHECK(r.get(mp_test::bound).empty());
+    CHECK(s.get(mp_test::bound).empty());
+    CHECK(r.successful());
+    CHECK(pool.map_async(sqr, range(3), mp::callback([&](const std::vector<int>&) { ++called; })).get(mp_test::bound) ==
+          squares(3));
+    CHECK(called == 1);  // only the map that had inputs
+}
+
 TEST_CASE("threads waiting in get() at once each get their own results, callbacks still in the result thread", "[pool]") {
     // A caller waiting in get() moves results itself (for any waiter, in ring order) while the
     // result thread sleeps; a result with a callback is left to the result thread.

@@ -128,6 +128,15 @@ struct async_state {
         if (callback) run_callback([&] { callback(*value); });
         publish();
     }
+    /// Publishes a value without running the callback (an empty map, ready when submitted).
+    void set_value_without_callback(V v) noexcept {
+        {
+            std::lock_guard g(m);
+            if (ready || value) return;
+            value.emplace(std::move(v));
+        }
+        publish();
+    }
     void set_error(std::exception_ptr e) noexcept {
         {
             std::lock_guard g(m);
@@ -370,7 +379,10 @@ struct map_job final : job_base {
         : calls(std::move(f), std::move(in), cs), state(std::move(st)) {
         n_chunks = calls.n_chunks();
         remaining = n_chunks;
-        if (n_chunks == 0) state->set_value({});
+        // An empty map is ready at once, and, as in CPython (a MapResult of chunksize 0), its
+        // callback is not called: run here, it would run in the caller's thread, against the
+        // rule that callbacks run in the result thread.
+        if (n_chunks == 0) state->set_value_without_callback({});
     }
     std::string_view encode(std::size_t c, std::string& out) const override { return calls.encode(c, out); }
     [[nodiscard]] bool may_fail_to_pickle() const noexcept override { return !decltype(calls)::plain; }
