@@ -8,6 +8,11 @@
 //   pool_map_chunksize1_20k/mp  pool.map(sqr, 20k ints, 1)
 //   pool_map_chunksize1_20k/raw the same on the std::thread pool, chunks of 1
 //   pool_apply_roundtrip/mp     pool.apply_async(sqr, x).get()   (raw: bench_sync's futex ping-pong)
+//   pool_imap_100k_chunksize1000/mp, pool_imap_unordered_100k_chunksize1000/mp
+//                               range-for over pool.imap / imap_unordered(sqr, 100k ints, 1000),
+//                               summing the results (one op = the whole iteration)
+//   pool_imap_chunksize1_20k/mp, pool_imap_unordered_chunksize1_20k/mp   the same, 20k ints, chunksize 1
+//   pool_imap*/raw              the std::thread pool map with the same chunks, then the same sum
 //   pool_cpu_bound/mp           pool.map of 64 items of about 2 ms of arithmetic each
 //   pool_cpu_bound/raw          the same items split evenly over cpu_count raw forked processes
 //   pool_cpu_bound/serial       the same items in this process, one after the other
@@ -171,6 +176,47 @@ void map_raw(benchmark::State& state, int n, std::optional<std::size_t> chunksiz
     state.SetItemsProcessed(state.iterations() * n);
 }
 
+/// imap / imap_unordered, consumed by range-for as a caller would.
+void imap_mp(benchmark::State& state, int n, std::size_t chunksize, bool ordered) {
+    try {
+        mp::Pool pool;
+        auto xs = inputs(n);
+        long long want = 0;
+        for (auto x : xs) want += sqr(x);
+        (void)pool.map(sqr, xs);  // warm-up: workers started and running
+        for (auto _ : state) {
+            long long sum = 0;
+            if (ordered)
+                for (long long v : pool.imap(sqr, xs, chunksize)) sum += v;
+            else
+                for (long long v : pool.imap_unordered(sqr, xs, chunksize)) sum += v;
+            if (sum != want) return state.SkipWithError("wrong result");
+        }
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
+/// The thread pool's map with the same chunks, then the same pass over the results.
+void imap_raw(benchmark::State& state, int n, std::size_t chunksize) {
+    thread_pool threads(mp::cpu_count());
+    auto xs = inputs(n);
+    long long (*f)(long long) = sqr;
+    benchmark::DoNotOptimize(f);
+    const std::size_t chunks = (xs.size() + chunksize - 1) / chunksize;
+    for (auto _ : state) {
+        std::vector<long long> r(xs.size());
+        threads.run(chunks, [&](std::size_t c) {
+            for (std::size_t i = c * chunksize; i < std::min(xs.size(), (c + 1) * chunksize); ++i) r[i] = f(xs[i]);
+        });
+        long long sum = 0;
+        for (long long v : r) sum += v;
+        benchmark::DoNotOptimize(sum);
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
 void apply_roundtrip_mp(benchmark::State& state) {
     try {
         mp::Pool pool;
@@ -274,6 +320,14 @@ BENCHMARK_CAPTURE(map_raw, pool_map_100k_lambda/raw, 100000, std::nullopt, sqr_l
 BENCHMARK_CAPTURE(map_mp, pool_map_chunksize1_20k/mp, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/mp");
 BENCHMARK_CAPTURE(map_raw, pool_map_chunksize1_20k/raw, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/raw");
 BENCHMARK(apply_roundtrip_mp)->UseRealTime()->Name("pool_apply_roundtrip/mp");
+BENCHMARK_CAPTURE(imap_mp, ordered, 100000, 1000, true)->UseRealTime()->Name("pool_imap_100k_chunksize1000/mp");
+BENCHMARK_CAPTURE(imap_raw, ordered, 100000, 1000)->UseRealTime()->Name("pool_imap_100k_chunksize1000/raw");
+BENCHMARK_CAPTURE(imap_mp, unordered, 100000, 1000, false)->UseRealTime()->Name("pool_imap_unordered_100k_chunksize1000/mp");
+BENCHMARK_CAPTURE(imap_raw, unordered, 100000, 1000)->UseRealTime()->Name("pool_imap_unordered_100k_chunksize1000/raw");
+BENCHMARK_CAPTURE(imap_mp, ordered1, 20000, 1, true)->UseRealTime()->Name("pool_imap_chunksize1_20k/mp");
+BENCHMARK_CAPTURE(imap_raw, ordered1, 20000, 1)->UseRealTime()->Name("pool_imap_chunksize1_20k/raw");
+BENCHMARK_CAPTURE(imap_mp, unordered1, 20000, 1, false)->UseRealTime()->Name("pool_imap_unordered_chunksize1_20k/mp");
+BENCHMARK_CAPTURE(imap_raw, unordered1, 20000, 1)->UseRealTime()->Name("pool_imap_unordered_chunksize1_20k/raw");
 BENCHMARK(cpu_bound_mp)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/mp");
 BENCHMARK(cpu_bound_raw)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/raw");
 BENCHMARK(cpu_bound_mp)->DenseRange(1, mp::cpu_count())->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_speedup/mp");

@@ -144,6 +144,14 @@ WORKLOADS = [
     Workload("pool_apply_roundtrip", "Pool apply_async(f, x).get() round trip", "time",
              "bench_pool", "bench_pool.py", (at_most_x_raw(3), at_least_x_python(20)),
              raw="bench_sync:futex_pingpong/raw"),
+    Workload("pool_imap_100k_chunksize1000", "Pool.imap of x*x, 100k ints, chunksize 1000, summed by range-for", "time",
+             "bench_pool", "bench_pool.py", (at_least_x_python(20),)),
+    Workload("pool_imap_unordered_100k_chunksize1000", "Pool.imap_unordered of x*x, 100k ints, chunksize 1000", "time",
+             "bench_pool", "bench_pool.py", (at_least_x_python(20),)),
+    Workload("pool_imap_chunksize1_20k", "Pool.imap of x*x, 20k ints, chunksize 1", "time",
+             "bench_pool", "bench_pool.py", (at_least_x_python(20),)),
+    Workload("pool_imap_unordered_chunksize1_20k", "Pool.imap_unordered of x*x, 20k ints, chunksize 1", "time",
+             "bench_pool", "bench_pool.py", (at_least_x_python(20),)),
     Workload("pool_cpu_bound", "CPU-bound Pool.map, 64 items of ~2 ms (vs raw forked split)", "time",
              "bench_pool", None, (at_most_x_raw(1 / 0.95),)),
 ]
@@ -169,6 +177,7 @@ BASELINES = {
     "pool_map": "a std::thread pool of cpu_count threads in one process, the same chunks, calling the "
                 "same function through a pointer known at run time, as a generic map(f, xs) and the "
                 "pool's workers must (the lambda row: both inline the lambda)",
+    "pool_imap": "the std::thread pool's map with the same chunks, then one pass summing the results",
     "pool_apply_roundtrip": "the futex ping-pong of bench_sync (a round trip between two processes with the same bounded spin)",
     "pool_cpu_bound": "the same 64 items split evenly over cpu_count raw forked processes (fork, compute, _exit, waitpid)",
 }

@@ -21,11 +21,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <numeric>
 #include <random>
+#include <ranges>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -151,6 +153,49 @@ struct BumpBy {
 // A result bigger than the inputs (one message grows past the ring's size as chunks grow).
 std::vector<long long> spread(long long x) { return std::vector<long long>(static_cast<std::size_t>(x % 7) * 300, x); }
 
+long long sqr_ll(long long x) { return x * x; }
+std::size_t sqr_size(std::size_t x) { return x * x; }
+
+// A single-pass range, as a generator or an input stream is: each element is made once, as the
+// move-only iterator (only a std::input_iterator) reaches it, up to a sentinel of another type.
+template <class T>
+class single_pass {
+public:
+    single_pass(int n, T (*make)(int)) : n_(n), make_(make) {}
+    class iterator {
+    public:
+        using value_type = T;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        iterator(iterator&&) noexcept = default;
+        iterator& operator=(iterator&&) noexcept = default;
+        T operator*() const { return owner_->make_(owner_->i_); }
+        iterator& operator++() {
+            ++owner_->i_;
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
+
+    private:
+        friend class single_pass;
+        explicit iterator(single_pass* o) : owner_(o) {}
+        bool done() const { return owner_->i_ == owner_->n_; }
+        single_pass* owner_ = nullptr;
+    };
+    iterator begin() { return iterator(this); }
+    std::default_sentinel_t end() const { return {}; }
+
+private:
+    int i_ = 0;
+    int n_;
+    T (*make_)(int);
+};
+int down_from_10(int i) { return 10 - i; }
+std::tuple<int, int> twice(int i) { return {i, i}; }
+// 10, 9, ..., 1, made once each.
+single_pass<int> countdown_from_10() { return {10, down_from_10}; }
+
 std::vector<int> range(int n) {
     std::vector<int> v(static_cast<std::size_t>(n));
     std::iota(v.begin(), v.end(), 0);
@@ -205,6 +250,86 @@ TEST_CASE("map takes any input range, and chunksize is checked", "[pool]") {
     CHECK_THROWS_AS(pool.imap(sqr, range(3), 0), mp::ValueError);
 }
 
+// Every pool method that takes an iterable takes any std::ranges::input_range: iotas whose
+// iterators are not C++17 iterators (over long long and std::size_t, the difference type is a
+// 128-bit integer), with a bound of another type (not a common range), node containers, a
+// transform view, and a single-pass range whose move-only iterator is only a std::input_iterator.
+TEST_CASE("every method taking an iterable takes any input range", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    const auto sq = [](auto n) {
+        std::vector<long long> v;
+        for (long long i = 0; i < static_cast<long long>(n); ++i) v.push_back(i * i);
+        return v;
+    };
+    auto ordered = [](auto&& it) {
+        std::vector<long long> v;
+        for (auto x : it) v.push_back(static_cast<long long>(x));
+        return v;
+    };
+    auto sorted = [&](auto&& it) {
+        auto v = ordered(it);
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    static_assert(!std::ranges::common_range<decltype(std::views::iota(0LL, 50))>);
+    using countdown_range = single_pass<int>;
+    static_assert(std::ranges::input_range<countdown_range> && !std::ranges::forward_range<countdown_range> &&
+                  !std::copyable<std::ranges::iterator_t<countdown_range>> &&
+                  !std::ranges::common_range<countdown_range>);
+
+    SECTION("iota over int, long long and std::size_t") {
+        CHECK(pool.map(sqr, std::views::iota(0, 50)) == squares(50));
+        CHECK(pool.map(sqr_ll, std::views::iota(0LL, 50)) == sq(50));                // bound of another type
+        CHECK(pool.map(sqr_ll, std::views::iota(0LL, 50LL), 7) == sq(50));
+        CHECK(pool.map(sqr_size, std::views::iota(std::size_t{0}, std::size_t{50})) == [&] {
+            std::vector<std::size_t> v;
+            for (std::size_t i = 0; i < 50; ++i) v.push_back(i * i);
+            return v;
+        }());
+        CHECK(pool.map_async(sqr_ll, std::views::iota(0LL, 50)).get(mp_test::bound) == sq(50));
+        CHECK(ordered(pool.imap(sqr_ll, std::views::iota(0LL, 50), 4)) == sq(50));
+        CHECK(sorted(pool.imap_unordered(sqr_size, std::views::iota(std::size_t{0}, std::size_t{50}), 3)) == sq(50));
+    }
+    SECTION("a transform view, a std::list and a std::set") {
+        auto halves = std::views::iota(0LL, 40) | std::views::transform([](long long x) { return 2 * x; });
+        const auto doubled_sq = [] {
+            std::vector<long long> v;
+            for (long long i = 0; i < 40; ++i) v.push_back(4 * i * i);
+            return v;
+        }();
+        CHECK(pool.map(sqr_ll, halves) == doubled_sq);
+        CHECK(ordered(pool.imap(sqr_ll, halves, 5)) == doubled_sq);
+        std::list<long long> list(10);
+        std::iota(list.begin(), list.end(), 0LL);
+        CHECK(pool.map(sqr_ll, list, 3) == sq(10));
+        CHECK(pool.map_async(sqr_ll, list).get(mp_test::bound) == sq(10));
+        CHECK(ordered(pool.imap(sqr_ll, list)) == sq(10));
+        const std::set<long long> set{4, 1, 3, 0, 2};
+        CHECK(pool.map(sqr_ll, set) == sq(5));
+        CHECK(sorted(pool.imap_unordered(sqr_ll, set, 2)) == sq(5));
+    }
+    SECTION("a single-pass range with a move-only input iterator and a sentinel") {
+        const std::vector<int> down{100, 81, 64, 49, 36, 25, 16, 9, 4, 1};
+        CHECK(pool.map(sqr, countdown_from_10()) == down);
+        CHECK(pool.map(sqr, countdown_from_10(), 3) == down);
+        CHECK(pool.map_async(sqr, countdown_from_10()).get(mp_test::bound) == down);
+        CHECK(ordered(pool.imap(sqr, countdown_from_10(), 4)) == std::vector<long long>(down.begin(), down.end()));
+        CHECK(sorted(pool.imap_unordered(sqr, countdown_from_10())) == std::vector<long long>(down.rbegin(), down.rend()));
+    }
+    SECTION("starmap and starmap_async over ranges of tuples that are not vectors") {
+        auto pairs = std::views::iota(0LL, 30) | std::views::transform([](long long i) { return std::tuple<int, int>(int(i), 1); });
+        std::vector<int> want;
+        for (int i = 0; i < 30; ++i) want.push_back(i + 1);
+        CHECK(pool.starmap(add, pairs) == want);
+        CHECK(pool.starmap(add, pairs, 4) == want);
+        CHECK(pool.starmap_async(add, pairs).get(mp_test::bound) == want);
+        std::list<std::pair<int, int>> list{{1, 2}, {3, 4}};
+        CHECK(pool.starmap(add, list) == std::vector<int>{3, 7});
+        CHECK(pool.starmap(add, single_pass<std::tuple<int, int>>(5, twice)) == std::vector<int>{0, 2, 4, 6, 8});
+    }
+}
+
 TEST_CASE("imap and imap_unordered yield every result lazily", "[pool]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Pool pool(2, {.context = ctx});
@@ -220,6 +345,58 @@ TEST_CASE("imap and imap_unordered yield every result lazily", "[pool]") {
     std::sort(got.begin(), got.end());
     CHECK(got == squares(30));
     CHECK(!it.next(1s));  // exhausted
+}
+
+// imap's result is a std::ranges view of input iterators: the ranges library's adaptors take it,
+// as an rvalue (owned by the pipeline) or an lvalue (a copy of the handle, sharing its results).
+using imap_int = mp::IMapIterator<int>;
+static_assert(std::input_iterator<std::ranges::iterator_t<imap_int>>);
+static_assert(std::sentinel_for<std::ranges::sentinel_t<imap_int>, std::ranges::iterator_t<imap_int>>);
+static_assert(std::ranges::input_range<imap_int> && std::ranges::view<imap_int>);
+static_assert(std::same_as<std::ranges::range_reference_t<imap_int>, int&>);
+static_assert(std::ranges::input_range<decltype(std::declval<imap_int>() | std::views::transform(sqr))>);
+
+TEST_CASE("imap and imap_unordered results go through views pipelines", "[pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.context = ctx});
+    std::vector<int> got;
+    for (int v : pool.imap(sqr, range(20), 3) | std::views::transform(plus_one)) got.push_back(v);
+    CHECK(got == [] {
+        auto v = squares(20);
+        for (auto& x : v) ++x;
+        return v;
+    }());
+    auto unordered = pool.imap_unordered(sqr, range(20), 4);
+    got.clear();
+    for (int v : unordered | std::views::filter(is_odd) | std::views::transform(plus_one)) got.push_back(v);
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<int>{2, 10, 26, 50, 82, 122, 170, 226, 290, 362});
+    CHECK(!unordered.next(1s));  // the pipeline's copy took every result from the same stream
+    // A handle takes results a chunk at a time; a copy made after next() goes on at the next item.
+    auto it = pool.imap(sqr, range(20), 5);
+    CHECK(it.next(mp_test::bound) == 0);
+    got.clear();
+    for (int v : it | std::views::transform(plus_one)) got.push_back(v);
+    auto want = squares(20);
+    want.erase(want.begin());
+    for (auto& x : want) ++x;
+    CHECK(got == want);
+    CHECK(!it.next(1s));
+    // Threads sharing the results use a copy each: every item comes out once.
+    auto shared = pool.imap_unordered(sqr, range(200), 7);
+    std::vector<int> mine, theirs;
+    std::thread other([copy = shared, &theirs]() mutable {
+        while (auto v = copy.next(mp_test::bound)) theirs.push_back(*v);
+    });
+    while (auto v = shared.next(mp_test::bound)) mine.push_back(*v);
+    other.join();
+    mine.insert(mine.end(), theirs.begin(), theirs.end());
+    std::sort(mine.begin(), mine.end());
+    CHECK(mine == squares(200));
+    // Items can be moved out through the iterator (its reference is V&).
+    std::vector<std::string> words;
+    for (auto& w : pool.imap(shout, std::vector<std::string>{"a", "b"})) words.push_back(std::move(w));
+    CHECK(words == std::vector<std::string>{"a!", "b!"});
 }
 
 TEST_CASE("imap next(timeout) raises TimeoutError while a task runs", "[pool]") {
@@ -302,6 +479,26 @@ TEST_CASE("exceptions come back through get(): std types as themselves, others a
     }
     CHECK(errors == 1);
     CHECK(got == std::vector<int>{0, 1, 2, 3, 4, 6, 7});
+    // With chunks of 3, the failed chunk (3, 4, 5) raises once at its first item and its other
+    // items never come, in order and out of order.
+    for (bool ordered : {true, false}) {
+        auto chunked = ordered ? pool.imap(raise_at_five, range(9), 3) : pool.imap_unordered(raise_at_five, range(9), 3);
+        got.clear();
+        errors = 0;
+        for (;;) {
+            try {
+                auto v = chunked.next(mp_test::bound);
+                if (!v) break;
+                got.push_back(*v);
+            } catch (const std::invalid_argument&) {
+                if (ordered) CHECK(got == std::vector<int>{0, 1, 2});
+                ++errors;
+            }
+        }
+        std::sort(got.begin(), got.end());
+        CHECK(errors == 1);
+        CHECK(got == std::vector<int>{0, 1, 2, 6, 7, 8});
+    }
     // The pool still works.
     CHECK(pool.apply(sqr, 3) == 9);
 }
@@ -345,6 +542,21 @@ TEST_CASE("callbacks and error callbacks run in the result thread before get() r
     CHECK(in_other_thread);
 }
 
+TEST_CASE("map_async and starmap_async of nothing are ready at once and call no callback, as in CPython", "[pool]") {
+    // Called at submission, the callback would run in the caller's thread, not the result thread.
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(1, {.context = ctx});
+    std::atomic<int> called{0};
+    auto r = pool.map_async(sqr, std::vector<int>{}, mp::callback([&](const std::vector<int>&) { ++called; }));
+    auto s = pool.starmap_async(add, std::vector<std::tuple<int, int>>{}, mp::callback([&](const std::vector<int>&) { ++called; }));
+    CHECK(r.get(mp_test::bound).empty());
+    CHECK(s.get(mp_test::bound).empty());
+    CHECK(r.successful());
+    CHECK(pool.map_async(sqr, range(3), mp::callback([&](const std::vector<int>&) { ++called; })).get(mp_test::bound) ==
+          squares(3));
+    CHECK(called == 1);  // only the map that had inputs
+}
+
 TEST_CASE("threads waiting in get() at once each get their own results, callbacks still in the result thread", "[pool]") {
     // A caller waiting in get() moves results itself (for any waiter, in ring order) while the
     // result thread sleeps; a result with a callback is left to the result thread.
@@ -352,6 +564,7 @@ TEST_CASE("threads waiting in get() at once each get their own results, callback
     mp::Pool pool(2, {.context = ctx});
     std::atomic<int> callbacks{0};
     std::atomic<bool> callback_in_caller{false};
+    std::set<std::thread::id> callback_threads;  // the result thread alone
     std::vector<std::thread::id> callers;
     std::mutex m;
     std::vector<std::thread> threads;
@@ -369,6 +582,7 @@ TEST_CASE("threads waiting in get() at once each get their own results, callback
                                                   std::lock_guard g(m);
                                                   for (auto id : callers)
                                                       if (id == std::this_thread::get_id()) callback_in_caller = true;
+                                                  callback_threads.insert(std::this_thread::get_id());
                                                   ++callbacks;
                                               }));
                     if (r.get(mp_test::bound) != x * x) ++wrong;
@@ -388,6 +602,7 @@ TEST_CASE("threads waiting in get() at once each get their own results, callback
     CHECK(wrong == 0);
     CHECK(callbacks == 4 * 43);
     CHECK_FALSE(callback_in_caller);
+    CHECK(callback_threads.size() == 1);
 }
 
 TEST_CASE("terminate() from another thread ends every get() waiting in other threads", "[pool][fault]") {

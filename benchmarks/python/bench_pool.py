@@ -4,6 +4,9 @@ Workloads (the same names as the C++ benchmarks), with os.cpu_count() workers (f
   pool_map_100k             pool.map(sqr, range(100000)), default chunksize; seconds per map
   pool_map_chunksize1_20k   pool.map(sqr, range(20000), chunksize=1); seconds per map
   pool_apply_roundtrip      pool.apply_async(sqr, (x,)).get(); seconds per round trip
+  pool_imap_100k_chunksize1000, pool_imap_unordered_100k_chunksize1000
+                            sum(pool.imap(sqr, range(100000), 1000)) (imap_unordered); seconds per pass
+  pool_imap_chunksize1_20k, pool_imap_unordered_chunksize1_20k   the same, 20k ints, chunksize 1
   pool_speedup              a CPU-bound map (64 items of about 2 ms) serially and with Pool(n) for
                             n = 1..cpu_count: {"serial": s, "workers": {"n": s, ...}} (run.py plots
                             the speedup against the number of workers)
@@ -35,6 +38,26 @@ def timed_map(n, chunksize):
                 r = pool.map(sqr, xs, chunksize)
                 samples.append(time.perf_counter() - t0)
                 if len(r) != n or r[-1] != sqr(n - 1):
+                    raise RuntimeError("wrong result")
+        return common.result("seconds_per_op", samples, ops=1, items=n)
+    return run
+
+
+def timed_imap(n, chunksize, ordered):
+    def run(cfg):
+        xs = list(range(n))
+        want = sum(sqr(x) for x in xs)
+        with mp.get_context("fork").Pool() as pool:
+            pool.map(sqr, xs[:100])  # warm-up: the workers are running
+            imap = pool.imap if ordered else pool.imap_unordered
+            samples = []
+            for _ in range(cfg["repeats"]):
+                t0 = time.perf_counter()
+                total = 0
+                for v in imap(sqr, xs, chunksize):
+                    total += v
+                samples.append(time.perf_counter() - t0)
+                if total != want:
                     raise RuntimeError("wrong result")
         return common.result("seconds_per_op", samples, ops=1, items=n)
     return run
@@ -129,6 +152,10 @@ WORKLOADS = {
     "pool_map_100k": timed_map(100000, None),
     "pool_map_chunksize1_20k": timed_map(20000, 1),
     "pool_apply_roundtrip": apply_roundtrip,
+    "pool_imap_100k_chunksize1000": timed_imap(100000, 1000, True),
+    "pool_imap_unordered_100k_chunksize1000": timed_imap(100000, 1000, False),
+    "pool_imap_chunksize1_20k": timed_imap(20000, 1, True),
+    "pool_imap_unordered_chunksize1_20k": timed_imap(20000, 1, False),
     "pool_speedup": pool_speedup,
     "pool_memory": pool_memory,
 }
