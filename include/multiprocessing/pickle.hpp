@@ -513,13 +513,20 @@ struct builtin_codec<std::array<T, N>> {
     static constexpr bool enabled = picklable<T>;
     static constexpr std::size_t min_size = N * min_pickled_size<T>();
     static void dump(PickleWriter& w, const std::array<T, N>& a) {
-        if constexpr (bitwise_v<T>)
+        // An empty array has no bytes, and its data() may be a null pointer, which memcpy and
+        // append must not be given even with a size of 0.
+        if constexpr (N == 0)
+            (void)w, (void)a;
+        else if constexpr (bitwise_v<T>)
             w.write_bytes(a.data(), sizeof(T) * N);
         else
             for (const auto& e : a) w.dump(e);
     }
     static std::array<T, N> load(PickleReader& r) {
-        if constexpr (bitwise_v<T>) {
+        if constexpr (N == 0) {
+            (void)r;
+            return {};
+        } else if constexpr (bitwise_v<T>) {
             std::array<T, N> a;
             std::memcpy(a.data(), r.read_bytes(sizeof(T) * N), sizeof(T) * N);
             return a;
