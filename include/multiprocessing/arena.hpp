@@ -52,6 +52,8 @@
 // alone; a descriptor goes with them when the pickle can carry one (Process arguments).
 #pragma once
 
+#include "detail/platform.hpp"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>

@@ -3,6 +3,8 @@
 // (Python: context.py re-exports them from process.py the same way).
 #pragma once
 
+#include "detail/platform.hpp"
+
 #include <sched.h>
 #include <unistd.h>
 

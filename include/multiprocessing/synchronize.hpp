@@ -65,6 +65,8 @@
 // leaves no count out of step.
 #pragma once
 
+#include "detail/platform.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
