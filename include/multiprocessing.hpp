@@ -4,6 +4,7 @@
 
 #include "multiprocessing/detail/platform.hpp"
 
+#include "multiprocessing/version.hpp"
 #include "multiprocessing/errors.hpp"
 #include "multiprocessing/pickle.hpp"
 #include "multiprocessing/context.hpp"
