@@ -57,11 +57,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -69,7 +71,6 @@
 #include <cstring>
 #include <mutex>
 #include <new>
-#include <random>
 #include <string>
 #include <memory>
 #include <type_traits>
@@ -702,8 +703,12 @@ private:
     static arena* create(std::size_t size) {
         unique_fd fd(::memfd_create("multiprocessing-arena", MFD_CLOEXEC));
         if (!fd) throw_errno("memfd_create(arena)");
-        std::random_device rd;
-        std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(::getpid());
+        // getrandom(2), not std::random_device: <random> costs every program's compile; an id
+        // from the clock is enough where the kernel has no entropy to give yet.
+        std::uint64_t id = 0;
+        if (::getrandom(&id, sizeof id, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof id))
+            id = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        id ^= static_cast<std::uint64_t>(::getpid());
         return ::new (static_cast<void*>(slot())) arena(std::move(fd), size, id);
     }
 
