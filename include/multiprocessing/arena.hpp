@@ -714,9 +714,12 @@ private:
 
     /// Where the one arena of this process lives: static storage whose destructor never runs,
     /// because handles in static objects may outlive main and the mapping must outlive them.
-    static arena* slot() noexcept {
-        alignas(arena) static std::byte storage[sizeof(arena)];
-        return reinterpret_cast<arena*>(storage);
+    /// One per process however the headers are compiled in (detail/process_wide.hpp).
+    static arena* slot() {
+        static arena* const storage = &process_wide<arena>(detail::process_wide_slot::arena_storage, [] {
+            return static_cast<arena*>(::operator new(sizeof(arena), std::align_val_t{alignof(arena)}));
+        });
+        return storage;
     }
 
     static arena& install(arena* a) {
@@ -762,7 +765,8 @@ private:
     /// the child is killed before it runs a single instruction of its own: the parent puts the
     /// child's pid in the row (note_forked_child), or the child does, whichever comes first.
     static void register_fork_handlers() {
-        static const bool registered = [] {
+        // Once per process, by the module that gets here first (detail/process_wide.hpp).
+        static const bool registered = process_wide<bool>(detail::process_wide_slot::arena_fork, [] {
             ::pthread_atfork(
                 [] {
                     if (arena* a = current()) {
@@ -784,8 +788,8 @@ private:
                         a->refs_mutex_.unlock();
                     }
                 });
-            return true;
-        }();
+            return new bool(true);
+        });
         (void)registered;
     }
 
@@ -928,19 +932,24 @@ public:
     }
 
 private:
+    // One of each per process however the headers are compiled in (detail/process_wide.hpp).
     static std::mutex& setup_mutex() {
-        static std::mutex m;
+        static std::mutex& m =
+            process_wide<std::mutex>(detail::process_wide_slot::arena_setup, [] { return new std::mutex; });
         return m;
     }
     static std::atomic<arena*>& current_ptr() noexcept {
-        static std::atomic<arena*> p{nullptr};
+        // Allocates at the first call of this module only (terminates if even that fails).
+        static std::atomic<arena*>& p = process_wide<std::atomic<arena*>>(
+            detail::process_wide_slot::arena_current, [] { return new std::atomic<arena*>(nullptr); });
         return p;
     }
 
 public:
     /// Set by mp::set_arena_size(); 0 means "the environment or the default".
-    static std::size_t& requested_size() noexcept {
-        static std::size_t s = 0;
+    static std::size_t& requested_size() {
+        static std::size_t& s =
+            process_wide<std::size_t>(detail::process_wide_slot::arena_size, [] { return new std::size_t(0); });
         return s;
     }
 

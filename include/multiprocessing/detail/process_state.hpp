@@ -17,6 +17,7 @@
 #include "../context.hpp"
 #include "../pickle.hpp"
 #include "exit_hooks.hpp"
+#include "process_wide.hpp"
 #include "posix.hpp"
 
 namespace multiprocessing::detail {
@@ -83,8 +84,10 @@ struct process_globals {
     bool exit_handler_registered = false;
 };
 
+/// One per process however the headers are compiled in (detail/process_wide.hpp).
 inline process_globals& globals() {
-    static process_globals g;
+    static process_globals& g =
+        process_wide<process_globals>(process_wide_slot::process_registry, [] { return new process_globals; });
     return g;
 }
 
