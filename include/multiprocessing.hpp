@@ -9,6 +9,7 @@
 #include "multiprocessing/pickle.hpp"
 #include "multiprocessing/context.hpp"
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/logging.hpp"
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/arena.hpp"
 #include "multiprocessing/synchronize.hpp"

@@ -7,10 +7,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <array>
 #include <csignal>
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <ranges>
 #include <string>
 #include <thread>
 #include <vector>
@@ -317,6 +319,48 @@ TEST_CASE("mp::wait returns the ready connections and sentinels", "[connection]"
     mp_test::join(p);
     std::vector<std::variant<mp::Connection, int>> mixed{a1, p.sentinel()};
     CHECK(mp::wait(mixed, mp_test::bound).size() == 2);
+}
+
+/// A user type wrapping a descriptor: mp::wait watches any object with fileno(), as Python's.
+struct Watched {
+    mp::Connection conn;
+    int tag;
+    [[nodiscard]] int fileno() const { return conn.fileno(); }
+};
+
+TEST_CASE("mp::wait takes any forward range: arrays of sentinels, views, objects with fileno()", "[connection]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [a1, b1] = mp::Pipe();
+    auto [a2, b2] = mp::Pipe();
+    mp::Process p(ctx, send_then_close, b1);
+    p.start();
+    mp_test::join(p);
+
+    // A std::array of sentinels: the ended child's is ready.
+    std::array<int, 1> sentinels{p.sentinel()};
+    auto ended = mp::wait(sentinels, mp_test::bound);
+    REQUIRE(ended.size() == 1);
+    CHECK(ended[0] == p.sentinel());
+
+    // Objects with fileno(): the ready ones come back as copies, in the order given.
+    std::vector<Watched> watched{{a2, 2}, {a1, 1}};
+    auto ready = mp::wait(watched, mp_test::bound);
+    REQUIRE(ready.size() == 1);
+    CHECK(ready[0].tag == 1);
+
+    // A view that is not const-iterable (filter): the second pipe only, which has nothing yet.
+    std::vector<mp::Connection> conns{a1, a2};
+    auto only_second = conns | std::views::filter([&](const mp::Connection& c) { return c == a2; });
+    CHECK(mp::wait(only_second, 10ms).empty());
+    b2.send(2);
+    auto second = mp::wait(only_second, mp_test::bound);
+    REQUIRE(second.size() == 1);
+    CHECK(second[0] == a2);
+    // A braced list, as Python's wait([a, b]).
+    auto listed = mp::wait({a1, a2}, mp_test::bound);
+    REQUIRE(listed.size() == 2);
+    CHECK(listed[0] == a1);
+    CHECK(listed[1] == a2);
 }
 
 TEST_CASE("signals interrupting a blocked recv never surface as EINTR", "[connection]") {

@@ -9,9 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -71,7 +76,166 @@ void report_grandchild_name(mp::Connection c) {
     c.send(g.name());
 }
 
+// ---- subclasses: Python's class Worker(Process) (issue 14) ---------------------------------------
+
+/// Members that cross to the child (a number, a string, a Queue, a Connection) and an overridden
+/// run() that reports what it sees, or throws for a negative n.
+class Worker : public mp::Process {
+public:
+    Worker() : Process(this) {}
+    Worker(const mp::Context& ctx, int n, std::string label, mp::Queue<std::string> q, mp::Connection c)
+        : Process(ctx, this), n_(n), label_(std::move(label)), q_(std::move(q)), c_(std::move(c)) {}
+
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(n_, label_, q_, c_);
+    }
+
+    using Report = std::tuple<std::string, int, std::string, int, bool, bool, std::string>;
+
+private:
+    void run() override {  // private, as a user may declare it: start() still reaches it
+        if (n_ < 0) throw std::invalid_argument("negative n: " + std::to_string(n_));
+        c_.send(Report(label_, n_ * 2, name(), pid(), pid() == ::getpid(), is_alive(), mp::current_process().name()));
+        q_.put(label_ + "!");
+    }
+
+    int n_ = 0;
+    std::string label_;
+    mp::Queue<std::string> q_;
+    mp::Connection c_{-1};
+};
+
+/// A subclass with no serialize(): fine under fork, which copies the whole object.
+class ForkOnlyWorker : public mp::Process {
+public:
+    ForkOnlyWorker(const mp::Context& ctx, mp::Connection c) : Process(ctx, this), c_(std::move(c)) {}
+    void run() override { c_.send(std::string("forked")); }
+
+private:
+    mp::Connection c_;
+};
+
+/// As a user's main with stderr on a pipe: starts a Worker that throws, under `method`, and reports
+/// its exit code and name.
+void run_throwing_worker(mp::Connection err, mp::StartMethod method, mp::Connection result) {
+    if (::dup2(err.fileno(), STDERR_FILENO) < 0) ::_exit(4);
+    err.close();
+    mp::Queue<std::string> q;
+    Worker w(mp::Context(method), -3, "x", q, result);
+    w.start();
+    const bool ended = w.join(mp_test::bound);
+    result.send(std::pair<int, std::string>(ended ? w.exitcode().value_or(1001) : 1000, w.name()));
+}
+
+/// Everything `fd` gives until its end (bounded).
+std::string read_to_end(int fd) {
+    std::string out;
+    const mp::detail::deadline until(mp_test::bound);
+    while (mp::detail::wait_readable(fd, until)) {
+        char buf[4096];
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0)
+            out.append(buf, static_cast<std::size_t>(n));
+        else if (n == 0 || errno != EINTR)
+            break;
+    }
+    return out;
+}
+
+int g_ran_here = 0;
+void mark_ran_here(int v) { g_ran_here = v; }
+
 }  // namespace
+
+TEST_CASE("a Process subclass runs its overridden run() in the child, with its members, under every start method",
+          "[process][subclass]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Queue<std::string> q;
+    auto [here, there] = mp::Pipe();
+    Worker w(ctx, 21, "tea", q, there);
+    CHECK_THAT(w.name(), Catch::StartsWith("Worker-"));  // Python: type(self).__name__ + '-N'
+    w.start();
+    REQUIRE(here.poll(mp_test::bound));
+    auto [label, twice, name, pid, pid_is_getpid, alive, current] = here.recv<Worker::Report>();
+    CHECK(label == "tea");
+    CHECK(twice == 42);
+    CHECK(name == w.name());        // in the child, the object is the process it runs in
+    CHECK(pid == w.pid());
+    CHECK(pid_is_getpid);
+    CHECK(alive);
+    CHECK(current == w.name());     // and current_process() is it
+    CHECK(q.get(mp_test::bound) == "tea!");
+    mp_test::join(w);
+    CHECK(w.exitcode() == 0);
+    CHECK_FALSE(w.is_alive());
+}
+
+TEST_CASE("Process subclasses move into containers and each runs its own members", "[process][subclass]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Queue<std::string> q;
+    auto [here, there] = mp::Pipe();
+    std::vector<Worker> workers;
+    for (int i = 0; i < 3; ++i) workers.emplace_back(ctx, i, "w" + std::to_string(i), q, there);
+    for (auto& w : workers) w.start();
+    std::vector<std::string> got;
+    for (int i = 0; i < 3; ++i) got.push_back(q.get(mp_test::bound));
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(here.poll(mp_test::bound));
+        (void)here.recv<Worker::Report>();
+    }
+    for (auto& w : workers) mp_test::join(w);
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<std::string>{"w0!", "w1!", "w2!"});
+    for (auto& w : workers) CHECK(w.exitcode() == 0);
+}
+
+TEST_CASE("an exception escaping a subclass's run() gives exit code 1 and a traceback on stderr",
+          "[process][subclass][errors]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [err_r, err_w] = mp::Pipe(false);
+    auto [here, there] = mp::Pipe();
+    // In a fresh program whose stderr is the pipe: a forkserver child's stderr is its server's.
+    mp::Process main_like(mp::get_context(mp::StartMethod::spawn), run_throwing_worker, err_w, ctx.start_method(),
+                          there);
+    main_like.start();
+    err_w.close();
+    std::string err = read_to_end(err_r.fileno());
+    REQUIRE(here.poll(mp_test::bound));
+    auto [code, name] = here.recv<std::pair<int, std::string>>();
+    mp_test::join(main_like);
+    CHECK(code == 1);
+    CHECK_THAT(name, Catch::StartsWith("Worker-"));  // Worker-N:1: the first process of the spawned one
+    CHECK_THAT(err, Catch::Contains("Process " + name + ":"));
+    CHECK_THAT(err, Catch::Contains("std::invalid_argument: negative n: -3"));
+}
+
+TEST_CASE("a subclass without serialize() runs under fork and raises PicklingError at start() otherwise",
+          "[process][subclass][errors]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [here, there] = mp::Pipe();
+    ForkOnlyWorker w(ctx, there);
+    if (ctx.start_method() == mp::StartMethod::fork) {
+        w.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<std::string>() == "forked");
+        mp_test::join(w);
+        CHECK(w.exitcode() == 0);
+    } else {
+        CHECK_THROWS_AS(w.start(), mp::PicklingError);
+        CHECK_THROWS_WITH(w.start(), Catch::Contains("ForkOnlyWorker needs a default constructor") &&
+                                         Catch::Contains("serialize"));
+        CHECK(w.pid() == 0);
+    }
+}
+
+TEST_CASE("run() called directly runs the target in this process, as in Python", "[process][subclass]") {
+    g_ran_here = 0;
+    mp::Process p(mark_ran_here, 5);
+    p.run();
+    CHECK(g_ran_here == 5);
+    CHECK(p.pid() == 0);  // nothing was started
+}
 
 TEST_CASE("a process runs its target and reports exit codes as Python does", "[process]") {
     MP_FOR_EACH_START_METHOD(ctx);

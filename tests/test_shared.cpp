@@ -50,6 +50,19 @@ static_assert(!has_lock<mp::RawValue<int>> && !has_lock<mp::RawArray<int>>);
 static_assert(std::is_constructible_v<mp::Array<double>, int> &&
               !std::is_constructible_v<mp::Array<double>, bool>);
 static_assert(!std::is_convertible_v<int, mp::Value<int>>, "Value(T) is explicit");
+// Python's lock=Lock(): the lock type is part of the type, and get_lock() returns that lock.
+static_assert(std::is_same_v<decltype(std::declval<mp::Synchronized<int, mp::Lock>&>().get_lock()), mp::Lock&>);
+static_assert(std::is_same_v<decltype(std::declval<mp::SynchronizedArray<int, mp::Lock>&>().get_lock()), mp::Lock&>);
+static_assert(std::is_same_v<decltype(std::declval<mp::Array<int>&>().get_lock()), mp::RLock&>);
+static_assert(std::is_same_v<decltype(mp::Synchronized(0, std::declval<mp::Lock>())), mp::Synchronized<int, mp::Lock>>);
+static_assert(std::is_same_v<decltype(mp::Value(0, std::declval<mp::RLock>())), mp::Value<int>>);
+// mp::Value<T> is Python's Synchronized (with an RLock), and still a template of one parameter.
+static_assert(std::is_base_of_v<mp::Synchronized<int>, mp::Value<int>> &&
+              std::is_base_of_v<mp::SynchronizedArray<int>, mp::Array<int>>);
+static_assert(std::is_same_v<mp::Synchronized<int>, mp::Synchronized<int, mp::RLock>>);
+static_assert(std::is_same_v<decltype(mp::Value(1.5, false)), mp::Value<double>>);
+static_assert(std::is_same_v<decltype(mp::Value(1.5)), mp::Value<double>>);
+static_assert(mp::picklable<mp::Synchronized<int, mp::Lock>> && mp::picklable<mp::SynchronizedArray<double, mp::Lock>>);
 
 // ---- children ----------------------------------------------------------------------------------
 
@@ -123,6 +136,42 @@ void get_then_set(mp::Value<Point> v, mp::Connection out) {
     Point seen = v.get();
     v.set(Point{seen.x * 2, seen.y * 2});
     out.send(std::pair<double, double>(seen.x, seen.y));
+}
+
+// Reports whether the child takes the lock of `x` at once (false while another process holds it).
+template <class X>
+void try_lock_of(X x, mp::Connection out) {
+    bool got = x.get_lock().acquire(0s);
+    if (got) x.get_lock().release();
+    out.send(got);
+}
+
+// Increments a Value and every element of an Array that share one mp::Lock, under that lock.
+void add_under_shared_lock(mp::Synchronized<int, mp::Lock> v, mp::SynchronizedArray<long, mp::Lock> a, int n) {
+    for (int i = 0; i < n; ++i) {
+        std::lock_guard g(v.get_lock());
+        ++v.value();
+        for (auto& x : a) ++x;
+    }
+}
+
+// A Value and an Array made with lock=false: get_lock() raises AttributeError in the child too,
+// and get/set and element writes still reach the parent's storage.
+void use_without_lock(mp::Value<int> v, mp::Array<int> a, mp::Connection out) {
+    bool value_raises = false, array_raises = false;
+    try {
+        (void)v.get_lock();
+    } catch (const mp::AttributeError&) {
+        value_raises = true;
+    }
+    try {
+        (void)a.get_lock();
+    } catch (const mp::AttributeError&) {
+        array_raises = true;
+    }
+    v.set(v.get() + 1);
+    a[0] = a.to_vector()[1] * 10;
+    out.send(value_raises && array_raises);
 }
 
 template <class T>
@@ -456,4 +505,78 @@ TEST_CASE("Array: children update it under get_lock() and the totals are exact",
     std::vector<long> want(8, long{children} * n);
     want[0] *= 2;
     CHECK(a.to_vector() == want);
+}
+
+// ---- the lock argument: Lock, RLock, true, false (Python's lock=) -------------------------------
+
+TEST_CASE("Value and Array with lock=Lock(): get_lock() is that Lock, and it excludes across processes",
+          "[shared]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Lock lock;
+    mp::SynchronizedArray<long, mp::Lock> a(3, lock);  // Python: Array('l', 3, lock=lock)
+    mp::Synchronized v(0, lock);           // Python: Value('i', 0, lock=lock); deduced <int, mp::Lock>
+    CHECK(a.get_lock() == lock);
+    CHECK(v.get_lock() == lock);
+    mp::SynchronizedArray<int, mp::Lock> from_list({1, 2}, lock);
+    mp::SynchronizedArray<int, mp::Lock> from_range(std::vector<int>{1, 2, 3}, lock);
+    CHECK(from_list.get_lock() == lock);
+    CHECK(from_range.get_lock() == lock);
+    auto [r, w] = mp::Pipe(false);
+    {
+        std::lock_guard g(a.get_lock());
+        CHECK(lock.owner_pid() == ::getpid());
+        CHECK_FALSE(v.get_lock().acquire(0s));  // one Lock, and not recursive (as Python's Lock)
+        mp::Process p(ctx, try_lock_of<mp::Synchronized<int, mp::Lock>>, v, w);
+        p.start();
+        CHECK_FALSE(recv_bounded<bool>(r));  // the child's copy is the same Lock, held here
+        mp_test::join(p);
+        CHECK(p.exitcode() == 0);
+    }
+    mp::Process q(ctx, try_lock_of<mp::SynchronizedArray<long, mp::Lock>>, a, w);
+    q.start();
+    CHECK(recv_bounded<bool>(r));  // free now
+    mp_test::join(q);
+    CHECK(q.exitcode() == 0);
+
+    // Children updating both under the shared Lock: nothing is lost.
+    constexpr int children = 3, n = 2000;
+    std::vector<mp::Process> ps;
+    for (int k = 0; k < children; ++k) ps.emplace_back(ctx, add_under_shared_lock, v, a, n);
+    for (auto& p : ps) p.start();
+    for (auto& p : ps) {
+        mp_test::join(p);
+        CHECK(p.exitcode() == 0);
+    }
+    CHECK(v.get() == children * n);
+    CHECK(a.to_vector() == std::vector<long>(3, long{children} * n));
+    CHECK(lock.owner_pid() == 0);
+}
+
+TEST_CASE("Value and Array with lock=true have a new RLock each; with lock=false none (AttributeError)",
+          "[shared]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Value<int> own(1, true);  // Python: Value('i', 1, lock=True)
+    mp::Array<int> own_array(2, true);
+    CHECK_FALSE(own.get_lock() == own_array.get_lock());
+    CHECK(own.get_lock().acquire(0s));
+    CHECK(own.get() == 1);  // a recursive lock of its own
+    own.get_lock().release();
+
+    mp::Value<int> bare(41, false);  // Python: Value('i', 41, lock=False)
+    mp::Array<int> bare_array({0, 7}, false);
+    CHECK_THROWS_AS((void)bare.get_lock(), mp::AttributeError);
+    CHECK_THROWS_WITH((void)bare_array.get_lock(), Catch::Contains("lock=false") && Catch::Contains("no lock"));
+    CHECK(bare.get_obj().get() == 41);
+    auto back = mp::loads<mp::Value<int>>(mp::dumps(bare));  // pickled without a lock, as it is
+    CHECK(back == bare);
+    CHECK_THROWS_AS((void)back.get_lock(), mp::AttributeError);
+
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p(ctx, use_without_lock, bare, bare_array, w);
+    p.start();
+    CHECK(recv_bounded<bool>(r));
+    mp_test::join(p);
+    CHECK(p.exitcode() == 0);
+    CHECK(bare.get() == 42);
+    CHECK(bare_array.to_vector() == std::vector<int>{70, 7});
 }

@@ -2,14 +2,22 @@
 // guarantees that differ from one to another (fresh memory, the fork server's lifetime, threads).
 #include "helpers.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <iostream>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 namespace {
 
@@ -118,7 +126,199 @@ void install_handler_then_interrupt_forkserver_child(mp::Connection c) {
     c.send(interrupt_child_and_server(mp::get_context(mp::StartMethod::forkserver)));
 }
 
+// ---- arguments kept as the target's parameter types (issue 14, bug 2) ---------------------------
+
+void greet(mp::Connection c, std::string name) { c.send("hello " + name); }
+void greet_by_reference(mp::Connection c, const std::string& name, long times) {
+    std::string out;
+    for (long i = 0; i < times; ++i) out += name;
+    c.send(out);
+}
+void send_view(mp::Connection c, std::string_view s) { c.send(std::string(s)); }
+/// Reports the values it got, through types that differ from the arguments given (int, float).
+void widen(mp::Connection c, long n, double x, std::optional<int> maybe) {
+    c.send(std::tuple<long, double, std::optional<int>>(n, x, maybe));
+}
+
+std::string hello(std::string name) { return "hello " + name; }
+std::string repeat(const std::string& s, long times) {
+    std::string out;
+    for (long i = 0; i < times; ++i) out += s;
+    return out;
+}
+long twice(long x) { return 2 * x; }
+std::string g_prefix;  // set in each worker by its initializer
+void set_prefix(std::string p) { g_prefix = std::move(p); }
+std::string prefixed(std::string s) { return g_prefix + s; }
+
+// ---- the parent's output before start() (issue 14, bug 3) --------------------------------------
+
+void print_child_lines(int n) {
+    std::cout << "child " << n << '\n';
+    std::clog << "child clog " << n << '\n';
+}
+
+/// As a user's main whose stdout and stderr are pipes, not a terminal (so stdio buffers them):
+/// prints lines before starting each of three children of `method`, which print their own and are
+/// joined. `unsynced`: after std::ios::sync_with_stdio(false), the C++ streams have buffers of their
+/// own; otherwise stdout and (made fully buffered) stderr are C stdio's, written through C and C++.
+void print_around_starts(mp::Connection out, mp::Connection err, mp::StartMethod method, bool unsynced) {
+    if (::dup2(out.fileno(), STDOUT_FILENO) < 0 || ::dup2(err.fileno(), STDERR_FILENO) < 0) ::_exit(4);
+    out.close();
+    err.close();
+    if (unsynced)
+        std::ios::sync_with_stdio(false);
+    else
+        std::setvbuf(stderr, nullptr, _IOFBF, BUFSIZ);
+    const mp::Context ctx(method);
+    for (int n = 1; n <= 3; ++n) {
+        std::cout << "parent before start " << n << '\n';
+        std::clog << "parent clog " << n << '\n';
+        if (!unsynced) {
+            std::printf("parent printf %d\n", n);
+            std::fprintf(stderr, "parent stderr %d\n", n);
+        }
+        mp::Process p(ctx, print_child_lines, n);
+        p.start();
+        if (!p.join(mp_test::bound)) {
+            p.kill();
+            ::_exit(3);
+        }
+    }
+    std::cout << "parent done\n";
+}
+
+/// Reads two descriptors to their ends (bounded); returns what each gave.
+std::pair<std::string, std::string> read_both(int a, int b) {
+    std::string got[2];
+    bool open[2] = {true, true};
+    const int fds[2] = {a, b};
+    const mp::detail::deadline until(mp_test::bound);
+    while (open[0] || open[1]) {
+        pollfd p[2];
+        nfds_t n = 0;
+        int which[2];
+        for (int i = 0; i < 2; ++i)
+            if (open[i]) {
+                p[n] = {fds[i], POLLIN, 0};
+                which[n++] = i;
+            }
+        if (mp::detail::poll_until(p, n, until) <= 0) break;  // the bound passed
+        for (nfds_t k = 0; k < n; ++k) {
+            if (!p[k].revents) continue;
+            char buf[4096];
+            ssize_t r = ::read(p[k].fd, buf, sizeof buf);
+            if (r > 0)
+                got[which[k]].append(buf, static_cast<std::size_t>(r));
+            else if (r == 0 || errno != EINTR)
+                open[which[k]] = false;
+        }
+    }
+    return {got[0], got[1]};
+}
+
 }  // namespace
+
+TEST_CASE("a string literal argument crosses as the target's std::string under every start method",
+          "[start_methods][arguments]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto [here, there] = mp::Pipe();
+    SECTION("a std::string parameter") {
+        mp::Process p(ctx, greet, there, "bob");
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<std::string>() == "hello bob");
+        mp_test::join(p);
+        CHECK(p.exitcode() == 0);
+    }
+    SECTION("a const std::string& parameter, and an int for a long") {
+        const char* name = "ab";  // a const char* variable too, not only an array
+        mp::Process p(ctx, greet_by_reference, there, name, 3);
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<std::string>() == "ababab");
+        mp_test::join(p);
+    }
+    SECTION("a captureless lambda's parameters") {
+        mp::Process p(ctx, [](mp::Connection c, std::string s) { c.send(s + "!"); }, there, "hi");
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<std::string>() == "hi!");
+        mp_test::join(p);
+    }
+    SECTION("a std::string_view parameter: the argument is kept as given, not as a view of the caller's temporary") {
+        mp::Process p(ctx, send_view, there, std::string(100000, 'v'));
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        CHECK(here.recv<std::string>() == std::string(100000, 'v'));
+        mp_test::join(p);
+    }
+    SECTION("other conversions: int to long, float to double, int to std::optional<int>") {
+        mp::Process p(ctx, widen, there, 7, 2.5f, 9);
+        p.start();
+        REQUIRE(here.poll(mp_test::bound));
+        auto [n, x, maybe] = here.recv<std::tuple<long, double, std::optional<int>>>();
+        CHECK(n == 7);
+        CHECK(x == 2.5);
+        CHECK(maybe == 9);
+        mp_test::join(p);
+    }
+}
+
+TEST_CASE("Pool tasks keep their arguments as the task's parameter types under every start method",
+          "[start_methods][arguments][pool]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Pool pool(2, {.initializer = {set_prefix, "w:"}, .context = ctx});
+    CHECK(pool.apply(hello, "bob") == "hello bob");
+    CHECK(pool.apply_async(repeat, "ab", 3).get(mp_test::bound) == "ababab");
+    CHECK(pool.apply(prefixed, "x") == "w:x");  // the initializer's literal too
+    const std::vector<std::tuple<const char*, int>> pairs{{"x", 2}, {"yz", 1}};
+    CHECK(pool.starmap(repeat, pairs) == std::vector<std::string>{"xx", "yz"});
+    CHECK(pool.starmap_async(repeat, pairs).get(mp_test::bound) == std::vector<std::string>{"xx", "yz"});
+    const std::vector<const char*> names{"a", "b", "c"};
+    CHECK(pool.map(hello, names) == std::vector<std::string>{"hello a", "hello b", "hello c"});
+    CHECK(pool.map(twice, std::vector<int>{1, 2, 3}) == std::vector<long>{2, 4, 6});
+    std::vector<std::string> got;
+    for (std::string s : pool.imap(hello, names)) got.push_back(std::move(s));
+    CHECK(got == std::vector<std::string>{"hello a", "hello b", "hello c"});
+    got.clear();
+    for (std::string s : pool.imap_unordered(hello, names, 2)) got.push_back(std::move(s));
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<std::string>{"hello a", "hello b", "hello c"});
+    CHECK(pool.map([](std::string s) { return s.size(); }, names) == std::vector<std::size_t>{1, 1, 1});
+}
+
+TEST_CASE("the parent's output before start() comes before the child's, under every start method",
+          "[start_methods][streams]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    const bool unsynced = GENERATE(false, true);
+    INFO((unsynced ? "C++ streams unsynced from stdio" : "C++ streams synced with stdio, stderr fully buffered"));
+    auto [out_r, out_w] = mp::Pipe(false);
+    auto [err_r, err_w] = mp::Pipe(false);
+    // A fresh program (spawned): its fork server, if any, is started with these pipes as its output.
+    mp::Process main_like(mp::get_context(mp::StartMethod::spawn), print_around_starts, out_w, err_w,
+                          ctx.start_method(), unsynced);
+    main_like.start();
+    out_w.close();
+    err_w.close();
+    auto [out, err] = read_both(out_r.fileno(), err_r.fileno());
+    mp_test::join(main_like);
+    CHECK(main_like.exitcode() == 0);
+    std::string want_out, want_err;
+    for (int n = 1; n <= 3; ++n) {
+        want_out += "parent before start " + std::to_string(n) + "\n";
+        want_err += "parent clog " + std::to_string(n) + "\n";
+        if (!unsynced) {
+            want_out += "parent printf " + std::to_string(n) + "\n";
+            want_err += "parent stderr " + std::to_string(n) + "\n";
+        }
+        want_out += "child " + std::to_string(n) + "\n";
+        want_err += "child clog " + std::to_string(n) + "\n";
+    }
+    want_out += "parent done\n";
+    CHECK(out == want_out);
+    CHECK(err == want_err);
+}
 
 TEST_CASE("fork children share the parent's memory image, spawn and forkserver start fresh",
           "[start_methods]") {

@@ -79,6 +79,13 @@ public:
     using ProcessError::ProcessError;
 };
 
+/// An object has no such attribute: get_lock() of a Value or Array made with lock=false
+/// (Python: AttributeError, as a raw ctypes object has no get_lock).
+class AttributeError : public ProcessError {
+public:
+    using ProcessError::ProcessError;
+};
+
 /// A task raised an exception whose type cannot be rebuilt here; keeps its type name and message.
 class RemoteError : public ProcessError {
 public:

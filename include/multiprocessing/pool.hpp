@@ -47,6 +47,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <ranges>
 #include <shared_mutex>
 #include <span>
@@ -671,8 +672,11 @@ struct PoolOptions {
         Initializer() = default;
         template <class F, class... Args>
         Initializer(F f, Args... args) {  // NOLINT(google-explicit-constructor): reads like Python
-            detail::check_pool_task<F, Args...>();
-            auto task = std::make_shared<detail::bound_task<F, Args...>>(std::move(f), std::tuple<Args...>(std::move(args)...));
+            // Arguments are kept as the initializer's parameter types ("bob" as a std::string).
+            constexpr bool converts = detail::check_arguments<F, Args...>();
+            using task_type = detail::bound_task_for<F, Args...>;
+            if constexpr (converts) check_task(static_cast<task_type*>(nullptr));
+            auto task = std::make_shared<task_type>(std::in_place, std::move(f), std::move(args)...);
             // Every worker started (replacements too) unpickles it: held here, the shared
             // objects among the arguments live as long as the pool's options, and each worker
             // takes its own reference.
@@ -684,6 +688,11 @@ struct PoolOptions {
         [[nodiscard]] const std::string& pickled() const noexcept { return pickled_; }
 
     private:
+        template <class F, class... S>
+        static void check_task(detail::bound_task<F, S...>*) {
+            detail::check_pool_task<F, S...>();
+        }
+
         std::string pickled_;
         std::shared_ptr<const detail::Task> held_;
     };
@@ -791,7 +800,8 @@ public:
     /// f applied to every element of xs, in order (Python: pool.map); chunksize as Python's.
     template <class F, std::ranges::input_range Xs>
     auto map(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}) {
-        using T = std::ranges::range_value_t<Xs>;
+        using T = item_t<F, Xs>;  // f's parameter type
+        (void)std::integral_constant<bool, items_convert<F, Xs>>{};
         if constexpr (std::ranges::contiguous_range<Xs> && std::ranges::sized_range<Xs> &&
                       std::is_same_v<std::remove_cv_t<std::remove_reference_t<std::ranges::range_reference_t<Xs>>>, T>) {
             // The caller waits here, so its inputs need no copy while it does.
@@ -811,10 +821,15 @@ public:
     /// As map, returning at once; trailing mp::callback / mp::error_callback as in apply_async.
     template <class F, std::ranges::input_range Xs, class... Tags>
     auto map_async(F f, Xs&& xs, std::optional<std::size_t> chunksize = {}, Tags... tags) {
-        using T = std::ranges::range_value_t<Xs>;
-        detail::check_pool_task<F, T>();
-        return submit_map(std::move(f), collect<T>(std::forward<Xs>(xs)), chunksize, std::tuple<Tags...>(std::move(tags)...))
-            .first;
+        using T = item_t<F, Xs>;  // f's parameter type
+        if constexpr (!items_convert<F, Xs>) {  // said at compile time; nothing more to say
+            return detail::unreachable<AsyncResult<std::vector<detail::stored_t<detail::call_result_t<F, T>>>>>();
+        } else {
+            detail::check_pool_task<F, T>();
+            return submit_map(std::move(f), collect<T>(std::forward<Xs>(xs)), chunksize,
+                              std::tuple<Tags...>(std::move(tags)...))
+                .first;
+        }
     }
     template <class F, std::ranges::input_range Xs, class C, class... Tags>
         requires detail::is_callback_tag_v<C>
@@ -843,18 +858,25 @@ public:
     /// A lazy range of f(x) in input order, as results come (Python: imap; chunksize 1).
     template <class F, std::ranges::input_range Xs>
     auto imap(F f, Xs&& xs, std::size_t chunksize = 1) {
-        return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, true);
+        if constexpr (!items_convert<F, Xs>)  // said at compile time; nothing more to say
+            return detail::unreachable<IMapIterator<detail::call_result_t<F, item_t<F, Xs>>>>();
+        else
+            return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, true);
     }
     /// As imap, in completion order (Python: imap_unordered).
     template <class F, std::ranges::input_range Xs>
     auto imap_unordered(F f, Xs&& xs, std::size_t chunksize = 1) {
-        return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, false);
+        if constexpr (!items_convert<F, Xs>)  // said at compile time; nothing more to say
+            return detail::unreachable<IMapIterator<detail::call_result_t<F, item_t<F, Xs>>>>();
+        else
+            return submit_imap(std::move(f), std::forward<Xs>(xs), chunksize, false);
     }
 
     // ---- lifetime ------------------------------------------------------------------------
 
     /// No more tasks; the workers exit once the submitted ones are done (Python: close).
     void close() {
+        detail::log_event(LogLevel::debug, "closing pool");
         std::lock_guard g(mutex_);
         if (state_ == run_state::run) state_ = run_state::close;
         wake();
@@ -876,6 +898,7 @@ public:
         {
             std::lock_guard g(mutex_);
             if (state_ != run_state::terminate && state_ != run_state::terminated) {
+                detail::log_event(LogLevel::debug, "terminating pool");
                 mine = true;
                 terminator_ = self;
                 state_ = run_state::terminate;
@@ -936,6 +959,7 @@ public:
                 "multiprocessing: join() was called from a callback or error callback, which runs in the pool's "
                 "result thread: it would wait for that thread to end, that is for itself. Call close() or "
                 "terminate() in the callback, and join() from another thread");
+        detail::log_event(LogLevel::debug, "joining pool");
         std::unique_lock g(mutex_);
         if (state_ == run_state::run)
             throw ValueError("multiprocessing: Pool is still running; call close() or terminate() before join()");
@@ -963,6 +987,26 @@ public:
 
     /// The number of worker processes.
     [[nodiscard]] std::size_t processes() const noexcept { return workers_.size(); }
+
+    /// Prints what Python's repr prints: <multiprocessing.pool.Pool state=RUN pool_size=4>, the
+    /// state RUN, CLOSE (close(), also once joined) or TERMINATE (terminate()).
+    friend std::ostream& operator<<(std::ostream& os, const Pool& p) {
+        const char* state = "RUN";
+        {
+            // Printing changes nothing: the lock only keeps the state from changing meanwhile.
+            std::lock_guard g(const_cast<std::mutex&>(p.mutex_));
+            switch (p.state_) {
+                case run_state::run: break;
+                case run_state::close:
+                case run_state::joining: state = "CLOSE"; break;
+                case run_state::terminate: state = "TERMINATE"; break;
+                case run_state::terminated:
+                    state = p.terminator_ == std::thread::id() ? "CLOSE" : "TERMINATE";
+                    break;
+            }
+        }
+        return os << "<multiprocessing.pool.Pool state=" << state << " pool_size=" << p.processes() << '>';
+    }
 
 private:
     /// Joins the result thread, once, whichever thread asks first.
@@ -1048,16 +1092,31 @@ private:
         st.link = link_;
     }
 
+    /// Arguments are kept as f's parameter types, as Process keeps them: `pool.apply(f, "bob")`
+    /// with `f(std::string)` sends a std::string, an int for a `long` parameter goes as a long.
     template <class F, class Tags, class... Args>
     auto submit_apply(F f, Tags tags, Args... args) {
-        detail::check_pool_task<F, Args...>();
-        using R = detail::call_result_t<F, Args...>;
+        (void)std::integral_constant<bool, detail::check_arguments<F, Args...>()>{};
+        return submit_converted_apply(std::move(f), std::move(tags), detail::stored_args_t<F, Args...>{},
+                                      std::move(args)...);
+    }
+    template <class F, class Tags, class... S, class... Args>
+    auto submit_converted_apply(F f, Tags tags, detail::type_list<S...>, Args... args) {
+        detail::check_pool_task<F, S...>();
+        using R = detail::call_result_t<F, S...>;
         using V = detail::stored_t<R>;
         auto st = std::make_shared<detail::async_state<V>>();
         install(*st, std::move(tags));
-        submit(std::make_shared<detail::apply_job<F, Args...>>(std::move(f), detail::input_t<Args...>(std::move(args)...), st));
+        submit(std::make_shared<detail::apply_job<F, S...>>(
+            std::move(f), detail::input_t<S...>(detail::convert_arg<S>(std::move(args))...), st));
         return AsyncResult<std::decay_t<R>>(st);
     }
+
+    /// The type a range's elements are kept as for f: f's parameter type, as for apply.
+    template <class F, class Xs>
+    using item_t = detail::stored_item_t<F, std::ranges::range_reference_t<Xs>, std::ranges::range_value_t<Xs>>;
+    template <class F, class Xs>
+    static constexpr bool items_convert = detail::check_arguments<F, std::ranges::range_reference_t<Xs>>();
 
     /// Submits a map over `in` (a vector it keeps, or a span it borrows); returns its result and job.
     template <class F, class In, class Tags>
@@ -1088,23 +1147,30 @@ private:
     template <class F, class Xs, class Tags, std::size_t... I>
     auto starmap_impl(F f, Xs&& xs, std::optional<std::size_t> chunksize, Tags tags, std::index_sequence<I...>) {
         using Tup = std::ranges::range_value_t<Xs>;
-        detail::check_pool_task<F, std::tuple_element_t<I, Tup>...>();
-        using R = detail::call_result_t<F, std::decay_t<std::tuple_element_t<I, Tup>>...>;
+        // Each tuple's elements are kept as f's parameter types, as apply's arguments are.
+        (void)std::integral_constant<bool, detail::check_arguments<F, std::tuple_element_t<I, Tup>...>()>{};
+        return starmap_converted(std::move(f), std::forward<Xs>(xs), chunksize, std::move(tags),
+                                 detail::stored_args_t<F, std::tuple_element_t<I, Tup>...>{}, std::index_sequence<I...>{});
+    }
+    template <class F, class Xs, class Tags, class... S, std::size_t... I>
+    auto starmap_converted(F f, Xs&& xs, std::optional<std::size_t> chunksize, Tags tags, detail::type_list<S...>,
+                           std::index_sequence<I...>) {
+        detail::check_pool_task<F, S...>();
+        using R = detail::call_result_t<F, S...>;
         static_assert(!std::is_void_v<R>, "mp::Pool::starmap: the task must return a value");
         using V = detail::stored_t<R>;
-        std::vector<detail::input_t<std::decay_t<std::tuple_element_t<I, Tup>>...>> in;
-        for (auto&& t : xs) in.emplace_back(std::get<I>(t)...);
+        std::vector<detail::input_t<S...>> in;
+        for (auto&& t : xs) in.emplace_back(detail::convert_arg<S>(std::get<I>(t))...);
         std::size_t cs = chunk_size_for(in.size(), chunksize);
         auto st = std::make_shared<detail::async_state<std::vector<V>>>();
         install(*st, std::move(tags));
-        submit(std::make_shared<detail::map_job<F, std::decay_t<std::tuple_element_t<I, Tup>>...>>(std::move(f), std::move(in),
-                                                                                                   cs, st));
+        submit(std::make_shared<detail::map_job<F, S...>>(std::move(f), std::move(in), cs, st));
         return AsyncResult<std::vector<V>>(st);
     }
 
     template <class F, class Xs>
     auto submit_imap(F f, Xs&& xs, std::size_t chunksize, bool ordered) {
-        using T = std::ranges::range_value_t<Xs>;
+        using T = item_t<F, Xs>;  // f's parameter type
         detail::check_pool_task<F, T>();
         using R = detail::call_result_t<F, T>;
         static_assert(!std::is_void_v<R>, "mp::Pool::imap: the task must return a value");
@@ -1289,6 +1355,7 @@ private:
                                                                                                    : "ForkServerPoolWorker-") +
                     std::to_string(++worker_counter_));
         p->start();
+        detail::log_event(LogLevel::debug, "added worker");
         w.proc = std::move(p);
         w.channel.emplace(std::move(rings), *activity_);
         w.outstanding.clear();
@@ -1342,6 +1409,7 @@ private:
         auto& v = workers_[i];
         (void)v.proc->join(std::chrono::seconds(5));
         auto code = v.proc->exitcode();
+        detail::log_event(LogLevel::debug, "cleaning up worker ", i);
         // One that exited on its own before it took tasks could not start: replaced at once, it
         // would fail again at once, for ever.
         std::optional<std::string> could_not_start;

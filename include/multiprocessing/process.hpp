@@ -5,6 +5,7 @@
 #include "detail/platform.hpp"
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <concepts>
@@ -12,8 +13,11 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <typeinfo>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -21,11 +25,109 @@
 #include "context.hpp"
 #include "detail/launcher.hpp"
 #include "detail/process_state.hpp"
+#include "detail/repr.hpp"
 #include "detail/task.hpp"
 #include "errors.hpp"
 
 namespace multiprocessing {
 
+class Process;
+
+namespace detail {
+
+/// What `Process(this)` records about a subclass: how start() makes the task that calls its run().
+struct subclass_ops {
+    /// `fresh`: for a spawn or forkserver child, which rebuilds the object from its pickled form.
+    std::unique_ptr<Task> (*make_task)(Process& self, bool fresh);
+};
+
+/// Set while a spawn or forkserver child (or the parent, for the copy it holds) rebuilds a
+/// subclass object: its Process(this) then takes no name or number of its own.
+inline thread_local bool rebuilding_subclass = false;
+
+/// A class's name without its namespaces, as Python's type(self).__name__ ("Worker").
+inline std::string short_class_name(std::string_view full) {
+    std::size_t start = 0;
+    int depth = 0;
+    for (std::size_t i = 0; i < full.size(); ++i) {
+        char c = full[i];
+        if (c == '<' || c == '(') ++depth;
+        else if (c == '>' || c == ')') --depth;
+        else if (depth == 0 && c == ':' && i + 1 < full.size() && full[i + 1] == ':') start = i + 2;
+    }
+    std::string name(full.substr(start));
+    return name.empty() ? std::string("Process") : name;
+}
+
+template <class T>
+inline constexpr bool dependent_false = false;
+
+
+/// Python's BaseProcess.__repr__: <Process name='Process-1' pid=1234 parent=1233 started>, with
+/// the status initial, started, stopped exitcode=N (-SIGNAME when killed), closed or unknown (a
+/// Process object inherited from the process that made it), and "daemon" last. The class name is
+/// Python's: Process, or ForkProcess / SpawnProcess / ForkServerProcess for one made with a
+/// Context; _MainProcess and _ParentProcess for current_process() in the main process and
+/// parent_process().
+inline void write_process(std::ostream& os, ProcessState* s) {
+    if (!s) {
+        os << "<Process moved-from>";
+        return;
+    }
+    using role = ProcessState::role;
+    const char* type = "Process";
+    std::string parent = "None";
+    std::string status;
+    std::optional<int> exitcode;
+    pid_t pid = 0;
+    switch (s->kind) {
+        case role::self: {
+            std::shared_ptr<ProcessState> p;
+            {
+                std::lock_guard lock(globals().mutex);
+                p = globals().parent;
+            }
+            if (p) parent = std::to_string(p->pid);
+            else type = "_MainProcess";
+            status = "started";
+            break;
+        }
+        case role::parent:
+            type = "_ParentProcess";
+            status = "unknown";
+            break;
+        case role::child:
+            if (s->method)
+                type = *s->method == StartMethod::fork    ? "ForkProcess"
+                       : *s->method == StartMethod::spawn ? "SpawnProcess"
+                                                          : "ForkServerProcess";
+            parent = std::to_string(s->creator);
+            if (s->popen) pid = s->popen->pid();
+            if (s->closed) {
+                status = "closed";
+            } else if (s->creator != ::getpid()) {
+                status = "unknown";
+            } else if (!s->popen) {
+                status = "initial";
+            } else {
+                exitcode = s->popen->poll();
+                status = exitcode ? "stopped" : "started";
+            }
+            break;
+    }
+    os << '<' << type << " name=";
+    write_py_repr(os, s->name);
+    if (pid) os << " pid=" << pid;
+    os << " parent=" << parent << ' ' << status;
+    if (exitcode) {
+        os << " exitcode=";
+        write_exitcode(os, *exitcode);
+    }
+    if (s->daemon) os << " daemon";
+    os << '>';
+}
+
+}  // namespace detail
 
 /// A handle to a process: a child, this process (current_process()), or our parent
 /// (parent_process()). Copies refer to the same process (Python: BaseProcess).
@@ -88,6 +190,12 @@ public:
         return s.popen->sentinel();
     }
 
+    /// Prints what Python's repr prints: <Process name='Process-1' pid=1234 parent=1233 started>.
+    friend std::ostream& operator<<(std::ostream& os, const BaseProcess& p) {
+        detail::write_process(os, p.state_.get());
+        return os;
+    }
+
 protected:
     explicit BaseProcess(std::shared_ptr<detail::ProcessState> s) noexcept : state_(std::move(s)) {}
 
@@ -143,19 +251,45 @@ private:
 ///
 /// Movable, not copyable. Dropping a running Process does not stop it: it stays in
 /// active_children() and is joined (or, if daemonic, terminated) when this process exits.
+///
+/// Or derive from it, as Python's `class Worker(Process)`, and override run(): the constructor
+/// calls `Process(this)` (Python: super().__init__()), and the members that a spawn or forkserver
+/// child needs are named by a `serialize(Ar&)` member (fork copies the whole object anyway):
+///
+///     class Worker : public mp::Process {
+///     public:
+///         Worker() : Process(this) {}                   // a spawned child rebuilds it from this
+///         explicit Worker(int n) : Process(this), n_(n) {}
+///         void run() override { std::cout << name() << " got " << n_ << "\n"; }  // Worker-1 got 7
+///         template <class Ar> void serialize(Ar& ar) { ar(n_); }
+///     private:
+///         int n_ = 0;
+///     };
+///     Worker w(7);
+///     w.start();
+///     w.join();
 class Process : public BaseProcess {
     struct construct_tag;
+    struct subclass_tag;
+
+    template <class F>
+    static constexpr bool is_subclass_pointer_v =
+        std::is_pointer_v<std::remove_cvref_t<F>> &&
+        std::is_base_of_v<Process, std::remove_cv_t<std::remove_pointer_t<std::remove_cvref_t<F>>>>;
 
 public:
-    /// Runs `target(args...)` in a child, with the default start method.
+    /// Runs `target(args...)` in a child, with the default start method. Arguments are kept as
+    /// the target's parameter types, as std::thread decays them ("bob" for a std::string).
     template <class F, class... Args>
         requires(!std::same_as<std::remove_cvref_t<F>, Context> &&
-                 !std::same_as<std::remove_cvref_t<F>, construct_tag>)
+                 !std::same_as<std::remove_cvref_t<F>, construct_tag> &&
+                 !std::same_as<std::remove_cvref_t<F>, subclass_tag> && !is_subclass_pointer_v<F>)
     explicit Process(F&& target, Args&&... args)
         : Process(construct_tag{}, std::nullopt, std::forward<F>(target), std::forward<Args>(args)...) {}
 
     /// Runs `target(args...)` in a child started with `ctx`'s start method.
     template <class F, class... Args>
+        requires(!is_subclass_pointer_v<F>)
     Process(const Context& ctx, F&& target, Args&&... args)
         : Process(construct_tag{}, ctx.start_method(), std::forward<F>(target), std::forward<Args>(args)...) {}
 
@@ -165,7 +299,7 @@ public:
     Process& operator=(Process&&) noexcept = default;
 
     /// Reaps the child if it has ended; a running child keeps running (see the class comment).
-    ~Process() {
+    virtual ~Process() {
         if (state_ && !state_->closed && state_->popen) {
             try {
                 if (state_->popen->poll()) detail::reap_finished_children();
@@ -174,7 +308,16 @@ public:
         }
     }
 
-    /// Starts the child. Starting twice, or from a daemonic process, raises mp::ValueError.
+    /// The process's activity (Python: run()): calls the target with its arguments. start()
+    /// calls it in the child; a subclass overrides it. Called directly, it runs here, as in
+    /// Python; after start() the target is the child's, and run() does nothing.
+    virtual void run() {
+        auto& s = state();
+        if (!subclass_ && s.target && !s.popen) s.target->run();
+    }
+
+    /// Starts the child, which calls run(). Starting twice, or from a daemonic process, raises
+    /// mp::ValueError.
     void start() {
         auto& s = state();
         std::lock_guard lock(s.mutex);
@@ -184,6 +327,9 @@ public:
         detail::check_bootstrapped();
         detail::reap_finished_children();
         const StartMethod method = s.method.value_or(get_start_method());
+        // A subclass's run(): on this very object in a forked child, on a copy rebuilt from its
+        // pickled members in a spawn or forkserver child.
+        if (subclass_) s.target = subclass_->make_task(*this, method != StartMethod::fork);
         s.popen = detail::launch(method, s);
         // A forked child has its own copy: the parent drops target and arguments, as Python does.
         // A spawn or forkserver child takes its own references to the shared objects in them as it
@@ -224,18 +370,65 @@ public:
         s.daemon = daemonic;
     }
 
+protected:
+    /// For a subclass (Python: `class Worker(Process)` calling `super().__init__()`): call
+    /// `Process(this)` in every constructor, the default one too, which a spawn or forkserver
+    /// child uses to rebuild the object before its members are unpickled into it. The process is
+    /// named after the class ("Worker-1"), as in Python.
+    template <class D>
+        requires std::is_base_of_v<Process, D>
+    explicit Process(D* self) : Process(subclass_tag{}, std::nullopt, self) {}
+    /// As Process(this), with `ctx`'s start method.
+    template <class D>
+        requires std::is_base_of_v<Process, D>
+    Process(const Context& ctx, D* self) : Process(subclass_tag{}, ctx.start_method(), self) {}
+
+    /// Not to be used: a subclass's constructors call Process(this) (see above).
+    template <class T = void>
+    Process() : BaseProcess(nullptr) {
+        static_assert(detail::dependent_false<T>,
+                      "mp::Process: a class derived from mp::Process must call `Process(this)` in each of its "
+                      "constructors (as Python's super().__init__()): `Worker() : Process(this) {}`");
+    }
+
 private:
     struct construct_tag {};
+    struct subclass_tag {};
+
+    template <class D>
+    Process(subclass_tag, std::optional<StartMethod> method, D*) : BaseProcess(nullptr) {
+        static constexpr detail::subclass_ops ops{&make_subclass_task<D>};
+        subclass_ = &ops;
+        if (detail::rebuilding_subclass) {
+            // A copy rebuilt from the pickled members: the rebuilder gives it its state.
+            detail::rebuilding_subclass = false;
+            return;
+        }
+        state_ = make_state(method, detail::short_class_name(detail::type_name<D>()));
+    }
 
     template <class F, class... Args>
     Process(construct_tag, std::optional<StartMethod> method, F&& target, Args&&... args)
         : BaseProcess(nullptr) {
-        static_assert(std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>,
-                      "mp::Process: the target cannot be called with these arguments");
+        // Arguments are kept as the target's parameter types (as std::thread decays them), so
+        // `mp::Process p(greet, "bob")` sends a std::string under every start method.
+        constexpr bool converts = detail::check_arguments<std::decay_t<F>, Args...>();
+        using task = detail::bound_task_for<std::decay_t<F>, Args...>;
+        static_assert(!converts || task::invocable, "mp::Process: the target cannot be called with these arguments");
+        // As Python: mp.Process(...) is "Process-N"; ctx.Process(...) is "ForkProcess-N",
+        // "SpawnProcess-N" or "ForkServerProcess-N".
+        auto s = make_state(method, !method                               ? "Process"
+                                    : *method == StartMethod::fork        ? "ForkProcess"
+                                    : *method == StartMethod::spawn       ? "SpawnProcess"
+                                                                          : "ForkServerProcess");
+        s->target = std::make_unique<task>(std::in_place, std::forward<F>(target), std::forward<Args>(args)...);
+        state_ = std::move(s);
+    }
+
+    /// A new process's state: its start method, its number, and its name `prefix`-N (-N:M ...).
+    static std::shared_ptr<detail::ProcessState> make_state(std::optional<StartMethod> method, std::string prefix) {
         auto s = std::make_shared<detail::ProcessState>();
         s->method = method;
-        s->target = std::make_unique<detail::bound_task<std::decay_t<F>, std::decay_t<Args>...>>(
-            std::in_place, std::forward<F>(target), std::forward<Args>(args)...);
         auto self = detail::current_state();
         s->daemon = self->daemon;  // Python: a child inherits daemon from its creator
         auto& g = detail::globals();
@@ -244,18 +437,107 @@ private:
             s->identity = self->identity;
             s->identity.push_back(++g.counter);
         }
-        // As Python: mp.Process(...) is "Process-N"; ctx.Process(...) is "ForkProcess-N",
-        // "SpawnProcess-N" or "ForkServerProcess-N".
-        s->name = !method                                ? "Process"
-                  : *method == StartMethod::fork         ? "ForkProcess"
-                  : *method == StartMethod::spawn        ? "SpawnProcess"
-                                                         : "ForkServerProcess";
+        s->name = std::move(prefix);
         for (std::size_t i = 0; i < s->identity.size(); ++i) {
             s->name += i == 0 ? '-' : ':';
             s->name += std::to_string(s->identity[i]);
         }
-        state_ = std::move(s);
+        return s;
     }
+
+    // ---- subclasses: run() in the child -------------------------------------------------------
+
+    /// In a forked child: this object is the child's copy, and now describes this process (as
+    /// in Python, where the Process object is current_process() in its child).
+    class forked_run final : public detail::Task {
+    public:
+        explicit forked_run(Process& self) noexcept : self_(&self) {}
+        void run() override {
+            auto& s = *self_->state_;
+            s.kind = detail::ProcessState::role::self;
+            s.pid = ::getpid();
+            self_->run();  // virtual: the subclass's
+        }
+        void pickle(PickleWriter&) const override {
+            throw PicklingError("multiprocessing: internal error: a forked subclass task was pickled");
+        }
+
+    private:
+        Process* self_;
+    };
+
+    /// A subclass object rebuilt from its pickled members: in the parent, the copy pickled for a
+    /// spawn or forkserver child (kept until the child has ended, so the shared objects and
+    /// descriptors it holds outlive the child's unpickling, as a target's arguments are); in the
+    /// child, the object whose run() it runs.
+    template <class D>
+    class rebuilt_run final : public detail::Task {
+    public:
+        explicit rebuilt_run(std::unique_ptr<D> obj) noexcept : obj_(std::move(obj)) {}
+        void run() override {
+            obj_->state_ = detail::current_state();
+            static_cast<Process&>(*obj_).run();  // virtual: the subclass's, even if it declared it private
+        }
+        void pickle(PickleWriter& w) const override {
+            w.dump(detail::identify(&load_subclass<D>));
+            w.dump(*obj_);
+        }
+
+    private:
+        std::unique_ptr<D> obj_;
+    };
+
+    template <class D>
+    static constexpr bool rebuildable_v =
+        picklable<D> && std::is_default_constructible_v<D> && std::is_move_constructible_v<D>;
+
+    /// Rebuilds a D from its pickled members (its default constructor first, as the pickle does).
+    template <class D>
+    static std::unique_ptr<D> rebuild(PickleReader& r) {
+        struct guard {
+            guard() noexcept { detail::rebuilding_subclass = true; }
+            ~guard() { detail::rebuilding_subclass = false; }
+        } g;
+        return std::make_unique<D>(r.load<D>());
+    }
+
+    /// The task loader a spawn or forkserver child finds by identity (see detail/task.hpp).
+    template <class D>
+    static std::unique_ptr<detail::Task> load_subclass(PickleReader& r) {
+        if constexpr (rebuildable_v<D>)
+            return std::make_unique<rebuilt_run<D>>(rebuild<D>(r));
+        else
+            throw PicklingError("multiprocessing: internal error: a subclass that cannot be rebuilt was loaded");
+    }
+
+    template <class D>
+    static std::unique_ptr<detail::Task> make_subclass_task(Process& self, bool fresh) {
+        if (!fresh) return std::make_unique<forked_run>(self);
+        const std::string name = detail::short_class_name(detail::type_name<D>());
+        if constexpr (!rebuildable_v<D>) {
+            throw PicklingError(
+                "multiprocessing: under the spawn and forkserver start methods a child rebuilds " + name +
+                " from its pickled members, so " + name +
+                " needs a default constructor calling Process(this), a move constructor, and a `template "
+                "<class Ar> void serialize(Ar& ar) { ar(members...); }` member naming the members the child "
+                "needs (or an mp::pickler specialization); or use the fork start method");
+        } else {
+            if (typeid(self) != typeid(D))
+                throw PicklingError("multiprocessing: the object started is derived from " + name +
+                                    ", which called Process(this): a spawn or forkserver child would rebuild a " +
+                                    name + ", not the class started; derive from mp::Process directly, or use the "
+                                           "fork start method");
+            std::string bytes;
+            std::vector<int> fds;
+            PickleWriter w(bytes, &fds);
+            w.set_sender_holds_objects(true);  // `self` holds them while the copy takes its own
+            w.dump(static_cast<const D&>(self));
+            PickleReader r(bytes, &fds);
+            return std::make_unique<rebuilt_run<D>>(rebuild<D>(r));
+        }
+    }
+
+    const detail::subclass_ops* subclass_ = nullptr;  // set by Process(this)
 };
 
 /// This process (Python: current_process()).

@@ -45,6 +45,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -54,6 +55,7 @@
 
 #include "arena.hpp"
 #include "detail/posix.hpp"
+#include "detail/repr.hpp"
 #include "detail/ring.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
@@ -315,6 +317,11 @@ struct queue_access {
     [[nodiscard]] static queue_state& state(const queue_base<T>& q) noexcept {
         return q.state();
     }
+    /// The queue's offset in the arena: its identity, the same in every process.
+    template <class T>
+    [[nodiscard]] static std::uint64_t offset(const queue_base<T>& q) noexcept {
+        return q.local_->state.offset();
+    }
 };
 
 }  // namespace detail
@@ -459,6 +466,28 @@ private:
     friend struct detail::queue_pickler;
     explicit SimpleQueue(shared_handle<detail::queue_state> s) : base(std::move(s)) {}
 };
+
+/// Prints what Python's repr prints, the default object repr: <multiprocessing.queues.Queue
+/// object at 0x...>, where the "address" is the queue's offset in the shared arena (the same in
+/// every process). The same for JoinableQueue and SimpleQueue below.
+template <class T>
+std::ostream& operator<<(std::ostream& os, const Queue<T>& q) {
+    os << "<multiprocessing.queues.Queue object at ";
+    detail::write_address(os, detail::queue_access::offset(q));
+    return os << '>';
+}
+template <class T>
+std::ostream& operator<<(std::ostream& os, const JoinableQueue<T>& q) {
+    os << "<multiprocessing.queues.JoinableQueue object at ";
+    detail::write_address(os, detail::queue_access::offset(q));
+    return os << '>';
+}
+template <class T>
+std::ostream& operator<<(std::ostream& os, const SimpleQueue<T>& q) {
+    os << "<multiprocessing.queues.SimpleQueue object at ";
+    detail::write_address(os, detail::queue_access::offset(q));
+    return os << '>';
+}
 
 namespace detail {
 

@@ -89,13 +89,16 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <type_traits>
 #include <variant>
 
 #include "arena.hpp"
 #include "detail/function_id.hpp"
+#include "context.hpp"  // current_process()'s name, printed as a lock's owner (operator<<)
 #include "detail/posix.hpp"
+#include "detail/repr.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
 
@@ -304,8 +307,8 @@ struct sync_handle_pickler;
 
 class Lock;
 class RLock;
-template <class T>
-class Value;
+template <class T, class L>
+class Synchronized;
 class Semaphore;
 class BoundedSemaphore;
 class Event;
@@ -365,6 +368,18 @@ private:
     shared_handle<detail::lock_state> state_;
 };
 
+/// Prints what Python's repr prints: <Lock(owner=None)>, <Lock(owner=MainProcess)> when this
+/// process holds it (a Lock records its owner process, not its thread), else
+/// <Lock(owner=SomeOtherProcess)>.
+inline std::ostream& operator<<(std::ostream& os, const Lock& l) {
+    const auto owner = static_cast<std::uint32_t>(l.owner_pid());
+    os << "<Lock(owner=";
+    if (owner == 0) os << "None";
+    else if (owner == detail::self_identity().pid) os << detail::current_state()->name;
+    else os << "SomeOtherProcess";
+    return os << ")>";
+}
+
 /// A recursive lock shared between processes (Python: multiprocessing.RLock): owned by one
 /// thread of one process, which may acquire it again; it is free after as many releases.
 /// Release by any other thread or process raises mp::ValueError. Recovered from a dead owner
@@ -420,11 +435,31 @@ public:
 
     friend bool operator==(const RLock& a, const RLock& b) noexcept { return a.state_ == b.state_; }
 
+    /// Prints what Python's repr prints: <RLock(None, 0)>; <RLock(MainProcess, 2)> when the caller
+    /// holds it ("MainProcess|Thread-<tid>" outside the main thread); <RLock(SomeOtherThread,
+    /// nonzero)> or <RLock(SomeOtherProcess, nonzero)> when another thread or process does.
+    friend std::ostream& operator<<(std::ostream& os, const RLock& l) {
+        const auto me = detail::self_identity();
+        const std::uint32_t owner = l.state_->word.load(std::memory_order_relaxed) & detail::pid_mask;
+        os << "<RLock(";
+        if (owner == 0) {
+            os << "None, 0";
+        } else if (owner != me.pid) {
+            os << "SomeOtherProcess, nonzero";
+        } else if (l.state_->owner_tid.load(std::memory_order_relaxed) != me.tid) {
+            os << "SomeOtherThread, nonzero";
+        } else {
+            detail::write_lock_owner(os, detail::current_state()->name);
+            os << ", " << l.count();
+        }
+        return os << ")>";
+    }
+
 private:
     friend struct detail::sync_handle_pickler<RLock, detail::rlock_state>;
     friend class Condition;
-    template <class T>
-    friend class Value;  // a Value's own lock shares its block (one cache line for both)
+    template <class T, class L>
+    friend class Synchronized;  // a Value's own lock shares its block (one cache line for both)
     explicit RLock(shared_handle<detail::rlock_state> s) : state_(std::move(s)) {}
 
     [[nodiscard]] bool owned_by(detail::thread_identity me) const noexcept {
@@ -504,6 +539,13 @@ public:
 
     friend bool operator==(const Semaphore& a, const Semaphore& b) noexcept { return a.state_ == b.state_; }
 
+    /// Prints what Python's repr prints: <Semaphore(value=2)>, or for a BoundedSemaphore
+    /// <BoundedSemaphore(value=1, maxvalue=2)>.
+    friend std::ostream& operator<<(std::ostream& os, const Semaphore& s) {
+        if (!s.state_->bounded) return os << "<Semaphore(value=" << s.get_value() << ")>";
+        return os << "<BoundedSemaphore(value=" << s.get_value() << ", maxvalue=" << s.state_->bound << ")>";
+    }
+
 protected:
     Semaphore(int value, int bound, bool bounded) {
         if (value < 0)
@@ -554,6 +596,14 @@ public:
     }
 
     friend bool operator==(const Event& a, const Event& b) noexcept { return a.state_ == b.state_; }
+
+    /// Prints what Python's repr prints: <Event at 0x... set> or <Event at 0x... unset>; the
+    /// "address" is the event's offset in the shared arena, the same in every process.
+    friend std::ostream& operator<<(std::ostream& os, const Event& e) {
+        os << "<Event at ";
+        detail::write_address(os, e.state_.offset());
+        return os << (e.is_set() ? " set>" : " unset>");
+    }
 
 private:
     friend struct detail::sync_handle_pickler<Event, detail::event_state>;
@@ -996,6 +1046,14 @@ private:
     std::variant<RLock, Lock> lock_;
 };
 
+/// Prints what Python's repr prints: <Condition(<RLock(None, 0)>, 0)>, its lock and the number
+/// of waiters.
+inline std::ostream& operator<<(std::ostream& os, const Condition& c) {
+    os << "<Condition(";
+    std::visit([&](const auto& l) { os << l; }, c.get_lock());
+    return os << ", " << c.n_waiting() << ")>";
+}
+
 /// A barrier for a fixed number of parties, processes or threads (Python: multiprocessing.Barrier,
 /// i.e. threading.Barrier): wait() blocks until `parties` callers are waiting, then releases them
 /// all; reusable cycle after cycle. A broken barrier (abort(), a timeout, a failed action, a
@@ -1064,6 +1122,15 @@ public:
     [[nodiscard]] bool broken() const noexcept { return phase() == detail::barrier_phase::broken; }
 
     friend bool operator==(const Barrier& a, const Barrier& b) noexcept { return a.state_ == b.state_; }
+
+    /// Prints what Python's repr prints: <multiprocessing.synchronize.Barrier at 0x...:
+    /// waiters=1/3>, or "...: broken>"; the "address" is its offset in the shared arena.
+    friend std::ostream& operator<<(std::ostream& os, const Barrier& b) {
+        os << "<multiprocessing.synchronize.Barrier at ";
+        detail::write_address(os, b.state_.offset());
+        if (b.broken()) return os << ": broken>";
+        return os << ": waiters=" << b.n_waiting() << '/' << b.parties() << '>';
+    }
 
 private:
     friend struct detail::barrier_pickler;

@@ -106,6 +106,7 @@ inline void prepare_child_process(const child_identity& who, pid_t os_parent) {
 /// 0 on return, 1 (after printing the error to stderr) when it throws.
 inline int run_target(Task& task) noexcept {
     int code = 0;
+    log_event(LogLevel::info, "child process calling self.run()");
     try {
         task.run();
     } catch (...) {
@@ -121,6 +122,7 @@ inline int run_target(Task& task) noexcept {
         code = 1;
     }
     exit_cleanup();  // join our own children, terminate our daemonic ones
+    log_event(LogLevel::info, "process exiting with exitcode ", code);
     if (auto hook = before_child_exit().load()) hook();
     flush_std_streams();
     return code;

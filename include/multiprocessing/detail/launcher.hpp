@@ -12,6 +12,10 @@ namespace multiprocessing::detail {
 
 /// Starts `state`'s target with the given start method.
 inline std::unique_ptr<Popen> launch(StartMethod method, ProcessState& state) {
+    // Before every start, whatever the method (a fork server's child writes to the same files
+    // but is not our fork): the parent's lines printed before start() come before the child's,
+    // and a forked child does not print the parent's buffered output again.
+    flush_std_streams();
     switch (method) {
         case StartMethod::fork: return std::make_unique<PopenFork>(state);
         case StartMethod::spawn: return std::make_unique<PopenSpawn>(state);

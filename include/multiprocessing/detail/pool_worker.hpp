@@ -30,6 +30,7 @@
 #include "function_id.hpp"
 #include "pool_channel.hpp"
 #include "posix.hpp"
+#include "process_state.hpp"
 #include "remote_exception.hpp"
 #include "task.hpp"
 
@@ -156,9 +157,13 @@ inline void pool_worker_main(shared_handle<pool_rings> rings, shared_handle<pool
     worker_channel channel(std::move(rings), std::move(activity), std::move(doorbell));
     std::map<std::pair<std::string, std::uint64_t>, chunk_runner> runners;
     std::string out;
-    for (int done = 0; maxtasks <= 0 || done < maxtasks; ++done) {
+    int done = 0;
+    for (; maxtasks <= 0 || done < maxtasks; ++done) {
         PickleReader r(channel.next_message());
-        if (static_cast<pool_message>(r.read_raw<std::uint8_t>()) != pool_message::task) return;
+        if (static_cast<pool_message>(r.read_raw<std::uint8_t>()) != pool_message::task) {
+            log_event(LogLevel::debug, "worker got sentinel -- exiting");
+            break;
+        }
         out.clear();
         PickleWriter w(out);
         w.write_raw(static_cast<std::uint8_t>(pool_status::ok));
@@ -177,6 +182,7 @@ inline void pool_worker_main(shared_handle<pool_rings> rings, shared_handle<pool
         channel.done();
         channel.write_message(out);
     }
+    log_event(LogLevel::debug, "worker exiting after ", done, " tasks");
 }
 
 }  // namespace multiprocessing::detail

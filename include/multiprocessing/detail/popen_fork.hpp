@@ -105,7 +105,8 @@ private:
         child_identity who = identity_of(state);
         child_view view = make_child_view(who);
         const auto& calls = resolved_child_calls();
-        flush_std_streams();  // or the child would print the parent's buffered output again
+        // The standard streams were flushed by detail::launch() (launcher.hpp), or the child
+        // would print the parent's buffered output again.
         auto& g = globals();
         std::unique_lock registry(g.mutex);  // held across fork: the child's copy is consistent
         pid_t pid = ::fork();

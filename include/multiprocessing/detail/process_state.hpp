@@ -17,6 +17,7 @@
 #include "../context.hpp"
 #include "../pickle.hpp"
 #include "exit_hooks.hpp"
+#include "log_core.hpp"
 #include "process_wide.hpp"
 #include "posix.hpp"
 
@@ -61,6 +62,7 @@ struct ProcessState {
     std::unique_ptr<Popen> popen;       // set by start()
     bool closed = false;
     pid_t pid = 0;                      // role::self and role::parent
+    pid_t creator = ::getpid();         // role::child: the process that made it (Python's _parent_pid)
     unique_fd parent_pidfd;             // role::parent: opened on first use (see parent_sentinel)
     std::mutex mutex;                   // serializes start/close on one process
 
@@ -104,6 +106,20 @@ inline std::shared_ptr<ProcessState> current_state() {
     return g.current;
 }
 
+/// Logs one of the library's own records from this process (named as current_process() is), if
+/// the logger takes its level: a single relaxed load when logging is off. Never throws.
+template <class... A>
+void log_event(LogLevel level, const A&... parts) noexcept {
+    auto& logger = log_state::get();
+    if (!logger.enabled_for(level)) return;
+    try {
+        const std::string name = current_state()->name;
+        logger.emit(level, name, log_message(parts...));
+    } catch (...) {
+        // A record that cannot be built or written is dropped, as Python's Handler.handleError does.
+    }
+}
+
 /// Reaps children that have ended and drops them from the registry (Python: process._cleanup).
 inline void reap_finished_children() {
     auto& g = globals();
@@ -122,10 +138,20 @@ inline void exit_cleanup() noexcept {
             std::lock_guard lock(g.mutex);
             kids.swap(g.children);
         }
+        // The records (and their order) of Python's util._exit_function.
+        log_event(LogLevel::info, "process shutting down");
+        log_event(LogLevel::debug, "running all \"atexit\" finalizers with priority >= 0");
         for (auto& p : kids)
-            if (p->daemon && p->popen && !p->popen->poll()) p->popen->send_signal(SIGTERM);
+            if (p->daemon && p->popen && !p->popen->poll()) {
+                log_event(LogLevel::info, "calling terminate() for daemon ", p->name);
+                p->popen->send_signal(SIGTERM);
+            }
         for (auto& p : kids)
-            if (p->popen) (void)p->popen->wait(deadline());
+            if (p->popen) {
+                if (!p->popen->poll()) log_event(LogLevel::info, "calling join() for process ", p->name);
+                (void)p->popen->wait(deadline());
+            }
+        log_event(LogLevel::debug, "running the remaining \"atexit\" finalizers");
     } catch (...) {
         // Exiting anyway: nothing useful can be done with an error here.
     }
@@ -141,13 +167,17 @@ inline void register_exit_handler() {
     }
 }
 
-/// Flushes stdout and stderr (as Python flushes sys.stdout/sys.stderr), so buffered output is
-/// neither lost nor printed twice. Other FILEs are the program's own, as in Python; flushing them
-/// all would also cost every forked child several page faults.
+/// Flushes the standard streams, C++ (std::cout, std::cerr, std::clog) and C (stdout, stderr), as
+/// Python flushes sys.stdout/sys.stderr: before every start, so the parent's earlier lines come
+/// before the child's whatever the start method, and as a child ends, so none is lost. The C++
+/// streams have buffers of their own after std::ios::sync_with_stdio(false). Other FILEs are the
+/// program's own, as in Python; flushing them all would also cost every forked child several page
+/// faults.
 inline void flush_std_streams() noexcept {
     try {
         std::cout.flush();  // synced with stdio by default: this is fflush(stdout)
         std::cerr.flush();
+        std::clog.flush();
     } catch (...) {
     }
     std::fflush(stdout);

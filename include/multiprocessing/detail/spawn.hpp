@@ -62,6 +62,10 @@ inline child_payload make_child_payload(const ProcessState& state) {
     std::string bytes;
     PickleWriter w(bytes, &p.fds);
     w(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid);
+    // The logger's settings, as Python's spawn.get_preparation_data passes log_to_stderr and
+    // log_level (a forked child inherits them; handlers, being functions, stay behind).
+    auto& logger = log_state::get();
+    w(logger.to_stderr(), static_cast<int>(logger.level()));
     // The child joins the parent's arena before anything else, so a tree has one arena even
     // if the child creates shared objects without having received any.
     arena& shared = arena::instance();
@@ -101,6 +105,11 @@ inline int run_child_payload(int payload_fd, const std::vector<int>& fds, pid_t 
         PickleReader r(bytes, &fds);
         child_identity who;
         r(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid);
+        bool log_to_stderr = false;
+        int log_level = 0;
+        r(log_to_stderr, log_level);
+        log_state::get().set_to_stderr(log_to_stderr);
+        log_state::get().set_level(static_cast<LogLevel>(log_level));
         auto arena_id = r.read_raw<std::uint64_t>();
         arena::adopt(r.fd(r.read_raw<std::uint32_t>()), arena_id);
         prepare_child_process(who, os_parent);
