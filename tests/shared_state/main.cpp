@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
     for (auto method : mp::get_all_start_methods()) {
         const std::string m(mp::Context(method).name());
         mp::set_start_method(method, /*force=*/true);
+        const auto level = method == mp::StartMethod::spawn ? mp::LogLevel::debug : mp::LogLevel::error;
+        mp::get_logger().set_level(level);
         mp::Value<int> counter(0);
         mp::Event go;
         try {
@@ -51,6 +53,8 @@ int main(int argc, char** argv) {
             check(lib.active_children == 1, m + ": the library's active_children() has its child");
             module_report plug = plugin_start(counter, go, 10);
             check(plug.start_method == static_cast<int>(method), m + ": the plugin sees main's start method");
+            check(lib.log_level == static_cast<int>(level) && plug.log_level == static_cast<int>(level),
+                  m + ": the library and the plugin see the logger's level set in main");
             check(plug.active_children == 2, m + ": the plugin's active_children() has both children");
             check(mp::active_children().size() == 2 && library_active_children() == 2 && plugin_active() == 2,
                   m + ": main, the library and the plugin agree on active_children()");

@@ -25,6 +25,7 @@ void add_to(mp::Value<int> counter, mp::Event go, int add) {
 extern "C" MP_TEST_EXPORT module_report MP_CONCAT(MP_MODULE_NAME, _start)(mp::Value<int>& counter, mp::Event& go, int add) {
     module_report r;
     r.start_method = static_cast<int>(mp::get_start_method());
+    r.log_level = static_cast<int>(mp::get_logger().level());
     mp::Process p(add_to, counter, go, add);
     p.start();
     r.child_pid = p.pid();

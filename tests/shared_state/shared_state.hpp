@@ -13,6 +13,7 @@ struct module_report {
     int start_method = -1;      // the default start method this module sees
     int active_children = -1;   // active_children().size() in this module, after its start
     int child_pid = 0;          // the child it started (not joined: main joins it)
+    int log_level = -1;         // mp::get_logger().level() in this module
 };
 
 /// Starts a child (default start method) that waits for `go`, then adds `add` to `counter`.
