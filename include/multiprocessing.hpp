@@ -2,6 +2,9 @@
 // Users write `namespace mp = multiprocessing;` as Python users write `import multiprocessing as mp`.
 #pragma once
 
+#include "multiprocessing/detail/platform.hpp"
+
+#include "multiprocessing/version.hpp"
 #include "multiprocessing/errors.hpp"
 #include "multiprocessing/pickle.hpp"
 #include "multiprocessing/context.hpp"

@@ -1,7 +1,27 @@
 #!/usr/bin/env bash
 # Installs what building, testing and benchmarking need, from Debian's packages, if missing.
+#   MP_SKIP_DEPS=1     skips this step (your own toolchain, a container that has everything).
+# On a system without apt-get and dpkg (Fedora, Arch, macOS with a Linux VM, ...) it says what is
+# needed and goes on: if something is really missing, CMake's own message names it next.
 set -euo pipefail
-packages=(g++ cmake make libboost1.81-dev catch2 libbenchmark-dev python3 gnuplot-nox)
+# clang: the CTest check that the examples build with Clang too (label clang);
+# pkg-config: the consumer test of the installed multiprocessing.pc.
+packages=(g++ clang cmake make pkg-config libboost1.81-dev catch2 libbenchmark-dev python3 gnuplot-nox)
+
+if [ "${MP_SKIP_DEPS:-0}" = "1" ]; then
+  echo "== deps.sh: MP_SKIP_DEPS=1: not installing anything"
+  exit 0
+fi
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  cat >&2 <<MSG
+== deps.sh: no apt-get/dpkg here, so nothing is installed. Install these yourself (Debian names;
+   elsewhere: a C++20 compiler such as GCC 12+, Clang (optional), CMake 3.25+, make, pkg-config,
+   the Boost headers 1.81+, Catch2 2.13+ or 3, Google Benchmark, Python 3, gnuplot):
+     ${packages[*]}
+   then run again; set MP_SKIP_DEPS=1 to skip this step. Going on with what is installed.
+MSG
+  exit 0
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

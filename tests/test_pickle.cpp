@@ -687,6 +687,39 @@ TEST_CASE("std::array round trips", "[pickle][roundtrip]") {
     CHECK(round_trip(AA{{{1, 2}, {3, 4}}}) == AA{{{1, 2}, {3, 4}}});
 }
 
+// Issue 14, bug 6: an empty std::array's data() is a null pointer, and the codec gave it to
+// memcpy (undefined behaviour; Clang's -Wnonnull stops the build with -Werror, and Clang's UBSan
+// aborts at run time). tests/clang builds this file with Clang to keep it so.
+struct WithEmptyArrays {
+    int before;
+    std::array<int, 0> none;
+    std::array<std::string, 0> no_strings;
+    std::string after;
+    bool operator==(const WithEmptyArrays&) const = default;
+};
+struct PlainWithEmptyArray {  // trivially copyable: the whole struct goes as one block
+    int a;
+    std::array<double, 0> none;
+    int b;
+    bool operator==(const PlainWithEmptyArray&) const = default;
+};
+
+TEST_CASE("empty std::arrays round trip as no bytes, alone and inside structs", "[pickle][roundtrip]") {
+    CHECK(mp::dumps(std::array<int, 0>{}).size() == 8);  // the type tag only
+    CHECK(mp::dumps(std::array<std::string, 0>{}).size() == 8);
+    CHECK(round_trip(std::array<int, 0>{}).empty());
+    CHECK(round_trip(std::array<std::string, 0>{}).empty());
+    CHECK(round_trip(std::vector<std::array<int, 0>>(3)).size() == 3);
+    WithEmptyArrays w{7, {}, {}, "x"};
+    CHECK(round_trip(w) == w);
+    PlainWithEmptyArray p{1, {}, 2};
+    CHECK(round_trip(p) == p);
+    // Data after an empty array is read from the right place.
+    auto t = round_trip(std::tuple<std::array<int, 0>, int, std::array<char, 0>, std::string>{{}, 5, {}, "y"});
+    CHECK(std::get<1>(t) == 5);
+    CHECK(std::get<3>(t) == "y");
+}
+
 TEST_CASE("deque, list, set, unordered_set round trip", "[pickle][roundtrip]") {
     std::deque<int> dq{5, 4, 3, 2, 1};
     CHECK(round_trip(dq) == dq);

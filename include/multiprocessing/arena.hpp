@@ -52,14 +52,18 @@
 // alone; a descriptor goes with them when the pickle can carry one (Process arguments).
 #pragma once
 
+#include "detail/platform.hpp"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -67,7 +71,6 @@
 #include <cstring>
 #include <mutex>
 #include <new>
-#include <random>
 #include <string>
 #include <memory>
 #include <type_traits>
@@ -700,16 +703,23 @@ private:
     static arena* create(std::size_t size) {
         unique_fd fd(::memfd_create("multiprocessing-arena", MFD_CLOEXEC));
         if (!fd) throw_errno("memfd_create(arena)");
-        std::random_device rd;
-        std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(::getpid());
+        // getrandom(2), not std::random_device: <random> costs every program's compile; an id
+        // from the clock is enough where the kernel has no entropy to give yet.
+        std::uint64_t id = 0;
+        if (::getrandom(&id, sizeof id, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof id))
+            id = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        id ^= static_cast<std::uint64_t>(::getpid());
         return ::new (static_cast<void*>(slot())) arena(std::move(fd), size, id);
     }
 
     /// Where the one arena of this process lives: static storage whose destructor never runs,
     /// because handles in static objects may outlive main and the mapping must outlive them.
-    static arena* slot() noexcept {
-        alignas(arena) static std::byte storage[sizeof(arena)];
-        return reinterpret_cast<arena*>(storage);
+    /// One per process however the headers are compiled in (detail/process_wide.hpp).
+    static arena* slot() {
+        static arena* const storage = &process_wide<arena>(detail::process_wide_slot::arena_storage, [] {
+            return static_cast<arena*>(::operator new(sizeof(arena), std::align_val_t{alignof(arena)}));
+        });
+        return storage;
     }
 
     static arena& install(arena* a) {
@@ -755,7 +765,8 @@ private:
     /// the child is killed before it runs a single instruction of its own: the parent puts the
     /// child's pid in the row (note_forked_child), or the child does, whichever comes first.
     static void register_fork_handlers() {
-        static const bool registered = [] {
+        // Once per process, by the module that gets here first (detail/process_wide.hpp).
+        static const bool registered = process_wide<bool>(detail::process_wide_slot::arena_fork, [] {
             ::pthread_atfork(
                 [] {
                     if (arena* a = current()) {
@@ -777,8 +788,8 @@ private:
                         a->refs_mutex_.unlock();
                     }
                 });
-            return true;
-        }();
+            return new bool(true);
+        });
         (void)registered;
     }
 
@@ -921,19 +932,24 @@ public:
     }
 
 private:
+    // One of each per process however the headers are compiled in (detail/process_wide.hpp).
     static std::mutex& setup_mutex() {
-        static std::mutex m;
+        static std::mutex& m =
+            process_wide<std::mutex>(detail::process_wide_slot::arena_setup, [] { return new std::mutex; });
         return m;
     }
     static std::atomic<arena*>& current_ptr() noexcept {
-        static std::atomic<arena*> p{nullptr};
+        // Allocates at the first call of this module only (terminates if even that fails).
+        static std::atomic<arena*>& p = process_wide<std::atomic<arena*>>(
+            detail::process_wide_slot::arena_current, [] { return new std::atomic<arena*>(nullptr); });
         return p;
     }
 
 public:
     /// Set by mp::set_arena_size(); 0 means "the environment or the default".
-    static std::size_t& requested_size() noexcept {
-        static std::size_t s = 0;
+    static std::size_t& requested_size() {
+        static std::size_t& s =
+            process_wide<std::size_t>(detail::process_wide_slot::arena_size, [] { return new std::size_t(0); });
         return s;
     }
 

@@ -2,6 +2,8 @@
 // process sentinels (Python: connection.py).
 #pragma once
 
+#include "detail/platform.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>

@@ -3,6 +3,8 @@
 // (Python: context.py re-exports them from process.py the same way).
 #pragma once
 
+#include "detail/platform.hpp"
+
 #include <sched.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "detail/process_wide.hpp"
 #include "errors.hpp"
 
 namespace multiprocessing {
@@ -72,8 +75,10 @@ struct start_method_setting {
     std::optional<StartMethod> actual;
 };
 
+/// One per process however the headers are compiled in (detail/process_wide.hpp).
 inline start_method_setting& start_method_state() {
-    static start_method_setting s;
+    static start_method_setting& s =
+        process_wide<start_method_setting>(process_wide_slot::start_method, [] { return new start_method_setting; });
     return s;
 }
 

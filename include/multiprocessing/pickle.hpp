@@ -8,7 +8,7 @@
 // nest at most max_pickle_depth deep (README: Guarantees).
 #pragma once
 
-#include <boost/pfr.hpp>
+#include <boost/pfr/core.hpp>  // not <boost/pfr.hpp>: its io and ops cost 0.7 s per program
 
 #include <algorithm>
 #include <array>
@@ -157,18 +157,185 @@ constexpr std::string_view type_name() noexcept {
     return p.substr(start, end - start);
 }
 
-constexpr std::uint64_t fnv1a(std::string_view s) noexcept {
-    std::uint64_t h = 1469598103934665603ull;
-    for (char c : s) {
-        h ^= static_cast<unsigned char>(c);
+// The type tag must be the same whichever compiler built each side (a GCC-built and a
+// Clang-built module of one program exchange messages), but the compilers spell type names
+// differently ("long int" / "long", "std::__cxx11::basic_string<char> >" / "std::basic_string<char>>",
+// default template arguments shown or not). So the tag is built from the type's composition:
+// standard types by what they are (a vector of pair of int and string), never by their spelling;
+// only the types a program names itself (structs, enums, classes with serialize() or a pickler)
+// add their name, normalised from either compiler's spelling.
+
+constexpr std::uint64_t tag_mix(std::uint64_t h, std::uint64_t v) noexcept {
+    for (int i = 0; i < 8; ++i) {
+        h ^= (v >> (8 * i)) & 0xff;
         h *= 1099511628211ull;
     }
     return h;
 }
 
-/// A tag that tells apart messages pickled from different types.
+/// How GCC spells what Clang spells otherwise, and inline namespaces neither needs.
+struct name_rewrite {
+    std::string_view from, to;
+    bool whole_words;  // matched only between non-identifier characters
+};
+inline constexpr name_rewrite name_rewrites[] = {
+    {"__cxx11::", "", false},
+    {"__1::", "", false},
+    {"_V2::", "", false},
+    {"{anonymous}", "(anonymous namespace)", false},
+    {"long long unsigned int", "unsigned long long", true},
+    {"long long int", "long long", true},
+    {"long unsigned int", "unsigned long", true},
+    {"long int", "long", true},
+    {"short unsigned int", "unsigned short", true},
+    {"short int", "short", true},
+};
+
+constexpr bool identifier_char(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/// Hashes a type's name as either compiler spells it: the rewrites above, then without spaces.
+constexpr std::uint64_t hash_normalized_name(std::uint64_t h, std::string_view name) noexcept {
+    auto emit = [&](std::string_view text) {
+        for (char c : text)
+            if (c != ' ') {
+                h ^= static_cast<unsigned char>(c);
+                h *= 1099511628211ull;
+            }
+    };
+    for (std::size_t i = 0; i < name.size();) {
+        bool rewritten = false;
+        for (const auto& r : name_rewrites) {
+            if (name.substr(i, r.from.size()) != r.from) continue;
+            if (r.whole_words && ((i > 0 && identifier_char(name[i - 1])) ||
+                                  (i + r.from.size() < name.size() && identifier_char(name[i + r.from.size()]))))
+                continue;
+            emit(r.to);
+            i += r.from.size();
+            rewritten = true;
+            break;
+        }
+        if (!rewritten) emit(name.substr(i++, 1));
+    }
+    return h;
+}
+
+/// The composition of standard types; `known` is false for the types a program names itself.
 template <class T>
-inline constexpr std::uint64_t type_tag = fnv1a(type_name<T>());
+struct structural_tag {
+    static constexpr bool known = false;
+};
+
+template <class T>
+constexpr std::uint64_t compute_type_tag() noexcept;
+
+template <class... Ts>
+constexpr std::uint64_t tag_of_template(std::uint64_t kind) noexcept {
+    std::uint64_t h = tag_mix(1469598103934665603ull, kind);
+    ((h = tag_mix(h, compute_type_tag<Ts>())), ...);
+    return tag_mix(h, sizeof...(Ts));
+}
+
+// Standard templates: an id each (the wire format is the same whatever the allocator, hash or
+// comparison), then their elements' tags.
+enum class std_kind : std::uint64_t {
+    string = 1, vector, array, deque, list, set, multiset, unordered_set, unordered_multiset, map, multimap,
+    unordered_map, unordered_multimap, pair, tuple, optional, monostate, variant, duration, time_point, system_clock,
+    steady_clock, other_clock
+};
+template <std::uint64_t Kind, class... Ts>
+struct std_tag {
+    static constexpr bool known = true;
+    static constexpr std::uint64_t value = tag_of_template<Ts...>(Kind);
+};
+
+template <class Ch, class Tr, class A>
+struct structural_tag<std::basic_string<Ch, Tr, A>> : std_tag<std::uint64_t(std_kind::string), Ch> {};
+template <class T, class A>
+struct structural_tag<std::vector<T, A>> : std_tag<std::uint64_t(std_kind::vector), T> {};
+template <class T, std::size_t N>
+struct structural_tag<std::array<T, N>> {
+    static constexpr bool known = true;
+    static constexpr std::uint64_t value = tag_mix(tag_of_template<T>(std::uint64_t(std_kind::array)), N);
+};
+template <class T, class A>
+struct structural_tag<std::deque<T, A>> : std_tag<std::uint64_t(std_kind::deque), T> {};
+template <class T, class A>
+struct structural_tag<std::list<T, A>> : std_tag<std::uint64_t(std_kind::list), T> {};
+template <class K, class C, class A>
+struct structural_tag<std::set<K, C, A>> : std_tag<std::uint64_t(std_kind::set), K> {};
+template <class K, class C, class A>
+struct structural_tag<std::multiset<K, C, A>> : std_tag<std::uint64_t(std_kind::multiset), K> {};
+template <class K, class H, class E, class A>
+struct structural_tag<std::unordered_set<K, H, E, A>> : std_tag<std::uint64_t(std_kind::unordered_set), K> {};
+template <class K, class H, class E, class A>
+struct structural_tag<std::unordered_multiset<K, H, E, A>> : std_tag<std::uint64_t(std_kind::unordered_multiset), K> {};
+template <class K, class V, class C, class A>
+struct structural_tag<std::map<K, V, C, A>> : std_tag<std::uint64_t(std_kind::map), K, V> {};
+template <class K, class V, class C, class A>
+struct structural_tag<std::multimap<K, V, C, A>> : std_tag<std::uint64_t(std_kind::multimap), K, V> {};
+template <class K, class V, class H, class E, class A>
+struct structural_tag<std::unordered_map<K, V, H, E, A>> : std_tag<std::uint64_t(std_kind::unordered_map), K, V> {};
+template <class K, class V, class H, class E, class A>
+struct structural_tag<std::unordered_multimap<K, V, H, E, A>>
+    : std_tag<std::uint64_t(std_kind::unordered_multimap), K, V> {};
+template <class A, class B>
+struct structural_tag<std::pair<A, B>> : std_tag<std::uint64_t(std_kind::pair), A, B> {};
+template <class... Ts>
+struct structural_tag<std::tuple<Ts...>> : std_tag<std::uint64_t(std_kind::tuple), Ts...> {};
+template <class T>
+struct structural_tag<std::optional<T>> : std_tag<std::uint64_t(std_kind::optional), T> {};
+template <>
+struct structural_tag<std::monostate> : std_tag<std::uint64_t(std_kind::monostate)> {};
+template <class... Ts>
+struct structural_tag<std::variant<Ts...>> : std_tag<std::uint64_t(std_kind::variant), Ts...> {};
+template <class Rep, std::intmax_t Num, std::intmax_t Den>
+struct structural_tag<std::chrono::duration<Rep, std::ratio<Num, Den>>> {
+    static constexpr bool known = true;
+    static constexpr std::uint64_t value = tag_mix(
+        tag_mix(tag_of_template<Rep>(std::uint64_t(std_kind::duration)), static_cast<std::uint64_t>(Num)),
+        static_cast<std::uint64_t>(Den));
+};
+template <class Clock, class Dur>
+struct structural_tag<std::chrono::time_point<Clock, Dur>> {
+    static constexpr bool known = true;
+    static constexpr std::uint64_t clock = std::is_same_v<Clock, std::chrono::system_clock>   ? std::uint64_t(std_kind::system_clock)
+                                           : std::is_same_v<Clock, std::chrono::steady_clock> ? std::uint64_t(std_kind::steady_clock)
+                                                                                              : hash_normalized_name(std::uint64_t(std_kind::other_clock), type_name<Clock>());
+    static constexpr std::uint64_t value = tag_mix(tag_of_template<Dur>(std::uint64_t(std_kind::time_point)), clock);
+};
+
+/// A type's tag: arithmetic types by kind and size (long and long long of one size are one
+/// type on the wire), standard templates by composition, a program's own types by their name.
+template <class T>
+constexpr std::uint64_t compute_type_tag() noexcept {
+    constexpr std::uint64_t basis = 1469598103934665603ull;
+    if constexpr (std::is_const_v<T> || std::is_volatile_v<T>) {
+        return tag_mix(compute_type_tag<std::remove_cv_t<T>>(), std::is_const_v<T> ? 'C' : 'V');
+    } else if constexpr (std::is_same_v<T, bool>) {
+        return tag_mix(basis, 'b');
+    } else if constexpr (std::is_floating_point_v<T>) {
+        return tag_mix(tag_mix(basis, 'f'), sizeof(T));
+    } else if constexpr (std::is_same_v<T, char> || std::is_same_v<T, wchar_t> || std::is_same_v<T, char8_t> ||
+                         std::is_same_v<T, char16_t> || std::is_same_v<T, char32_t>) {
+        // Character types are distinct types of their own, whatever their signedness.
+        return tag_mix(tag_mix(basis, std::is_same_v<T, char> ? 'c' : 'w'), sizeof(T));
+    } else if constexpr (std::is_integral_v<T>) {
+        return tag_mix(tag_mix(basis, std::is_signed_v<T> ? 'i' : 'u'), sizeof(T));
+    } else if constexpr (std::is_enum_v<T>) {
+        return hash_normalized_name(tag_mix(basis, compute_type_tag<std::underlying_type_t<T>>()), type_name<T>());
+    } else if constexpr (structural_tag<T>::known) {
+        return structural_tag<T>::value;
+    } else {
+        return hash_normalized_name(tag_mix(basis, 'n'), type_name<T>());
+    }
+}
+
+/// A tag that tells apart messages pickled from different types, the same whichever compiler
+/// built the sender and the receiver.
+template <class T>
+inline constexpr std::uint64_t type_tag = compute_type_tag<T>();
 
 }  // namespace detail
 
@@ -513,13 +680,20 @@ struct builtin_codec<std::array<T, N>> {
     static constexpr bool enabled = picklable<T>;
     static constexpr std::size_t min_size = N * min_pickled_size<T>();
     static void dump(PickleWriter& w, const std::array<T, N>& a) {
-        if constexpr (bitwise_v<T>)
+        // An empty array has no bytes, and its data() may be a null pointer, which memcpy and
+        // append must not be given even with a size of 0.
+        if constexpr (N == 0)
+            (void)w, (void)a;
+        else if constexpr (bitwise_v<T>)
             w.write_bytes(a.data(), sizeof(T) * N);
         else
             for (const auto& e : a) w.dump(e);
     }
     static std::array<T, N> load(PickleReader& r) {
-        if constexpr (bitwise_v<T>) {
+        if constexpr (N == 0) {
+            (void)r;
+            return {};
+        } else if constexpr (bitwise_v<T>) {
             std::array<T, N> a;
             std::memcpy(a.data(), r.read_bytes(sizeof(T) * N), sizeof(T) * N);
             return a;

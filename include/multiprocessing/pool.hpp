@@ -25,6 +25,8 @@
 // again once a worker starts. Callbacks may call close() and terminate(); join() there raises.
 #pragma once
 
+#include "detail/platform.hpp"
+
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>

@@ -2,6 +2,8 @@
 // parent_process() and active_children().
 #pragma once
 
+#include "detail/platform.hpp"
+
 #include <sys/types.h>
 #include <unistd.h>
 

@@ -45,10 +45,48 @@ set(consumer_build "${WORK_DIR}/consumer-build")
 if(MODE STREQUAL "find_package")
   set(mp_build "${WORK_DIR}/multiprocessing-build")
   set(prefix "${WORK_DIR}/prefix")
+  # BUILD_TESTING=OFF, CTest's standard switch, must be enough to leave the tests (and Catch2) out.
   step("configure multiprocessing" "${CMAKE_COMMAND}" -S "${MP_SOURCE_DIR}" -B "${mp_build}" ${common}
-       -DMP_BUILD_TESTS=OFF -DMP_BUILD_EXAMPLES=OFF -DMP_BUILD_BENCHMARKS=OFF "-DCMAKE_INSTALL_PREFIX=${prefix}")
+       -DBUILD_TESTING=OFF -DMP_BUILD_EXAMPLES=OFF -DMP_BUILD_BENCHMARKS=OFF "-DCMAKE_INSTALL_PREFIX=${prefix}")
+  if(EXISTS "${mp_build}/tests")
+    message(FATAL_ERROR "consumer.${MODE}: -DBUILD_TESTING=OFF still configured the tests (${mp_build}/tests)")
+  endif()
   step("build multiprocessing" "${CMAKE_COMMAND}" --build "${mp_build}")
+  # Installed somewhere else than CMAKE_INSTALL_PREFIX said, as packagers do: nothing may point back.
   step("install multiprocessing into ${prefix}" "${CMAKE_COMMAND}" --install "${mp_build}" --prefix "${prefix}")
+  file(READ "${MP_SOURCE_DIR}/include/multiprocessing/version.hpp" version_header)
+  string(REGEX MATCH "MULTIPROCESSING_VERSION_STRING \"([0-9.]+)\"" _ "${version_header}")
+  set(header_version "${CMAKE_MATCH_1}")
+  foreach(file share/doc/multiprocessing/LICENSE share/pkgconfig/multiprocessing.pc
+               include/multiprocessing/version.hpp)
+    if(NOT EXISTS "${prefix}/${file}")
+      message(FATAL_ERROR "consumer.${MODE}: the install has no ${file}")
+    endif()
+  endforeach()
+
+  # pkg-config, for builds without CMake: its flags alone must build and run the consumer.
+  find_program(PKG_CONFIG_EXECUTABLE NAMES pkg-config pkgconf)
+  if(PKG_CONFIG_EXECUTABLE AND CXX_COMPILER)
+    set(ENV{PKG_CONFIG_PATH} "${prefix}/share/pkgconfig")
+    step("pkg-config --modversion multiprocessing" "${PKG_CONFIG_EXECUTABLE}" --modversion multiprocessing)
+    string(STRIP "${step_output}" pc_version)
+    if(NOT pc_version STREQUAL header_version)
+      message(FATAL_ERROR "consumer.${MODE}: pkg-config says ${pc_version}, version.hpp says ${header_version}")
+    endif()
+    step("pkg-config --cflags --libs multiprocessing" "${PKG_CONFIG_EXECUTABLE}" --cflags --libs multiprocessing)
+    string(STRIP "${step_output}" pc_flags)
+    separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+    if(NOT pc_flags MATCHES "-I${prefix}/share/pkgconfig/../../include")
+      message(FATAL_ERROR "consumer.${MODE}: pkg-config's flags do not name the installed headers: ${pc_flags}")
+    endif()
+    step("build the consumer with pkg-config's flags" "${CXX_COMPILER}" -std=c++20 -O1 -Wall -Wextra -Werror
+         "-DMP_EXPECTED_VERSION=\"${header_version}\"" ${pc_flags} "${CONSUMER_DIR}/main.cpp"
+         -o "${WORK_DIR}/consumer-pkg-config" ${pc_flags})
+    step("run the pkg-config consumer" "${WORK_DIR}/consumer-pkg-config")
+    message(STATUS "${step_output}")
+  else()
+    message(STATUS "consumer.${MODE}: no pkg-config found; the pkg-config check is skipped")
+  endif()
   step("configure the consumer with find_package" "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${consumer_build}"
        ${common} "-DCMAKE_PREFIX_PATH=${prefix}" "-DMP_EXPECTED_PREFIX=${prefix}"
        -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)

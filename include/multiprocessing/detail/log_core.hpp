@@ -2,6 +2,7 @@
 // process registry, the launchers, the pool). The public face is logging.hpp.
 #pragma once
 
+
 #include <pthread.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "process_wide.hpp"
 
 namespace multiprocessing {
 
@@ -67,10 +70,11 @@ namespace detail {
 /// other threads while static objects are being destroyed.
 class log_state {
 public:
+    /// One per process however the headers are compiled in (detail/process_wide.hpp).
     static log_state& get() noexcept {
-        alignas(log_state) static unsigned char storage[sizeof(log_state)];
-        static log_state* const self = ::new (storage) log_state();
-        return *self;
+        static log_state& self =
+            process_wide<log_state>(process_wide_slot::logger, [] { return new log_state(); });
+        return self;
     }
 
     [[nodiscard]] LogLevel level() const noexcept { return static_cast<LogLevel>(level_.load(std::memory_order_relaxed)); }

@@ -22,6 +22,7 @@
 #include "exit_hooks.hpp"
 #include "posix.hpp"
 #include "process_state.hpp"
+#include "process_wide.hpp"
 #include "spawn.hpp"
 
 namespace multiprocessing::detail {
@@ -111,15 +112,16 @@ private:
     std::unique_ptr<server_process> server_;
 };
 
+/// One per process however the headers are compiled in (detail/process_wide.hpp).
 inline forkserver_client& forkserver() {
-    static forkserver_client client;
-    // A fork while another thread sends a request must not leave the child a locked mutex.
-    static const bool fork_safe = [] {
+    static forkserver_client& client = process_wide<forkserver_client>(process_wide_slot::forkserver, [] {
+        auto* c = new forkserver_client;
+        // A fork while another thread sends a request must not leave the child a locked mutex.
+        // Registered by the module that makes the client, once per process.
         ::pthread_atfork([] { forkserver().mutex().lock(); }, [] { forkserver().mutex().unlock(); },
                          [] { forkserver().mutex().unlock(); });
-        return true;
-    }();
-    (void)fork_safe;
+        return c;
+    });
     return client;
 }
 

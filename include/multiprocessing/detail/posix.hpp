@@ -1,6 +1,8 @@
 // RAII file descriptors, errno -> std::system_error, EINTR-safe waits with deadlines.
 #pragma once
 
+#include "platform.hpp"
+
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>

@@ -18,6 +18,7 @@
 #include "../pickle.hpp"
 #include "exit_hooks.hpp"
 #include "log_core.hpp"
+#include "process_wide.hpp"
 #include "posix.hpp"
 
 namespace multiprocessing::detail {
@@ -85,8 +86,10 @@ struct process_globals {
     bool exit_handler_registered = false;
 };
 
+/// One per process however the headers are compiled in (detail/process_wide.hpp).
 inline process_globals& globals() {
-    static process_globals g;
+    static process_globals& g =
+        process_wide<process_globals>(process_wide_slot::process_registry, [] { return new process_globals; });
     return g;
 }
 

@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -130,9 +130,18 @@ inline int run_child_payload(int payload_fd, const std::vector<int>& fds, pid_t 
 /// spawning must not re-read files.
 inline const std::string& program_argv0() {
     static const std::string arg0 = [] {
-        std::ifstream in("/proc/self/cmdline", std::ios::binary);
+        // Plain read(2), not std::ifstream: <fstream> costs every program's compile.
         std::string a;
-        std::getline(in, a, '\0');
+        unique_fd in(::open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC));
+        char buf[512];
+        while (in) {
+            ssize_t n = ::read(in.get(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            const void* nul = std::memchr(buf, '\0', static_cast<std::size_t>(n));
+            a.append(buf, nul ? static_cast<const char*>(nul) - buf : n);
+            if (nul) break;
+        }
         return a.empty() ? std::string("multiprocessing-child") : a;
     }();
     return arg0;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <multiprocessing.hpp>
 
 namespace mp = multiprocessing;
@@ -11,6 +12,13 @@ void child(mp::Connection out) { out.send(static_cast<int>(::getpid())); }
 
 int main() {
     mp::freeze_support();
+
+    // The package's version (CMake's or pkg-config's, passed in by the build) is the headers'.
+    if (std::strcmp(MP_EXPECTED_VERSION, MULTIPROCESSING_VERSION_STRING) != 0) {
+        std::printf("consumer: FAILED: the package says version %s, the headers %s\n", MP_EXPECTED_VERSION,
+                    MULTIPROCESSING_VERSION_STRING);
+        return 1;
+    }
 
     auto [r, w] = mp::Pipe(false);
     mp::Process p(child, w);
@@ -28,6 +36,7 @@ int main() {
                     p.exitcode().value_or(-999), reported, static_cast<int>(p.pid()));
         return 1;
     }
-    std::printf("consumer: OK: %s (pid %d) exited with 0\n", p.name().c_str(), reported);
+    std::printf("consumer: OK: multiprocessing %s; %s (pid %d) exited with 0\n", MULTIPROCESSING_VERSION_STRING,
+                p.name().c_str(), reported);
     return 0;
 }
