@@ -552,7 +552,7 @@ TEST_CASE("Value and Array with lock=Lock(): get_lock() is that Lock, and it exc
     CHECK(lock.owner_pid() == 0);
 }
 
-TEST_CASE("Value and Array with lock=true have a new RLock each; with lock=false none (AttributeError)",
+TEST_CASE("Value and Array with lock=true have a new RLock each, with lock=false none (AttributeError)",
           "[shared]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Value<int> own(1, true);  // Python: Value('i', 1, lock=True)
