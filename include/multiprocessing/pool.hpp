@@ -672,7 +672,7 @@ private:
 /// copyable handle: copies take from the same results. One handle serves one thread at a time
 /// (it hands out the chunk it took without a lock); threads sharing the results use a copy each.
 template <class R>
-class IMapIterator : public std::ranges::view_interface<IMapIterator<R>> {
+class IMapIterator {
     using V = detail::stored_t<R>;
 
 public:
@@ -1929,3 +1929,10 @@ inline bool help_pool(pool_link& link, const std::atomic<bool>& ready, std::chro
 }  // namespace detail
 
 }  // namespace multiprocessing
+
+/// An IMapIterator is a view (movable, default-constructible, and cheap to copy: its copies share
+/// the results), said by enable_view rather than by deriving from view_interface, which Clang 14
+/// cannot instantiate over libstdc++ 12's ranges.
+template <class R>
+inline constexpr bool std::ranges::enable_view<multiprocessing::IMapIterator<R>> = true;
+
