@@ -2,7 +2,6 @@
 // process registry, the launchers, the pool). The public face is logging.hpp.
 #pragma once
 
-
 #include <pthread.h>
 #include <unistd.h>
 
