@@ -123,6 +123,12 @@ void pool_owner_killed(mp::StartMethod method, mp::Connection c) {
 inline int initialized_value = 0;
 void set_initialized(int v) { initialized_value = v; }
 int read_initialized(int) { return initialized_value; }
+// Meets another task at the barrier, so the two run at once in two workers, then says which
+// worker it ran in and what the initializer left there.
+std::pair<int, int> meet_and_read_initialized(mp::Barrier b) {
+    b.wait(mp_test::bound);
+    return {static_cast<int>(::getpid()), initialized_value};
+}
 
 // A function object that carries state, pickled by value.
 struct Scale {
@@ -667,6 +673,15 @@ TEST_CASE("the initializer runs in every worker with its arguments", "[pool]") {
     mp::Pool pool(2, {.initializer = {set_initialized, 42}, .context = ctx});
     auto got = pool.map(read_initialized, range(20), 1);
     CHECK(std::all_of(got.begin(), got.end(), [](int v) { return v == 42; }));
+    // Both workers, not only one that ran every task: two tasks that must run at once.
+    mp::Barrier both(2);
+    auto a = pool.apply_async(meet_and_read_initialized, both);
+    auto b = pool.apply_async(meet_and_read_initialized, both);
+    const auto [pid_a, value_a] = a.get(mp_test::bound);
+    const auto [pid_b, value_b] = b.get(mp_test::bound);
+    CHECK(pid_a != pid_b);
+    CHECK(value_a == 42);
+    CHECK(value_b == 42);
 }
 
 TEST_CASE("maxtasksperchild replaces workers after that many tasks", "[pool]") {
