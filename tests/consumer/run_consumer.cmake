@@ -31,15 +31,8 @@ endforeach()
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 
-# Runs one step; on failure prints its output and fails the test, naming the step.
-function(step what)
-  message(STATUS "consumer.${MODE}: ${what}")
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "consumer.${MODE}: ${what} failed (${rc}):\n${out}")
-  endif()
-  set(step_output "${out}" PARENT_SCOPE)
-endfunction()
+set(STEP_PREFIX "consumer.${MODE}")
+include("${CMAKE_CURRENT_LIST_DIR}/../run_step.cmake")
 
 set(consumer_build "${WORK_DIR}/consumer-build")
 if(MODE STREQUAL "find_package")
