@@ -1,36 +1,32 @@
-// The worker side of mp::Pool (Python: pool.py's worker()), and the wire format both sides
-// share. A worker reads one task message at a time from its own channel (pool_channel.hpp), runs
-// it, and writes one result message back, in order; the parent therefore knows which task a worker was running
-// when it died: the oldest one it sent and got no answer for.
+// The Pool's message protocol, both halves (Python: the tuples pool.py puts on its task and
+// result queues). A message transport (worker processes, later MPI ranks) carries these bytes;
+// an in-process transport (threads) runs the jobs' calls without them.
 //
-// Messages are frames (a u64 length, then the payload):
+// Messages are frames of the transport (a length, then the payload):
 //   parent -> worker: [u8 kind] then, for a task: [runner function_id][callable state][u64 n]
 //                     and n argument lists, each argument pickled in order
 //   worker -> parent: [u8 status] then [u64 n] and n results (ok), or a pickled
 //                     std::exception_ptr (the task raised)
+// A worker answers its task messages one at a time, in order: the parent therefore knows which
+// task a worker was running when it died, the oldest one it sent and got no answer for.
 #pragma once
-
-#include <signal.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
-#include "../connection.hpp"
 #include "../errors.hpp"
 #include "../pickle.hpp"
 #include "function_id.hpp"
-#include "pool_channel.hpp"
 #include "posix.hpp"
-#include "process_state.hpp"
 #include "remote_exception.hpp"
 #include "task.hpp"
 
@@ -132,57 +128,48 @@ const function_id& runner_id() {
     return id;
 }
 
-/// A worker process's main loop. `initializer` is a pickled task (empty: none); `maxtasks` <= 0
-/// means no limit. Returns when told to stop, when the parent's end closes, or after maxtasks.
-inline void pool_worker_main(shared_handle<pool_rings> rings, shared_handle<pool_activity> activity,
-                             Connection doorbell, std::string initializer, int maxtasks) {
-    // Pool::terminate() stops workers with SIGTERM: a handler inherited from the parent by fork
-    // must not keep them alive or make them act as the parent would.
-    ::signal(SIGTERM, SIG_DFL);
-    if (!initializer.empty()) {
-        try {
-            PickleReader r(initializer);
-            unpickle_task(r)->run();
-        } catch (...) {
-            // The worker ends with its report, as in Python; the pool names the cause in the
-            // errors of the tasks it cannot run.
-            auto info = describe(std::current_exception());
-            std::string why = "its initializer raised " + info.type_name + ": " + info.message;
-            why.resize(std::min(why.size(), sizeof rings->start_error - 1));
-            std::memcpy(rings->start_error, why.data(), why.size());
-            throw;
-        }
-    }
-    rings->started.store(1, std::memory_order_release);
-    worker_channel channel(std::move(rings), std::move(activity), std::move(doorbell));
-    std::map<std::pair<std::string, std::uint64_t>, chunk_runner> runners;
-    std::string out;
-    int done = 0;
-    for (; maxtasks <= 0 || done < maxtasks; ++done) {
-        PickleReader r(channel.next_message());
-        if (static_cast<pool_message>(r.read_raw<std::uint8_t>()) != pool_message::task) {
-            log_event(LogLevel::debug, "worker got sentinel -- exiting");
-            break;
-        }
+/// The parent's half: the first bytes of a task message for calls of `f` over Args..., to which
+/// each chunk appends its count and arguments. `w` writes into the message.
+template <class F, class... Args>
+void write_task_prefix(PickleWriter& w, const F& f) {
+    w.write_raw(static_cast<std::uint8_t>(pool_message::task));
+    w.dump(runner_id<F, Args...>());
+    dump_callable(w, f);
+}
+
+/// The worker's half: answers one task message (after its kind byte) into `out`, which it
+/// clears first: the results, or the exception the task raised. `runners` caches the lookup of
+/// each chunk runner by its identity.
+class task_server {
+public:
+    void answer(PickleReader& r, std::string& out) {
         out.clear();
         PickleWriter w(out);
         w.write_raw(static_cast<std::uint8_t>(pool_status::ok));
         try {
             auto id = r.load<function_id>();
             auto key = std::make_pair(std::move(id.module), id.offset);
-            auto it = runners.find(key);
-            if (it == runners.end())
-                it = runners.emplace(key, resolve<chunk_runner>(function_id{key.first, key.second})).first;
+            auto it = runners_.find(key);
+            if (it == runners_.end())
+                it = runners_.emplace(key, resolve<chunk_runner>(function_id{key.first, key.second})).first;
             it->second(r, w);
         } catch (...) {
             out.clear();
             w.write_raw(static_cast<std::uint8_t>(pool_status::error));
             w.dump(std::current_exception());
         }
-        channel.done();
-        channel.write_message(out);
     }
-    log_event(LogLevel::debug, "worker exiting after ", done, " tasks");
+
+private:
+    std::map<std::pair<std::string, std::uint64_t>, chunk_runner> runners_;
+};
+
+/// The parent's half of an answer: true if the chunk's results follow in `r`; false if the
+/// task raised, whose exception is then read into `error`.
+inline bool read_answer(PickleReader& r, std::exception_ptr& error) {
+    if (static_cast<pool_status>(r.read_raw<std::uint8_t>()) == pool_status::ok) return true;
+    error = r.load<std::exception_ptr>();
+    return false;
 }
 
 }  // namespace multiprocessing::detail
