@@ -307,6 +307,7 @@ private:
             for (;;) {
                 // Only the receiving thread reads the channel: a message stays valid while delivered.
                 slot& s = slots_[i];
+                if (!s.alive) break;  // terminate() from a callback run by the last delivery
                 if (for_waiter && pipeline_.held(i) > 0 && oldest_has_callbacks(i)) {
                     // Never read here, even if it lands just after the look: its callbacks would
                     // run in this caller's thread (and a terminate() there would deadlock).
