@@ -35,6 +35,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <iterator>
@@ -420,7 +422,7 @@ public:
     /// Calls f(args...) in a worker; returns at once (Python: apply_async). Trailing
     /// mp::callback(c) / mp::error_callback(e) arguments are Python's keyword arguments.
     template <class F, class... A>
-    [[nodiscard]] auto apply_async(F f, A... a) {
+    auto apply_async(F f, A... a) {
         constexpr std::size_t k = trailing_tags<A...>();
         return split_tags<sizeof...(A) - k>(std::tuple<A...>(std::move(a)...), [&](auto args, auto tags) {
             return std::apply(
@@ -522,9 +524,11 @@ public:
 
 protected:
     basic_pool(std::size_t workers, int maxtasks) : pipeline_(workers, maxtasks) {}
-    /// Python's Pool ends its pool on exit of `with`: a pool destroyed from its own callback
-    /// cannot, since the result thread would go on running the pool's code after it returns.
-    ~basic_pool() {
+    ~basic_pool() { end(); }
+    /// Python's Pool ends its pool on exit of `with`; the destructors call this first, before
+    /// any member goes. A pool destroyed from its own callback cannot end: the result thread
+    /// would go on running the pool's code after the callback returns.
+    void end() noexcept {
         if (pipeline_.in_result_thread()) {
             std::fputs("multiprocessing: a Pool was destroyed from its own callback, which runs in the pool's result "
                        "thread; call terminate() or close() there, and destroy the pool from another thread\n",
@@ -675,6 +679,11 @@ public:
             detail::process_pool_config{options_.context ? *options_.context : get_context(),
                                         options_.initializer.pickled(), options_.maxtasksperchild.value_or(0)}));
     }
+
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+    /// terminate(), before the options (which hold the initializer's shared objects) go.
+    ~Pool() { end(); }
 
     /// Prints what Python's repr prints: <multiprocessing.pool.Pool state=RUN pool_size=4>, the
     /// state RUN, CLOSE (close(), also once joined) or TERMINATE (terminate()).
