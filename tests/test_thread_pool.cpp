@@ -305,7 +305,18 @@ TEST_CASE("ThreadPool: close and join, terminate, misuse", "[thread_pool]") {
         });
         auto queued = pool.apply_async([] { return 2; });
         REQUIRE(started.wait());
-        std::thread opener([&] { may_end.open(); });
+        // The running call may return once terminate() has begun (the pool says TERMINATE):
+        // the queued one must then never start.
+        std::thread opener([&] {
+            const auto until = std::chrono::steady_clock::now() + mp_test::bound;
+            for (;;) {
+                std::ostringstream os;
+                os << pool;
+                if (os.str().find("TERMINATE") != std::string::npos || std::chrono::steady_clock::now() > until) break;
+                std::this_thread::yield();
+            }
+            may_end.open();
+        });
         pool.terminate();
         opener.join();
         CHECK(finished);  // terminate() returned after the running call did
