@@ -113,14 +113,27 @@ struct spsc_ring {
         return pool_ring_bytes -
                static_cast<std::size_t>(tail.load(std::memory_order_relaxed) - head.load(std::memory_order_acquire));
     }
+
+    /// Where the n bytes at position `pos` lie in `data`: from `at`, `first` bytes up to the end
+    /// of the ring at most, then the `second` rest from its start (the ring wraps).
+    struct pieces {
+        std::size_t at;
+        std::size_t first;
+        std::size_t second;
+    };
+    [[nodiscard]] static pieces pieces_at(std::uint64_t pos, std::size_t n) noexcept {
+        const auto at = static_cast<std::size_t>(pos % pool_ring_bytes);
+        const std::size_t first = std::min(n, pool_ring_bytes - at);
+        return {at, first, n - first};
+    }
+
     /// Copies in what fits of [p, p+n); returns how much (producer only).
     std::size_t write_some(const char* p, std::size_t n) noexcept {
         std::uint64_t t = tail.load(std::memory_order_relaxed);
         std::size_t k = std::min(n, writable());
-        std::size_t at = static_cast<std::size_t>(t % pool_ring_bytes);
-        std::size_t first = std::min(k, pool_ring_bytes - at);
-        std::memcpy(data + at, p, first);
-        std::memcpy(data, p + first, k - first);
+        const pieces w = pieces_at(t, k);
+        std::memcpy(data + w.at, p, w.first);
+        std::memcpy(data, p + w.first, w.second);
         tail.store(t + k, std::memory_order_release);
         return k;
     }
@@ -130,10 +143,9 @@ struct spsc_ring {
     std::size_t read_with(std::size_t n, Take&& take) {
         std::uint64_t h = head.load(std::memory_order_relaxed);
         std::size_t k = std::min(n, readable());
-        std::size_t at = static_cast<std::size_t>(h % pool_ring_bytes);
-        std::size_t first = std::min(k, pool_ring_bytes - at);
-        take(data + at, first);
-        take(data, k - first);
+        const pieces r = pieces_at(h, k);
+        take(data + r.at, r.first);
+        take(data, r.second);
         head.store(h + k, std::memory_order_release);
         return k;
     }
@@ -141,17 +153,16 @@ struct spsc_ring {
     /// wrap around its end or are not all there (consumer only).
     [[nodiscard]] const char* view(std::size_t offset, std::size_t n) const noexcept {
         if (readable() < offset + n) return nullptr;
-        std::size_t at = static_cast<std::size_t>((head.load(std::memory_order_relaxed) + offset) % pool_ring_bytes);
-        return at + n <= pool_ring_bytes ? data + at : nullptr;
+        const pieces r = pieces_at(head.load(std::memory_order_relaxed) + offset, n);
+        return r.second == 0 ? data + r.at : nullptr;
     }
     /// Copies the first n readable bytes without taking them; false if they are not all there
     /// (consumer only).
     bool peek(void* dst, std::size_t n) const noexcept {
         if (readable() < n) return false;
-        std::size_t at = static_cast<std::size_t>(head.load(std::memory_order_relaxed) % pool_ring_bytes);
-        std::size_t first = std::min(n, pool_ring_bytes - at);
-        std::memcpy(dst, data + at, first);
-        std::memcpy(static_cast<char*>(dst) + first, data, n - first);
+        const pieces r = pieces_at(head.load(std::memory_order_relaxed), n);
+        std::memcpy(dst, data + r.at, r.first);
+        std::memcpy(static_cast<char*>(dst) + r.first, data, r.second);
         return true;
     }
     /// Frees n bytes read in place (consumer only).
