@@ -172,8 +172,8 @@ template <class Ready, class Waiter, class Gate = free_spin>
     }
     gate.idle();
     if (policy.budget > policy.budget.zero()) {
-        const auto spin_end = clock::now() + policy.budget;
-        while (gate.may_spin() && clock::now() < spin_end) {
+        const deadline spin_end(policy.budget);
+        while (gate.may_spin() && !spin_end.expired()) {
             spin.pause();
             if (ready()) return wait_result::ready;
         }
