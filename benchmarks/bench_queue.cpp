@@ -114,7 +114,7 @@ void raw_futex_wake(std::atomic<std::uint32_t>& w) {
 /// Spins, then sleeps on `seq` (announced in `waiting`) until ready().
 template <class Ready>
 void raw_wait(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiting, Ready&& ready) {
-    for (int i = 0; i < mp::detail::ring_spin_count; ++i) {
+    for (unsigned i = 0; i < mp::detail::spin_policy::ring.pauses; ++i) {
         if (ready()) return;
         mp::detail::cpu_relax();
     }

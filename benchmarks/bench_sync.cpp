@@ -10,8 +10,8 @@
 //                         waits e2 (then clears it); the child waits e1, clears it, sets e2. The
 //                         figure is the time per round trip
 //   event_pingpong/raw    the same handoff as a futex ping-pong on two atomic words in MAP_SHARED
-//                         memory, with the library's bounded spin (detail::sync_spin_count rounds
-//                         of cpu_relax) before FUTEX_WAIT: the honest limit of a process-to-process
+//                         memory, with the library's bounded spin (detail::spin_policy::event's
+//                         pauses of cpu_relax) before FUTEX_WAIT: the honest limit of a process-to-process
 //                         handoff, to which other ping-pong workloads compare too
 //   futex_pingpong/raw    the same program as event_pingpong/raw, under the name other workloads
 //                         refer to ("bench_sync:futex_pingpong/raw" in benchmarks/run.py)
@@ -148,7 +148,7 @@ struct raw_event {
     void clear() noexcept { word.store(0, std::memory_order_relaxed); }
     void wait() noexcept {
         if (word.load(std::memory_order_acquire) == 1) return;
-        for (int i = 0; i < mp::detail::sync_spin_count; ++i) {
+        for (unsigned i = 0; i < mp::detail::spin_policy::event.pauses; ++i) {
             mp::detail::cpu_relax();
             if (word.load(std::memory_order_acquire) == 1) return;
         }

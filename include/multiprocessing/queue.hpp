@@ -57,6 +57,7 @@
 #include "detail/posix.hpp"
 #include "detail/repr.hpp"
 #include "detail/ring.hpp"
+#include "detail/wait.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
 #include "synchronize.hpp"
@@ -417,7 +418,9 @@ public:
         do {
             if (v == 0) throw ValueError("multiprocessing: task_done() called too many times");
         } while (!st.unfinished.compare_exchange_weak(v, v - 1, std::memory_order_seq_cst, std::memory_order_relaxed));
-        if (v == 1 && st.join_waiters.load(std::memory_order_seq_cst) > 0) detail::futex_wake(st.unfinished, INT_MAX);
+        if (v == 1)
+            detail::notify(st.join_waiters, detail::published::by_seq_cst_rmw,
+                           [&st]() noexcept { detail::futex_wake(st.unfinished, INT_MAX); });
     }
     /// Blocks until every item put has been task_done().
     void join() { (void)join_until(detail::deadline()); }
@@ -438,8 +441,9 @@ private:
 
     bool join_until(const detail::deadline& until) {
         auto& st = this->state();
-        return detail::ring_wait(st.unfinished, st.join_waiters, until,
-                                 [&st] { return st.unfinished.load(std::memory_order_seq_cst) == 0; });
+        auto none_left = [&st]() noexcept { return st.unfinished.load(std::memory_order_seq_cst) == 0; };
+        return detail::wait_until(st.unfinished, none_left, detail::spin_policy::ring, until,
+                                  detail::counted_waiter{st.join_waiters}) == detail::wait_result::ready;
     }
 };
 

@@ -9,10 +9,12 @@
 //     mp::Lock lock;
 //     mp::Process p([](mp::Lock l) { std::lock_guard g(l); /* ... */ }, lock);
 //
-// Waiting: a short bounded spin for Event, Semaphore and Condition (a handoff between two
-// running processes costs well under a microsecond; a contended Lock/RLock does not spin, see
-// detail::lock_spin_count), then a futex wait (FUTEX_WAIT/FUTEX_WAKE, the process-shared variants), with
-// timeouts measured on the steady clock. Nothing polls with a sleep.
+// Waiting: every wait here is one call of detail::wait_until (detail/wait.hpp): a short bounded
+// spin for Event, Semaphore and Condition (a handoff between two running processes costs well
+// under a microsecond; a contended Lock/RLock does not spin, see detail::spin_policy), then a
+// futex wait (the process-shared variants), with timeouts measured on the steady clock. Nothing
+// polls with a sleep. The lock word and the owner checks are detail/lock_word.hpp and
+// detail/liveness.hpp.
 //
 // Owner death (Lock and RLock): the lock word holds the owner's pid. A waiter that has slept
 // for a slice (detail::owner_check_interval, a futex timeout) checks whether that process still
@@ -67,27 +69,13 @@
 
 #include "detail/platform.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <linux/futex.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -97,96 +85,17 @@
 #include "arena.hpp"
 #include "detail/function_id.hpp"
 #include "context.hpp"  // current_process()'s name, printed as a lock's owner (operator<<)
+#include "detail/liveness.hpp"
+#include "detail/lock_word.hpp"
 #include "detail/posix.hpp"
 #include "detail/repr.hpp"
+#include "detail/wait.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
 
 namespace multiprocessing {
 
 namespace detail {
-
-/// Spins before a futex wait: a handoff to a running process is caught without a syscall.
-inline constexpr int sync_spin_count = 100;
-/// A contended Lock/RLock waiter does not spin but sleeps at once, as glibc's default mutex does:
-/// a spinning waiter pulls the lock's cache line away on every acquisition, so a lock taken in a
-/// loop by two processes cost 2.4x a raw pthread mutex per acquisition with 100 spins, ~1x with
-/// none (bench_sync value_increment).
-inline constexpr int lock_spin_count = 0;
-/// How long a Lock/RLock waiter sleeps between checks that the owner is still alive.
-inline constexpr std::chrono::milliseconds owner_check_interval{100};
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();  // _mm_pause without <immintrin.h> (0.6 s and 120 MB of compile)
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
-}
-
-static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
-                  std::atomic<std::uint32_t>::is_always_lock_free,
-              "multiprocessing: futex words must be plain lock-free 32-bit atomics");
-
-/// FUTEX_WAIT (process-shared) while *word == expected, for at most `rel` (forever if null).
-/// Returns 0 when woken (or spuriously), ETIMEDOUT, EAGAIN (the word changed) or EINTR.
-inline int futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                      const timespec* rel) noexcept {
-    long r =
-        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, rel, nullptr, 0);
-    return r == 0 ? 0 : errno;
-}
-
-/// FUTEX_WAKE (process-shared): wakes up to n waiters of the word.
-inline void futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept {
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, n, nullptr, nullptr, 0);
-}
-
-/// The time to sleep next: what is left of the deadline, capped at `cap` (none: uncapped).
-/// False when the deadline has passed.
-inline bool next_slice(const deadline& until, std::optional<clock::duration> cap, timespec& ts, bool& timed) {
-    std::optional<clock::duration> left = until.remaining();
-    if (left && *left <= clock::duration::zero()) return false;
-    if (cap && (!left || *cap < *left)) left = cap;
-    timed = left.has_value();
-    if (timed) {
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*left).count();
-        ts = timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-    }
-    return true;
-}
-
-/// This thread's (pid, tid), cached; refreshed in a forked child.
-struct thread_identity {
-    std::uint32_t pid;
-    std::uint32_t tid;
-};
-
-inline std::atomic<unsigned>& fork_generation() noexcept {
-    static std::atomic<unsigned> g{0};
-    return g;
-}
-
-inline thread_identity self_identity() noexcept {
-    static const bool registered = [] {
-        ::pthread_atfork(nullptr, nullptr, [] { fork_generation().fetch_add(1, std::memory_order_relaxed); });
-        return true;
-    }();
-    (void)registered;
-    thread_local unsigned generation = ~0u;
-    thread_local thread_identity id{};
-    unsigned g = fork_generation().load(std::memory_order_relaxed);
-    if (generation != g) {
-        id.pid = static_cast<std::uint32_t>(::getpid());
-        id.tid = static_cast<std::uint32_t>(::syscall(SYS_gettid));
-        generation = g;
-    }
-    return id;
-}
-
-/// A lock word: 0 when free, else the owner's pid, with `waiters_bit` set while someone may sleep.
-inline constexpr std::uint32_t waiters_bit = 0x80000000u;
-inline constexpr std::uint32_t pid_mask = ~waiters_bit;
 
 /// The state of a Lock in the arena.
 struct lock_state {
@@ -214,88 +123,18 @@ struct event_state {
     std::atomic<std::uint32_t> waiters{0};
 };
 
-/// Takes `word` for `me`, waiting until `until`. Returns false on timeout. Recovers the lock
-/// from an owner that has died, checked every `check_every` while it waits.
-inline bool lock_word_acquire(std::atomic<std::uint32_t>& word, std::uint32_t me, const deadline& until,
-                              clock::duration check_every = owner_check_interval) {
-    std::uint32_t c = 0;
-    if (word.compare_exchange_strong(c, me, std::memory_order_acquire, std::memory_order_relaxed))
-        return true;
-    for (int i = 0; i < lock_spin_count; ++i) {
-        cpu_relax();
-        c = word.load(std::memory_order_relaxed);
-        if (c == 0 && word.compare_exchange_weak(c, me, std::memory_order_acquire, std::memory_order_relaxed))
-            return true;
-    }
-    auto next_owner_check = clock::now() + check_every;
-    for (;;) {
-        c = word.load(std::memory_order_relaxed);
-        if (c == 0) {
-            // Others may sleep: keep the bit so our release wakes one of them.
-            if (word.compare_exchange_weak(c, me | waiters_bit, std::memory_order_acquire,
-                                           std::memory_order_relaxed))
-                return true;
-            continue;
-        }
-        if (!(c & waiters_bit)) {
-            if (!word.compare_exchange_weak(c, c | waiters_bit, std::memory_order_relaxed,
-                                            std::memory_order_relaxed))
-                continue;
-            c |= waiters_bit;
-        }
-        const bool expired = until.expired();
-        if (expired || clock::now() >= next_owner_check) {
-            // Checked each slice, and once more before a timed acquire gives up.
-            if (process_dead(c & pid_mask)) {
-                // The owner is gone: take the lock over (unless someone else just did).
-                if (word.compare_exchange_strong(c, me | waiters_bit, std::memory_order_acquire,
-                                                 std::memory_order_relaxed))
-                    return true;
-                continue;
-            }
-            if (expired) return false;
-            next_owner_check = clock::now() + check_every;
-        }
-        auto to_check = next_owner_check - clock::now();
-        if (to_check < clock::duration::zero()) to_check = clock::duration::zero();
-        timespec ts{};
-        bool timed = false;
-        if (!next_slice(until, to_check, ts, timed)) return false;
-        futex_wait(word, c, timed ? &ts : nullptr);  // any result: look at the word again
-    }
-}
-
-/// Frees `word`, waking a sleeper if there may be one. Returns the word it held.
-inline std::uint32_t lock_word_release(std::atomic<std::uint32_t>& word) noexcept {
-    std::uint32_t old = word.exchange(0, std::memory_order_release);
-    if (old & waiters_bit) futex_wake(word, 1);
-    return old;
-}
-
 /// Takes one unit of a counter (a semaphore's value), waiting until `until`.
-inline bool counter_acquire(std::atomic<std::uint32_t>& value, std::atomic<std::uint32_t>& waiters,
-                            const deadline& until) {
-    auto try_take = [&value] {
-        std::uint32_t v = value.load(std::memory_order_relaxed);
+inline bool counter_acquire(futex_word& value, futex_word& waiters, const deadline& until) {
+    auto try_take = [&value]() noexcept {
+        // seq_cst: after the waiter's announcement, this look pairs with release()'s (see wait.hpp).
+        std::uint32_t v = value.load(std::memory_order_seq_cst);
         while (v > 0)
             if (value.compare_exchange_weak(v, v - 1, std::memory_order_acquire, std::memory_order_relaxed))
                 return true;
         return false;
     };
-    if (try_take()) return true;
-    for (int i = 0; i < sync_spin_count; ++i) {
-        cpu_relax();
-        if (value.load(std::memory_order_relaxed) > 0 && try_take()) return true;
-    }
-    for (;;) {
-        timespec ts{};
-        bool timed = false;
-        if (!next_slice(until, std::nullopt, ts, timed)) return try_take();
-        waiters.fetch_add(1, std::memory_order_seq_cst);
-        if (value.load(std::memory_order_seq_cst) == 0) futex_wait(value, 0, timed ? &ts : nullptr);
-        waiters.fetch_sub(1, std::memory_order_relaxed);
-        if (try_take()) return true;
-    }
+    return wait_until(value, try_take, spin_policy::event, until, counted_value_waiter{waiters, 0}) ==
+           wait_result::ready;
 }
 
 }  // namespace detail
@@ -519,7 +358,8 @@ public:
             }
         } while (
             !s.value.compare_exchange_weak(v, v + 1, std::memory_order_seq_cst, std::memory_order_relaxed));
-        if (s.waiters.load(std::memory_order_seq_cst) > 0) detail::futex_wake(s.value, 1);
+        detail::notify(s.waiters, detail::published::by_seq_cst_rmw,
+                       [&s]() noexcept { detail::futex_wake(s.value, 1); });
     }
     /// The current value (a snapshot).
     [[nodiscard]] int get_value() const noexcept {
@@ -582,9 +422,9 @@ public:
     /// Sets the flag and wakes every waiter.
     void set() {
         auto& s = *state_;
-        if (s.flag.exchange(1, std::memory_order_seq_cst) == 0 &&
-            s.waiters.load(std::memory_order_seq_cst) > 0)
-            detail::futex_wake(s.flag, INT_MAX);
+        if (s.flag.exchange(1, std::memory_order_seq_cst) == 0)
+            detail::notify(s.waiters, detail::published::by_seq_cst_rmw,
+                           [&s]() noexcept { detail::futex_wake(s.flag, INT_MAX); });
     }
     void clear() noexcept { state_->flag.store(0, std::memory_order_release); }
     /// Blocks until the flag is set; returns true.
@@ -611,21 +451,10 @@ private:
 
     bool wait_until(const detail::deadline& until) {
         auto& s = *state_;
-        if (is_set()) return true;
-        for (int i = 0; i < detail::sync_spin_count; ++i) {
-            detail::cpu_relax();
-            if (is_set()) return true;
-        }
-        for (;;) {
-            timespec ts{};
-            bool timed = false;
-            if (!detail::next_slice(until, std::nullopt, ts, timed)) return is_set();
-            s.waiters.fetch_add(1, std::memory_order_seq_cst);
-            if (s.flag.load(std::memory_order_seq_cst) == 0)
-                detail::futex_wait(s.flag, 0, timed ? &ts : nullptr);
-            s.waiters.fetch_sub(1, std::memory_order_relaxed);
-            if (is_set()) return true;
-        }
+        // seq_cst: after the waiter's announcement, this look pairs with set()'s (see wait.hpp).
+        auto set = [&s]() noexcept { return s.flag.load(std::memory_order_seq_cst) != 0; };
+        return detail::wait_until(s.flag, set, detail::spin_policy::event, until,
+                                  detail::counted_value_waiter{s.waiters, 0}) == detail::wait_result::ready;
     }
 
     shared_handle<detail::event_state> state_;
@@ -705,141 +534,6 @@ struct barrier_slot {
     std::atomic<std::uint64_t> start{0};  // /proc/<pid>/stat field 22; 0 if unknown (no /proc)
     std::atomic<std::uint32_t> pid{0};
 };
-
-/// What /proc/<pid>/stat (or /proc/<pid>/task/<tid>/stat) says of a process (or thread).
-struct proc_stat {
-    char state = 0;             // R, S, D, Z (zombie), X (dead), ...
-    std::uint64_t flags = 0;    // the kernel's PF_* flags (field 9)
-    std::uint64_t start = 0;    // start time, clock ticks since boot (field 22)
-    std::uint64_t pending = 0;  // signals pending for this thread, the main one for a process (field 31)
-
-    /// This thread is ending: it has exited (a zombie), is exiting (PF_EXITING, set when
-    /// do_exit starts), was ended by a signal (PF_SIGNALED), or has a SIGKILL pending, which
-    /// the kernel puts in every thread of a process that a fatal signal ends as kill(2) is
-    /// called. A thread that has just taken its SIGKILL out of this set but not yet set a flag
-    /// looks alive here for a few instructions: kill_pending() covers that gap.
-    [[nodiscard]] bool ending() const noexcept {
-        constexpr std::uint64_t pf_exiting = 0x4;     // include/linux/sched.h, unchanged since 2.6
-        constexpr std::uint64_t pf_signaled = 0x400;  // likewise
-        return state == 'Z' || state == 'X' || state == 'x' || (flags & (pf_exiting | pf_signaled)) != 0 ||
-               (pending & (std::uint64_t{1} << (SIGKILL - 1))) != 0;
-    }
-};
-
-/// Reads a small file of /proc into buf (size > 0) as a C string; false if it cannot be opened.
-inline bool read_proc_file(const char* path, char* buf, std::size_t size) noexcept {
-    unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC));
-    if (!fd) return false;
-    std::size_t n = 0;
-    while (n < size - 1) {
-        ssize_t r = ::read(fd.get(), buf + n, size - 1 - n);
-        if (r > 0)
-            n += static_cast<std::size_t>(r);
-        else if (r == 0 || errno != EINTR)
-            break;
-    }
-    buf[n] = '\0';
-    return true;
-}
-
-/// Reads a stat file of /proc; empty if it cannot (no such process, hidden, or no /proc).
-inline std::optional<proc_stat> read_proc_stat(const char* path) noexcept {
-    char buf[1024];
-    if (!read_proc_file(path, buf, sizeof buf)) return std::nullopt;
-    const char* p = std::strrchr(buf, ')');  // the end of the name, which may hold ") "
-    if (!p) return std::nullopt;
-    ++p;
-    proc_stat st;
-    for (int field = 3; field <= 31; ++field) {
-        while (*p == ' ') ++p;
-        if (*p == '\0') return std::nullopt;
-        if (field == 3) st.state = *p;
-        if (field == 9) st.flags = std::strtoull(p, nullptr, 10);
-        if (field == 22) st.start = std::strtoull(p, nullptr, 10);
-        if (field == 31) st.pending = std::strtoull(p, nullptr, 10);
-        while (*p != '\0' && *p != ' ') ++p;
-    }
-    return st;
-}
-
-inline std::optional<proc_stat> read_proc_stat(std::uint32_t pid) noexcept {
-    char path[32];
-    std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-    return read_proc_stat(path);
-}
-
-/// True when a SIGKILL sent to the whole process `pid` (kill(2), the OOM killer) is pending in
-/// its shared set (ShdPnd of /proc/<pid>/status). The kernel never takes it out of that set
-/// while the process lives on as a zombie, so unlike a thread's own set it says "dying" without
-/// a gap from the moment kill(2) returns until the process is reaped.
-inline bool kill_pending(std::uint32_t pid) noexcept {
-    char path[32];
-    std::snprintf(path, sizeof path, "/proc/%u/status", pid);
-    char buf[4096];
-    if (!read_proc_file(path, buf, sizeof buf)) return false;
-    const char* line = std::strstr(buf, "\nShdPnd:");
-    if (!line) return false;
-    const std::uint64_t set = std::strtoull(line + 9, nullptr, 16);
-    return (set & (std::uint64_t{1} << (SIGKILL - 1))) != 0;
-}
-
-/// True when every thread of process `pid` is ending (or none is left): the process is ending.
-inline bool all_threads_ending(std::uint32_t pid) noexcept {
-    char dir_path[40];
-    std::snprintf(dir_path, sizeof dir_path, "/proc/%u/task", pid);
-    std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(dir_path), &::closedir);
-    if (!dir) return process_dead(pid);
-    while (const dirent* e = ::readdir(dir.get())) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[80];
-        std::snprintf(path, sizeof path, "/proc/%u/task/%.20s/stat", pid, e->d_name);
-        auto st = read_proc_stat(path);
-        if (st && !st->ending()) return false;  // a thread that is not ending: the process lives
-    }
-    return true;
-}
-
-/// A Barrier party's identity: the calling process's (pid, start time). The start time is read
-/// once per process (again after a fork).
-struct barrier_party {
-    std::uint32_t pid;
-    std::uint64_t start;
-};
-[[nodiscard]] inline barrier_party barrier_party_self() noexcept {
-    const std::uint32_t pid = self_identity().pid;  // also registers the fork counter
-    thread_local unsigned generation = ~0u;
-    thread_local std::uint64_t start = 0;
-    unsigned g = fork_generation().load(std::memory_order_relaxed);
-    if (generation != g) {
-        int saved = errno;
-        auto st = read_proc_stat(pid);
-        start = st ? st->start : 0;
-        errno = saved;
-        generation = g;
-    }
-    return {pid, start};
-}
-
-/// True when the process recorded as (pid, start) has ended or is ending: gone from /proc, its
-/// pid now another process's (another start time), or every thread of it ending (see
-/// proc_stat::ending: from the moment kill(2) returns for a fatal signal, before the process has
-/// run again). Threads are looked at one by one only when the main thread is ending, which it
-/// may do alone (pthread_exit) while the process lives on.
-[[nodiscard]] inline bool barrier_party_gone(std::uint32_t pid, std::uint64_t start) noexcept {
-    int saved = errno;
-    bool gone = false;
-    auto st = read_proc_stat(pid);
-    if (!st)
-        gone = process_dead(pid);  // no /proc, or hidden from us: ask the pid itself
-    else if (start != 0 && st->start != start)
-        gone = true;  // the pid was reused
-    else if (kill_pending(pid))
-        gone = true;  // SIGKILLed: no thread of it runs user code again
-    else if (st->ending())
-        gone = process_dead(pid) || all_threads_ending(pid);
-    errno = saved;
-    return gone;
-}
 
 template <class F>
 inline constexpr bool is_duration_v = false;
@@ -980,8 +674,9 @@ private:
             if (k == 0) return;
         } while (!s.counts.compare_exchange_weak(c, c - k * detail::cond_sleeper + k * detail::cond_token,
                                                  std::memory_order_seq_cst, std::memory_order_relaxed));
-        s.seq.fetch_add(1, std::memory_order_seq_cst);
-        detail::futex_wake(s.seq, k >= static_cast<std::uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(k));
+        // Its sleepers announce nothing (they registered in `counts`): the word is always woken.
+        detail::wake_sequence(s.seq,
+                              k >= static_cast<std::uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(k));
     }
 
     /// wait(), taking the lock back checking for a dead owner every `lock_check_every`.
@@ -1001,9 +696,11 @@ private:
         return notified;
     }
 
+    /// What settle() did: took a token, left the sleepers without one, or neither.
+    enum class settled { token_taken, left, still_waiting };
+
     /// Takes a token meant for this waiter; with `leaving`, leaves the sleepers otherwise.
-    /// Returns 1 (token taken), 0 (left without one) or -1 (nothing done).
-    int settle(std::uint32_t reg, bool leaving) noexcept {
+    settled settle(std::uint32_t reg, bool leaving) noexcept {
         auto& s = *state_;
         std::uint64_t c = s.counts.load(std::memory_order_seq_cst);
         for (;;) {
@@ -1013,33 +710,28 @@ private:
             if (detail::cond_tokens(c) > 0 && eligible) {
                 if (s.counts.compare_exchange_weak(c, c - detail::cond_token, std::memory_order_seq_cst,
                                                    std::memory_order_seq_cst))
-                    return 1;
+                    return settled::token_taken;
                 continue;
             }
-            if (!leaving) return -1;
-            if (detail::cond_sleepers(c) == 0) return 0;  // cannot happen: see eligible
+            if (!leaving) return settled::still_waiting;
+            if (detail::cond_sleepers(c) == 0) return settled::left;  // cannot happen: see eligible
             if (s.counts.compare_exchange_weak(c, c - detail::cond_sleeper, std::memory_order_seq_cst,
                                                std::memory_order_seq_cst))
-                return 0;
+                return settled::left;
         }
     }
 
+    /// Waits for a token meant for this waiter (registered at `reg`); at the deadline, leaves the
+    /// sleepers unless one is there for it. True if it took one.
     bool sleep_until_notified(std::uint32_t reg, const detail::deadline& until) noexcept {
         auto& s = *state_;
-        for (int i = 0; i < detail::sync_spin_count; ++i) {
-            if (s.seq.load(std::memory_order_relaxed) != reg && settle(reg, false) == 1) return true;
-            detail::cpu_relax();
-        }
-        for (;;) {
-            // Read before looking for a token: a notify after this read changes the word, so
-            // the futex wait below returns at once instead of missing it.
-            std::uint32_t cur = s.seq.load(std::memory_order_seq_cst);
-            if (settle(reg, false) == 1) return true;
-            timespec ts{};
-            bool timed = false;
-            if (!detail::next_slice(until, std::nullopt, ts, timed)) return settle(reg, true) == 1;
-            detail::futex_wait(s.seq, cur, timed ? &ts : nullptr);
-        }
+        auto token = [&]() noexcept { return settle(reg, false) == settled::token_taken; };
+        // An unannounced waiter reads `seq` before looking for a token: a notify after that read
+        // changes the word, so the futex wait returns at once instead of missing it.
+        if (detail::wait_until(s.seq, token, detail::spin_policy::event, until,
+                               detail::unannounced_waiter{}) == detail::wait_result::ready)
+            return true;
+        return settle(reg, true) == settled::token_taken;
     }
 
     shared_handle<detail::condition_state> state_;

@@ -28,36 +28,12 @@
 #include "../arena.hpp"
 #include "../connection.hpp"
 #include "../errors.hpp"
-#include "../synchronize.hpp"
+#include "wait.hpp"
 
 namespace multiprocessing::detail {
 
 /// Bytes of each ring (pages cost memory only once touched); bigger messages stream through.
 inline constexpr std::size_t pool_ring_bytes = std::size_t{1} << 20;
-
-/// How long a side keeps looking for the other's next move before it sleeps: a wake-up from
-/// sleep costs 5-25 us, a message caught awake well under one.
-inline constexpr std::chrono::microseconds pool_spin{50};
-
-/// Pauses a spin-wait takes before it starts to yield (a few microseconds): a hand-off between
-/// two threads running on their own CPUs is caught in well under one, and each yield is a system
-/// call.
-inline constexpr unsigned pool_pure_spins = 128;
-
-/// The pacing of one spin-wait: pauses at first, then a yield every 16 pauses, so that on a
-/// machine with more runnable threads than CPUs the spinner gives its CPU to the side it waits for.
-class spinner {
-public:
-    void pause() noexcept {
-        if (++n_ > pool_pure_spins && n_ % 16 == 0)
-            ::sched_yield();
-        else
-            cpu_relax();
-    }
-
-private:
-    unsigned n_ = 0;
-};
 
 /// How many of a pool's threads are busy: workers running a task (or woken to run one), and the
 /// parent's thread moving messages. A side waiting for the other spins only while a CPU is left
@@ -113,14 +89,27 @@ struct spsc_ring {
         return pool_ring_bytes -
                static_cast<std::size_t>(tail.load(std::memory_order_relaxed) - head.load(std::memory_order_acquire));
     }
+
+    /// Where the n bytes at position `pos` lie in `data`: from `at`, `first` bytes up to the end
+    /// of the ring at most, then the `second` rest from its start (the ring wraps).
+    struct pieces {
+        std::size_t at;
+        std::size_t first;
+        std::size_t second;
+    };
+    [[nodiscard]] static pieces pieces_at(std::uint64_t pos, std::size_t n) noexcept {
+        const auto at = static_cast<std::size_t>(pos % pool_ring_bytes);
+        const std::size_t first = std::min(n, pool_ring_bytes - at);
+        return {at, first, n - first};
+    }
+
     /// Copies in what fits of [p, p+n); returns how much (producer only).
     std::size_t write_some(const char* p, std::size_t n) noexcept {
         std::uint64_t t = tail.load(std::memory_order_relaxed);
         std::size_t k = std::min(n, writable());
-        std::size_t at = static_cast<std::size_t>(t % pool_ring_bytes);
-        std::size_t first = std::min(k, pool_ring_bytes - at);
-        std::memcpy(data + at, p, first);
-        std::memcpy(data, p + first, k - first);
+        const pieces w = pieces_at(t, k);
+        std::memcpy(data + w.at, p, w.first);
+        std::memcpy(data, p + w.first, w.second);
         tail.store(t + k, std::memory_order_release);
         return k;
     }
@@ -130,10 +119,9 @@ struct spsc_ring {
     std::size_t read_with(std::size_t n, Take&& take) {
         std::uint64_t h = head.load(std::memory_order_relaxed);
         std::size_t k = std::min(n, readable());
-        std::size_t at = static_cast<std::size_t>(h % pool_ring_bytes);
-        std::size_t first = std::min(k, pool_ring_bytes - at);
-        take(data + at, first);
-        take(data, k - first);
+        const pieces r = pieces_at(h, k);
+        take(data + r.at, r.first);
+        take(data, r.second);
         head.store(h + k, std::memory_order_release);
         return k;
     }
@@ -141,17 +129,16 @@ struct spsc_ring {
     /// wrap around its end or are not all there (consumer only).
     [[nodiscard]] const char* view(std::size_t offset, std::size_t n) const noexcept {
         if (readable() < offset + n) return nullptr;
-        std::size_t at = static_cast<std::size_t>((head.load(std::memory_order_relaxed) + offset) % pool_ring_bytes);
-        return at + n <= pool_ring_bytes ? data + at : nullptr;
+        const pieces r = pieces_at(head.load(std::memory_order_relaxed) + offset, n);
+        return r.second == 0 ? data + r.at : nullptr;
     }
     /// Copies the first n readable bytes without taking them; false if they are not all there
     /// (consumer only).
     bool peek(void* dst, std::size_t n) const noexcept {
         if (readable() < n) return false;
-        std::size_t at = static_cast<std::size_t>(head.load(std::memory_order_relaxed) % pool_ring_bytes);
-        std::size_t first = std::min(n, pool_ring_bytes - at);
-        std::memcpy(dst, data + at, first);
-        std::memcpy(static_cast<char*>(dst) + first, data, n - first);
+        const pieces r = pieces_at(head.load(std::memory_order_relaxed), n);
+        std::memcpy(dst, data + r.at, r.first);
+        std::memcpy(static_cast<char*>(dst) + r.first, data, r.second);
         return true;
     }
     /// Frees n bytes read in place (consumer only).
@@ -225,13 +212,14 @@ public:
         spsc_ring& r = rings_->tasks;
         for (;;) {
             std::uint64_t frame[2];  // length, sequence number
-            wait_for(r, [&] { return r.readable() >= sizeof frame; }, r.consumer_waiting, r.data_seq);
+            wait_for(r.data_seq, r.consumer_waiting, [&]() noexcept { return r.readable() >= sizeof frame; });
             r.peek(frame, sizeof frame);
             if (frame[0] > max_message_size) throw PicklingError("multiprocessing: corrupt pool task message");
             const auto len = static_cast<std::size_t>(frame[0]);
             std::string_view payload;
             if (sizeof frame + len <= pool_ring_bytes) {
-                wait_for(r, [&] { return r.readable() >= sizeof frame + len; }, r.consumer_waiting, r.data_seq);
+                wait_for(r.data_seq, r.consumer_waiting,
+                         [&]() noexcept { return r.readable() >= sizeof frame + len; });
                 if (const char* p = r.view(sizeof frame, len)) {
                     payload = std::string_view(p, len);
                     lent_ = sizeof frame + len;
@@ -287,13 +275,13 @@ private:
                 freed_tasks();
                 continue;
             }
-            wait_for(r, [&] { return r.readable() > 0; }, r.consumer_waiting, r.data_seq);
+            wait_for(r.data_seq, r.consumer_waiting, [&]() noexcept { return r.readable() > 0; });
         }
     }
     /// Room was made in the task ring: the parent hears of it if it waits for some.
     void freed_tasks() noexcept {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (rings_->tasks.producer_waiting.load(std::memory_order_relaxed)) ring_doorbell(doorbell_.fileno());
+        notify(rings_->tasks.producer_waiting, published::by_store,
+               [this]() noexcept { ring_doorbell(doorbell_.fileno()); });
     }
     void write_exact(const char* p, std::size_t n) {
         spsc_ring& r = rings_->results;
@@ -302,39 +290,32 @@ private:
             if (k > 0) {
                 p += k;
                 n -= k;
-                std::atomic_thread_fence(std::memory_order_seq_cst);
-                if (r.consumer_waiting.load(std::memory_order_relaxed)) ring_doorbell(doorbell_.fileno());
+                notify(r.consumer_waiting, published::by_store,
+                       [this]() noexcept { ring_doorbell(doorbell_.fileno()); });
                 continue;
             }
-            wait_for(r, [&] { return r.writable() > 0; }, r.producer_waiting, r.space_seq);
+            wait_for(r.space_seq, r.producer_waiting, [&]() noexcept { return r.writable() > 0; });
         }
     }
-    /// Waits until `ready()`: not busy meanwhile (pool_activity), spinning while a CPU is left
-    /// over, then asleep on the futex; busy again once ready (a parent that wakes it counts it
-    /// already, before it gets a CPU).
+    /// The gate of this worker's waits: idle, it stops counting as busy (pool_activity), and it
+    /// spins only while a CPU is left over.
+    struct busy_gate {
+        worker_channel& channel;
+        bool went_idle = false;
+        void idle() noexcept {
+            went_idle = true;
+            channel.set_busy(false);
+        }
+        [[nodiscard]] bool may_spin() const noexcept { return channel.activity_->may_spin(); }
+    };
+    /// Waits until `ready()` on futex word `seq`, announced by flag `waiting`: spinning, not busy
+    /// past the first pauses, then asleep (spin_policy::pool); busy again once ready (a parent
+    /// that wakes it counts it already, before it gets a CPU).
     template <class Ready>
-    void wait_for(spsc_ring&, Ready ready, std::atomic<std::uint32_t>& waiting, std::atomic<std::uint32_t>& seq) {
-        spinner spin;
-        // A wait of a few pauses (a round trip's next task) leaves the count alone: changing it
-        // is a write to a line every side reads.
-        for (unsigned i = 0; i < pool_pure_spins / 2; ++i) {
-            if (ready()) return;
-            spin.pause();
-        }
-        set_busy(false);
-        auto spin_until = std::chrono::steady_clock::now() + pool_spin;
-        while (!ready()) {
-            if (activity_->may_spin() && std::chrono::steady_clock::now() < spin_until) {
-                spin.pause();
-                continue;
-            }
-            std::uint32_t s = seq.load(std::memory_order_acquire);
-            waiting.store(1, std::memory_order_relaxed);
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            if (!ready()) futex_wait(seq, s, nullptr);
-            waiting.store(0, std::memory_order_relaxed);
-        }
-        set_busy(true);
+    void wait_for(futex_word& seq, futex_word& waiting, Ready ready) {
+        busy_gate gate{*this};
+        (void)wait_until(seq, ready, spin_policy::pool, deadline(), flag_waiter{waiting}, gate);
+        if (gate.went_idle) set_busy(true);
     }
     void set_busy(bool on) noexcept {
         if (on)
@@ -424,12 +405,10 @@ public:
             out_sent_ += k;
             if (k > 0 || unwoken_) {
                 unwoken_ = false;
-                std::atomic_thread_fence(std::memory_order_seq_cst);
-                if (r.consumer_waiting.load(std::memory_order_relaxed)) {
+                notify(r.consumer_waiting, published::by_store, [&]() noexcept {
                     count_worker(*rings_, *activity_);
-                    r.data_seq.fetch_add(1, std::memory_order_release);
-                    futex_wake(r.data_seq, 1);
-                }
+                    wake_sequence(r.data_seq, 1);
+                });
             }
         }
         if (out_sent_ == out_.size()) {
@@ -527,11 +506,7 @@ private:
     /// Wakes the worker if it waits for room in the result ring.
     void freed() noexcept {
         spsc_ring& r = rings_->results;
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (r.producer_waiting.load(std::memory_order_relaxed)) {
-            r.space_seq.fetch_add(1, std::memory_order_release);
-            futex_wake(r.space_seq, 1);
-        }
+        notify(r.producer_waiting, published::by_store, [&r]() noexcept { wake_sequence(r.space_seq, 1); });
     }
     bool compact() {
         if (in_pos_) {

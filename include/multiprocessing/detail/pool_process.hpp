@@ -223,7 +223,7 @@ public:
             n = ::poll(fds_.data(), fds_.size(), 0);
         } else {
             // Looks awake first, unless a caller waiting in get() is moving the results itself.
-            auto spin_until = std::chrono::steady_clock::now() + pool_spin;
+            auto spin_until = std::chrono::steady_clock::now() + spin_policy::pool.budget;
             spinner spin;
             for (;;) {
                 const look seen = look_at_rings();
@@ -274,7 +274,7 @@ public:
     /// A result due within microseconds is caught awake (a sleeping thread's wake-up costs
     /// more); meanwhile the caller moves the results itself.
     void before_sleep(const std::atomic<bool>& ready, std::chrono::steady_clock::time_point until) override {
-        auto spin_until = std::chrono::steady_clock::now() + pool_spin;
+        auto spin_until = std::chrono::steady_clock::now() + spin_policy::pool.budget;
         if (until < spin_until) spin_until = until;
         if (!help_while(ready, spin_until)) return;  // no CPU to spare: sleep
         spinner spin;

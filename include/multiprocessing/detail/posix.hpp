@@ -94,7 +94,22 @@ public:
     static deadline from(const std::optional<clock::duration>& t) {
         return t ? deadline(*t) : deadline();
     }
+    /// The deadline at time point `t`.
+    [[nodiscard]] static deadline at(clock::time_point t) noexcept {
+        deadline d;
+        d.at_ = t;
+        d.forever_ = false;
+        return d;
+    }
+    /// Whichever of this and `other` comes first.
+    [[nodiscard]] deadline earlier(const deadline& other) const noexcept {
+        if (forever_) return other;
+        if (other.forever_) return *this;
+        return at_ <= other.at_ ? *this : other;
+    }
     [[nodiscard]] bool forever() const noexcept { return forever_; }
+    /// The time point (meaningless when forever()).
+    [[nodiscard]] clock::time_point when() const noexcept { return at_; }
     [[nodiscard]] bool expired() const noexcept { return !forever_ && clock::now() >= at_; }
     /// Time left, clamped at zero; empty when waiting forever.
     [[nodiscard]] std::optional<clock::duration> remaining() const noexcept {

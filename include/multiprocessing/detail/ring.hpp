@@ -28,10 +28,11 @@
 // allocated and not yet linked, or not yet freed), never a message or the queue; such a chunk
 // belongs to the queue's block (never to a process), and is swept when the queue is freed.
 //
-// Waiting. A bounded spin, then a futex wait on a sequence word (data_seq for "not empty",
-// space_seq for "not full") that the other side bumps and wakes only when someone registered as
-// waiting. A wait sleeps in slices of at most ring_wake_slice, so a woken waiter killed before it
-// could pass the wake on delays the others by one slice, never forever.
+// Waiting. wait_until (wait.hpp) with spin_policy::ring: a bounded spin, then a futex wait on a
+// sequence word (data_seq for "not empty", space_seq for "not full") that the other side bumps
+// and wakes only when someone registered as waiting (notify). A wait sleeps in slices of at most
+// spin_policy::ring.slice, so a woken waiter killed before it could pass the wake on delays the
+// others by one slice, never forever.
 #pragma once
 
 #include <algorithm>
@@ -49,8 +50,10 @@
 
 #include "../arena.hpp"
 #include "../errors.hpp"
-#include "../synchronize.hpp"
+#include "liveness.hpp"
+#include "lock_word.hpp"
 #include "posix.hpp"
+#include "wait.hpp"
 
 namespace multiprocessing::detail {
 
@@ -59,14 +62,6 @@ namespace multiprocessing::detail {
 inline constexpr std::size_t ring_default_chunk_bytes = std::size_t{1} << 20;
 /// Records start at multiples of this, so payloads are aligned for any scalar element type.
 inline constexpr std::size_t ring_record_align = 16;
-/// Checks before a waiter sleeps (~80 us on a 2 GHz Xeon VM). A futex wake that must rouse an idle
-/// CPU costs 5-25 us there, and once both sides of a ping-pong sleep before the other answers,
-/// every hand-off pays one: the spin must outlast a wake for a ping-pong to get back to spinning
-/// (with 500 checks, ~20 us, it stayed at ~30 us per round trip). The cost: on a machine so loaded
-/// that both sides share one CPU, each spins its budget before the other runs.
-inline constexpr int ring_spin_count = 2000;
-/// The longest a waiter sleeps before it looks again (see "Waiting" above).
-inline constexpr std::chrono::milliseconds ring_wake_slice{100};
 
 /// A chunk: a header, then `capacity` bytes of records.
 struct ring_chunk {
@@ -235,51 +230,6 @@ private:
     bool held_ = true;
 };
 
-/// Waits until `ready()` or the deadline, on futex word `seq` announced by `waiting`.
-/// Returns ready() as last seen.
-template <class Ready>
-bool ring_wait(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiting, const deadline& until,
-               Ready&& ready) {
-    if (ready()) return true;
-    if (until.expired()) return false;  // a zero timeout (put_nowait, get_nowait): no spin either
-    for (int i = 0; i < ring_spin_count; ++i) {
-        if (ready()) return true;
-        cpu_relax();
-    }
-    for (;;) {
-        timespec ts{};
-        bool timed = false;
-        if (!next_slice(until, ring_wake_slice, ts, timed)) return ready();
-        waiting.fetch_add(1, std::memory_order_seq_cst);
-        std::uint32_t s = seq.load(std::memory_order_seq_cst);
-        bool now = ready();
-        if (!now) futex_wait(seq, s, &ts);
-        waiting.fetch_sub(1, std::memory_order_relaxed);
-        if (now || ready()) return true;
-    }
-}
-
-/// Orders a side's commit (a release store, then the release of its lock word by an atomic
-/// exchange) before its look at the other side's waiter count: the store-load fence that pairs
-/// with a waiter's "register, then look at the commit". On x86 the exchange (xchg) already is a
-/// full fence, so one atomic read-modify-write per message is saved; elsewhere, a real fence.
-inline void ring_commit_fence() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-#else
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
-}
-
-/// Wakes one waiter of `seq` if any registered (the caller has just made progress visible and
-/// passed ring_commit_fence).
-inline void ring_notify(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiting) noexcept {
-    if (waiting.load(std::memory_order_seq_cst) > 0) {
-        seq.fetch_add(1, std::memory_order_seq_cst);
-        futex_wake(seq, 1);
-    }
-}
-
 struct ring_no_hook {
     void operator()() const noexcept {}
 };
@@ -304,13 +254,27 @@ struct ring_no_hook {
 /// Waits (until the deadline) for room for one more message: always true when unbounded.
 inline bool ring_wait_space(ring_header& h, const deadline& until) {
     if (h.max_messages == 0) return true;
-    return ring_wait(h.space_seq, h.putters_waiting, until, [&h] { return h.size() < h.max_messages; });
+    auto room = [&h]() noexcept { return h.size() < h.max_messages; };
+    return wait_until(h.space_seq, room, spin_policy::ring, until, counted_waiter{h.putters_waiting}) ==
+           wait_result::ready;
 }
 
 /// Waits (until the deadline) for a message to be there: true if one is.
 inline bool ring_wait_data(ring_header& h, const deadline& until) {
     arena& a = *arena::current();
-    return ring_wait(h.data_seq, h.getters_waiting, until, [&] { return ring_has_data(h, a); });
+    auto data = [&]() noexcept { return ring_has_data(h, a); };
+    return wait_until(h.data_seq, data, spin_policy::ring, until, counted_waiter{h.getters_waiting}) ==
+           wait_result::ready;
+}
+
+/// Wakes a consumer sleeping for data, if one announced itself; `how`: see published.
+inline void ring_notify_data(ring_header& h, published how) noexcept {
+    notify(h.getters_waiting, how, [&h]() noexcept { wake_sequence(h.data_seq, 1); });
+}
+
+/// Wakes a producer sleeping for room (a bounded queue), if one announced itself.
+inline void ring_notify_space(ring_header& h, published how) noexcept {
+    notify(h.putters_waiting, how, [&h]() noexcept { wake_sequence(h.space_seq, 1); });
 }
 
 /// Appends one message of `size` bytes, written by `fill(std::byte* dst)` under the producers'
@@ -387,8 +351,7 @@ bool ring_push(ring_header& h, std::size_t size, Fill&& fill, const deadline& un
             h.put_busy.store(0, std::memory_order_relaxed);
         }  // the lock's release: an exchange
         if (committed) {
-            ring_commit_fence();
-            ring_notify(h.data_seq, h.getters_waiting);
+            ring_notify_data(h, published::by_release_rmw);
             return true;
         }
         if (!ring_wait_space(h, until)) return false;
@@ -437,10 +400,9 @@ bool ring_pop(ring_header& h, Consume&& consume, const deadline& until) {
                                                            static_cast<std::size_t>(size)));
                     } catch (...) {
                         commit();
-                        lock.unlock();
-                        ring_commit_fence();
+                        lock.unlock();  // an exchange
                         if (drained) h.free_chunk(a, drained);
-                        if (h.max_messages) ring_notify(h.space_seq, h.putters_waiting);
+                        if (h.max_messages) ring_notify_space(h, published::by_release_rmw);
                         throw;
                     }
                     commit();
@@ -448,13 +410,14 @@ bool ring_pop(ring_header& h, Consume&& consume, const deadline& until) {
                 }
             }  // the lock's release: an exchange
             if (taken) {
-                ring_commit_fence();
                 if (drained) h.free_chunk(a, drained);
-                if (h.max_messages) ring_notify(h.space_seq, h.putters_waiting);
+                if (h.max_messages) ring_notify_space(h, published::by_release_rmw);
                 // Pass the wake on if others sleep and more is there. The waiter count first: a
                 // peek at the next slot, a line the producer is about to write, costs a transfer.
-                if (h.getters_waiting.load(std::memory_order_seq_cst) > 0 && ring_has_data(h, a))
-                    ring_notify(h.data_seq, h.getters_waiting);
+                notify(h.getters_waiting, h.max_messages ? published::fenced : published::by_release_rmw,
+                       [&]() noexcept {
+                           if (ring_has_data(h, a)) wake_sequence(h.data_seq, 1);
+                       });
                 return true;
             }
         }
