@@ -135,6 +135,7 @@ public:
     void worker_started(std::size_t w) noexcept {
         held_[w].chunks.clear();
         held_[w].sent = 0;
+        held_[w].answered = 0;
     }
 
     /// Every chunk not answered: held by workers, to send again, never sent (terminate()).
@@ -176,7 +177,8 @@ private:
     /// What one worker holds.
     struct holding {
         std::deque<sent_chunk> chunks;
-        int sent = 0;  // chunks sent to this worker process (for maxtasksperchild)
+        int sent = 0;      // chunks sent to this worker process (for maxtasksperchild)
+        int answered = 0;  // chunks it answered (its first ones are not measured)
         std::chrono::steady_clock::time_point last_answer{}, busy_since{};
     };
 
@@ -194,6 +196,11 @@ private:
         auto now = std::chrono::steady_clock::now();
         double dt = std::chrono::duration<double>(now - std::max(h.last_answer, h.busy_since)).count();
         h.last_answer = now;
+        // A new worker's first chunks run cold: each first touch of a page (its rings, its
+        // buffers, its code) is a fault, up to ~15 us under virtualisation, and the first map of
+        // 100k ints ran its chunks 20x slower than the next maps. Measured, they made the pool
+        // send the next maps' chunks two at a time, waiting for answers between.
+        if (++h.answered <= cold_chunks) return;
         chunk_seconds_ = chunk_seconds_ < 0 ? dt : 0.8 * chunk_seconds_ + 0.2 * dt;
     }
     /// True if worker `w` may be given another chunk.
@@ -239,6 +246,9 @@ private:
         out = {queue_.front(), queue_.front()->next_chunk++};
         return true;
     }
+
+    /// The chunks a new worker answers before the pool measures how long its chunks take.
+    static constexpr int cold_chunks = 4;
 
     std::vector<holding> held_;                   // per worker slot
     std::deque<std::shared_ptr<job_base>> queue_;  // jobs with chunks never sent

@@ -261,6 +261,8 @@ struct job_base {
     virtual std::string_view encode(std::size_t c, std::string& out) const = 0;
     /// Chunk `c` came back with results (read them from `r`).
     virtual void on_chunk(std::size_t c, PickleReader& r) = 0;
+    /// After on_chunk(c), once the message it read is freed: publishes what it completed.
+    virtual void publish(std::size_t c) noexcept { (void)c; }
 
     // An in-process transport's half (threads; a job of a process pool has none).
     /// Runs chunk `c`'s calls in this thread and keeps their results (or exception) in the job.
@@ -455,8 +457,10 @@ struct apply_job final : job_of<Local, F, Args...> {
             assert_unreachable("a thread pool's job was given a message");
         } else {
             read_results<V>(r, 1, &computed);
-            state->set_value(std::move(*computed));
         }
+    }
+    void publish(std::size_t) noexcept override {
+        if (computed) state->set_value(std::move(*computed));
     }
     void compute_here(std::size_t) noexcept override {
         if constexpr (Local) {
@@ -501,11 +505,16 @@ struct map_job final : job_of<Local, F, Args...> {
     template <class In>  // a vector (owned) or a span (borrowed)
     map_job(F f, In in, std::size_t cs, std::shared_ptr<async_state<std::vector<V>>> st)
         : base(std::move(f), std::move(in), cs), state(std::move(st)), remaining(this->n_chunks) {
-        // Threads write their slots at once; a process pool makes them with the first answer,
-        // not before the chunks are sent, since filling them takes a while.
+        // Threads write their slots at once. A process pool fills them with the first answer,
+        // not before the chunks are sent, since that takes a while; but allocates them here, in
+        // the caller's thread, so that their memory comes from the caller's malloc arena at every
+        // call, instead of from the result thread's or the caller's by turns (whichever delivers
+        // the first answer), each of which would fault its own fresh pages in.
         if constexpr (Local) {
             results.resize(this->calls.count);
             raised.resize(this->n_chunks);
+        } else {
+            results.reserve(this->calls.count);
         }
         // An empty map is ready at once, and, as in CPython (a MapResult of chunksize 0), its
         // callback is not called: run here, it would run in the caller's thread, against the
@@ -518,9 +527,9 @@ struct map_job final : job_of<Local, F, Args...> {
         } else {
             if (results.empty()) results.resize(this->calls.count);
             read_results<V>(r, this->calls.size_of(c), results.data() + this->calls.begin_of(c));
-            chunk_done();
         }
     }
+    void publish(std::size_t) noexcept override { chunk_done(); }
     void compute_here(std::size_t c) noexcept override {
         if constexpr (Local) {
             try {

@@ -319,8 +319,11 @@ public:
     [[nodiscard]] bool stopping() const noexcept { return stop_thread_; }
 
     /// Worker `w` answered its oldest chunk with `payload` (a message transport). The pool lock
-    /// is released while the job reads it (callbacks may run).
-    void deliver(std::unique_lock<std::mutex>& g, std::size_t w, std::string_view payload) {
+    /// is released while the job reads it (callbacks may run). `release()` frees the payload's
+    /// bytes in the transport, after the job has read them and before it publishes: a caller woken
+    /// by the result may send its next job at once, and the worker should find its ring empty then.
+    template <class Release>
+    void deliver(std::unique_lock<std::mutex>& g, std::size_t w, std::string_view payload, Release&& release) {
         chunk_ref r = dispatcher_.answered(w);
         if (!r.job) {
             // terminate() (from a callback this delivery ran) has taken every chunk back.
@@ -331,11 +334,16 @@ public:
         try {
             PickleReader reader(payload);
             std::exception_ptr raised;
-            if (read_answer(reader, raised))
+            if (read_answer(reader, raised)) {
                 r.job->on_chunk(r.chunk, reader);
-            else
+                release();
+                r.job->publish(r.chunk);
+            } else {
+                release();
                 r.job->on_error(r.chunk, raised);
+            }
         } catch (...) {
+            release();
             r.job->on_error(r.chunk, std::current_exception());
         }
         g.lock();

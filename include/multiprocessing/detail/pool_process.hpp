@@ -316,7 +316,7 @@ private:
                     return any;
                 }
                 if (!s.channel->next(msg)) break;
-                pipeline_.deliver(g, i, msg);
+                pipeline_.deliver(g, i, msg, [&s]() noexcept { s.channel->release(); });
             }
             if (slots_[i].alive) slots_[i].channel->flush();
             pipeline_.dispatch();
@@ -434,7 +434,7 @@ private:
         std::string_view msg;
         std::vector<std::string> got;
         while (s.channel->next(msg)) got.emplace_back(msg);
-        for (auto& m : got) pipeline_.deliver(g, w, m);
+        for (auto& m : got) pipeline_.deliver(g, w, m, [] {});
         // The slot is free for a replacement; the old channel still says what the worker took.
         slot old = std::move(slots_[w]);
         slots_[w] = slot{};
