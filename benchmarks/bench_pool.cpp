@@ -18,6 +18,21 @@
 //   pool_cpu_bound/serial       the same items in this process, one after the other
 //   pool_speedup/{mp,raw}/N     the CPU-bound map with N workers (N = 1..cpu_count), for the
 //                               speedup-against-workers plot (run.py: results/speedup.png)
+//   pool_start/mp               mp::Pool() with cpu_count() workers, until the constructor returns
+//   pool_start/raw              cpu_count() fork()s of children waiting on a pipe (the forks alone)
+//   pool_map_100k_first/mp      the first pool.map(sqr, 100k ints) of a fresh pool
+//   pool_map_100k_first5/mp     the median of a fresh pool's first five such maps
+//   pool_map_100k_first*/raw    the same on a fresh std::thread pool (pool_map_100k/raw's map)
+//   pool_apply_roundtrip_first/mp, pool_apply_roundtrip_first5/mp   the same for
+//                               apply_async(sqr, x).get()
+//   pool_apply_roundtrip_first*/raw   one task through a fresh std::thread pool, its result read
+//                               The *_first rows are a user's first calls on a pool it has just
+//                               made, where the rows above (a warm-up, then thousands of back-to-
+//                               back calls, the median kept) show the pool at its best. New pools
+//                               for each measurement (the median over three), in this process (a
+//                               fresh pool, not a fresh process); making and ending them are not
+//                               timed (pool_start times the making). run.py's target: the first
+//                               five's median within 2x of the steady-state row.
 //   pool_memory/mp/N            one pool.map(sqr, N ints) in a fresh Pool, N = 100k and 1M: the
 //                               parent's peak RSS growth and the workers' peak RSS, as counters
 //                               (run.py: results/memory.csv; flat = the same at 100k and 1M, less
@@ -33,6 +48,7 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <thread>
@@ -270,6 +286,147 @@ void cpu_bound_serial(benchmark::State& state) {
         for (int i = 0; i < cpu_items; ++i) benchmark::DoNotOptimize(burn(iters));
 }
 
+// ---- fresh pools: a user's first calls ------------------------------------------------------
+
+/// Fresh pools per measurement: one measurement (a Google Benchmark iteration) is the median of
+/// their figures, so that one pool hit by another process's burst on a shared machine moves it
+/// less than a mean would; the repetitions come from the command line.
+constexpr int fresh_pools = 3;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// For each of fresh_pools pools: `make()` it (not timed), time its first `calls` calls of
+/// `call(pool, i)` and take their median (calls == 1: the first call's time), then end it (not
+/// timed). The measurement is the median over the pools. `call` returns false on a wrong result.
+template <class Make, class Call>
+void first_calls(benchmark::State& state, int calls, Make&& make, Call&& call) {
+    try {
+        for (auto _ : state) {
+            std::vector<double> per_pool;
+            for (int p = 0; p < fresh_pools; ++p) {
+                auto pool = make();
+                std::vector<double> t;
+                for (int i = 0; i < calls; ++i) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    const bool ok = call(*pool, i);
+                    t.push_back(seconds_since(t0));
+                    if (!ok) return state.SkipWithError("wrong result");
+                }
+                per_pool.push_back(median_of(std::move(t)));
+            }
+            state.SetIterationTime(median_of(std::move(per_pool)));
+        }
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+}
+
+void map_first_mp(benchmark::State& state, int calls) {
+    const auto xs = inputs(100000);
+    first_calls(
+        state, calls, [] { return std::make_unique<mp::Pool>(); },
+        [&](mp::Pool& pool, int) {
+            auto r = pool.map(sqr, xs);
+            benchmark::DoNotOptimize(r.data());
+            return r.size() == xs.size() && r.back() == sqr(xs.back());
+        });
+}
+
+/// pool_map_100k/raw's map on a fresh thread pool: the same chunks, sqr through a run-time
+/// pointer, a new result vector per call.
+void map_first_raw(benchmark::State& state, int calls) {
+    const auto xs = inputs(100000);
+    const std::size_t cs = default_chunksize(xs.size(), mp::cpu_count());
+    const std::size_t chunks = (xs.size() + cs - 1) / cs;
+    long long (*f)(long long) = sqr;
+    benchmark::DoNotOptimize(f);
+    first_calls(
+        state, calls, [] { return std::make_unique<thread_pool>(mp::cpu_count()); },
+        [&](thread_pool& threads, int) {
+            std::vector<long long> r(xs.size());
+            threads.run(chunks, [&](std::size_t c) {
+                for (std::size_t i = c * cs; i < std::min(xs.size(), (c + 1) * cs); ++i) r[i] = f(xs[i]);
+            });
+            benchmark::DoNotOptimize(r.data());
+            return r.back() == sqr(xs.back());
+        });
+}
+
+void apply_first_mp(benchmark::State& state, int calls) {
+    first_calls(
+        state, calls, [] { return std::make_unique<mp::Pool>(); },
+        [](mp::Pool& pool, int i) { return pool.apply_async(sqr, static_cast<long long>(i)).get() == sqr(i); });
+}
+
+/// One task through a fresh thread pool, its result read back.
+void apply_first_raw(benchmark::State& state, int calls) {
+    long long (*f)(long long) = sqr;
+    benchmark::DoNotOptimize(f);
+    first_calls(
+        state, calls, [] { return std::make_unique<thread_pool>(mp::cpu_count()); },
+        [&](thread_pool& threads, int i) {
+            long long r = 0;
+            threads.run(1, [&](std::size_t) { r = f(i); });
+            return r == sqr(i);
+        });
+}
+
+void start_mp(benchmark::State& state) {
+    try {
+        for (auto _ : state) {
+            std::vector<double> t;
+            for (int p = 0; p < fresh_pools; ++p) {
+                const auto t0 = std::chrono::steady_clock::now();
+                mp::Pool pool;
+                t.push_back(seconds_since(t0));
+            }  // its end is not timed
+            state.SetIterationTime(median_of(std::move(t)));
+        }
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+}
+
+/// What mp::Pool() must do at the least: cpu_count() fork()s, timed until the last returns; the
+/// children wait on a pipe until released (not timed).
+void start_raw(benchmark::State& state) {
+    const int n = mp::cpu_count();
+    for (auto _ : state) {
+        std::vector<double> t;
+        for (int p = 0; p < fresh_pools; ++p) {
+            int gate[2];
+            if (::pipe(gate) != 0) return state.SkipWithError("pipe failed");
+            std::vector<pid_t> pids;
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int w = 0; w < n; ++w) {
+                pid_t pid = ::fork();
+                if (pid == 0) {
+                    ::close(gate[1]);
+                    char c;
+                    (void)!::read(gate[0], &c, 1);  // end of file: released
+                    ::_exit(0);
+                }
+                if (pid > 0) pids.push_back(pid);
+            }
+            t.push_back(seconds_since(t0));
+            ::close(gate[0]);
+            ::close(gate[1]);
+            bool ok = static_cast<int>(pids.size()) == n;
+            for (pid_t c : pids) ok &= mp_bench::exited_cleanly(mp_bench::wait_child(c));
+            if (!ok) return state.SkipWithError("a raw child failed");
+        }
+        state.SetIterationTime(median_of(std::move(t)));
+    }
+}
+
 /// A field of /proc/<pid>/status in MiB ("VmRSS", "VmHWM"); 0 if the process is gone.
 double status_mib(pid_t pid, const std::string& field) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -332,6 +489,16 @@ BENCHMARK(cpu_bound_mp)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond)->N
 BENCHMARK(cpu_bound_raw)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/raw");
 BENCHMARK(cpu_bound_mp)->DenseRange(1, mp::cpu_count())->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_speedup/mp");
 BENCHMARK(cpu_bound_raw)->DenseRange(1, mp::cpu_count())->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_speedup/raw");
+BENCHMARK(start_mp)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Name("pool_start/mp");
+BENCHMARK(start_raw)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Name("pool_start/raw");
+BENCHMARK_CAPTURE(map_first_mp, first, 1)->Iterations(1)->UseManualTime()->Name("pool_map_100k_first/mp");
+BENCHMARK_CAPTURE(map_first_raw, first, 1)->Iterations(1)->UseManualTime()->Name("pool_map_100k_first/raw");
+BENCHMARK_CAPTURE(map_first_mp, first5, 5)->Iterations(1)->UseManualTime()->Name("pool_map_100k_first5/mp");
+BENCHMARK_CAPTURE(map_first_raw, first5, 5)->Iterations(1)->UseManualTime()->Name("pool_map_100k_first5/raw");
+BENCHMARK_CAPTURE(apply_first_mp, first, 1)->Iterations(1)->UseManualTime()->Name("pool_apply_roundtrip_first/mp");
+BENCHMARK_CAPTURE(apply_first_raw, first, 1)->Iterations(1)->UseManualTime()->Name("pool_apply_roundtrip_first/raw");
+BENCHMARK_CAPTURE(apply_first_mp, first5, 5)->Iterations(1)->UseManualTime()->Name("pool_apply_roundtrip_first5/mp");
+BENCHMARK_CAPTURE(apply_first_raw, first5, 5)->Iterations(1)->UseManualTime()->Name("pool_apply_roundtrip_first5/raw");
 BENCHMARK(memory_mp)->Arg(100000)->Arg(1000000)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_memory/mp");
 BENCHMARK(cpu_bound_serial)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("pool_cpu_bound/serial");
 

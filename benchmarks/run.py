@@ -52,10 +52,12 @@ REPO = os.path.dirname(HERE)
 # --------------------------------------------------------------------------------------------
 # Targets: every target is "mp's advantage over X >= threshold", where the advantage is X's time
 # over mp's time for a latency, or mp's rate over X's rate for a throughput (> 1: mp is better).
+# X is the row's raw or Python figure, or another row's mp figure ("row:<workload>": a fresh
+# pool's first calls against the steady state of the same calls, measured in the same run).
 
 @dataclass(frozen=True)
 class Target:
-    against: str      # "raw" or "python"
+    against: str      # "raw", "python" or "row:<workload>"
     threshold: float  # the minimum advantage
     text: str
 
@@ -73,6 +75,11 @@ def at_least_frac_raw(f: float) -> Target:
 def at_least_x_python(x: float) -> Target:
     """mp is at least x times faster than Python."""
     return Target("python", x, f">= {x:g}x Python")
+
+
+def at_most_x_steady(x: float, workload: str) -> Target:
+    """mp's time is at most x times mp's time in row `workload` (its steady state)."""
+    return Target("row:" + workload, 1 / x, f"<= {x:g}x steady ({workload}/mp)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,6 +151,20 @@ WORKLOADS = [
     Workload("pool_apply_roundtrip", "Pool apply_async(f, x).get() round trip", "time",
              "bench_pool", "bench_pool.py", (at_most_x_raw(3), at_least_x_python(20)),
              raw="bench_sync:futex_pingpong/raw"),
+    # A user's first calls on a pool it has just made (the rows above: the pool at its best, after a
+    # warm-up, the median of thousands of back-to-back calls). Fresh pools for each measurement,
+    # made and ended untimed; pool_start times the making.
+    Workload("pool_start", "Pool() with cpu_count workers, until the constructor returns (raw: the forks alone)",
+             "time", "bench_pool", "bench_pool.py", ()),
+    Workload("pool_map_100k_first", "Pool.map of x*x, 100k ints: the first call on a fresh pool", "time",
+             "bench_pool", "bench_pool.py", (at_least_x_python(20),)),
+    Workload("pool_map_100k_first5", "Pool.map of x*x, 100k ints: median of a fresh pool's first five calls", "time",
+             "bench_pool", "bench_pool.py", (at_most_x_steady(2, "pool_map_100k"), at_least_x_python(20))),
+    Workload("pool_apply_roundtrip_first", "Pool apply_async(f, x).get(): the first call on a fresh pool", "time",
+             "bench_pool", "bench_pool.py", (at_least_x_python(20),)),
+    Workload("pool_apply_roundtrip_first5", "Pool apply_async(f, x).get(): median of a fresh pool's first five calls",
+             "time", "bench_pool", "bench_pool.py",
+             (at_most_x_steady(2, "pool_apply_roundtrip"), at_least_x_python(20))),
     Workload("pool_imap_100k_chunksize1000", "Pool.imap of x*x, 100k ints, chunksize 1000, summed by range-for", "time",
              "bench_pool", "bench_pool.py", (at_least_x_python(20),)),
     Workload("pool_imap_unordered_100k_chunksize1000", "Pool.imap_unordered of x*x, 100k ints, chunksize 1000", "time",
@@ -180,6 +201,9 @@ BASELINES = {
     "pool_imap": "the std::thread pool's map with the same chunks, then one pass summing the results",
     "pool_apply_roundtrip": "the futex ping-pong of bench_sync (a round trip between two processes with the same bounded spin)",
     "pool_cpu_bound": "the same 64 items split evenly over cpu_count raw forked processes (fork, compute, _exit, waitpid)",
+    "pool_start": "cpu_count fork()s of children that wait on a pipe, timed until the last fork returns",
+    "pool_*_first, pool_*_first5": "a fresh std::thread pool of cpu_count threads (made and ended untimed), its "
+                                   "first call(s): pool_map_100k/raw's map, or one task run on it and its result read",
 }
 
 
@@ -327,26 +351,37 @@ class Row:
     mp: Figure = field(default_factory=Figure)
     python: Figure = field(default_factory=Figure)
     raw: Figure = field(default_factory=Figure)
+    peers: dict = field(default_factory=dict, repr=False)  # the run's rows by workload ("row:" targets)
 
     def adv(self, against: str) -> float | None:
+        if against.startswith("row:"):
+            other = self.peers.get(against[4:])
+            return advantage(self.w.metric, self.mp, other.mp) if other else None
         return advantage(self.w.metric, self.mp, getattr(self, against))
 
     def verdict(self) -> str:
         if not self.w.targets:
             return "-"
-        missed, unknown = [], []
+        missed, unknown, shown = [], [], []
         for t in self.w.targets:
             a = self.adv(t.against)
             if a is None:
                 unknown.append(t.text)
-            elif a < t.threshold * (1 - 1e-9):
-                got = (fmt_vs_raw(self.w.metric, a) if t.against == "raw" else f"{a:.1f}x Python")
+                continue
+            if t.against == "raw":
+                got = fmt_vs_raw(self.w.metric, a)
+            elif t.against == "python":
+                got = f"{a:.1f}x Python"
+            else:  # a row's steady state: its ratio is shown whether met or not
+                got = f"{1 / a:.2f}x steady" if self.w.metric == "time" else f"{a:.0%} of steady"
+                shown.append(got)
+            if a < t.threshold * (1 - 1e-9):
                 missed.append(f"{t.text}: got {got}")
         if missed:
             return "NO (" + "; ".join(missed) + ")"
         if unknown:
             return "n/a"
-        return "yes"
+        return "yes" + (f" ({', '.join(shown)})" if shown else "")
 
     def cells(self) -> list[str]:
         m = self.w.metric
@@ -805,10 +840,12 @@ def main() -> int:
     progress(f"machine: {info['cpu']}, {info['nproc']} CPUs, {info['kernel']}")
     context: dict = {}
     rows = []
+    peers: dict[str, Row] = {}
     for i, w in enumerate(workloads, 1):
         t0 = time.monotonic()
         progress(f"[{i}/{len(workloads)}] {w.name}: C++ ...")
-        row = Row(w)
+        row = Row(w, peers=peers)
+        peers[w.name] = row
         # The mp and raw benchmarks of one program run together, interleaved.
         by_program: dict[str, list[tuple[str, str]]] = {}
         for variant in ("mp", "raw"):

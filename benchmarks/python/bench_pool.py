@@ -7,6 +7,11 @@ Workloads (the same names as the C++ benchmarks), with os.cpu_count() workers (f
   pool_imap_100k_chunksize1000, pool_imap_unordered_100k_chunksize1000
                             sum(pool.imap(sqr, range(100000), 1000)) (imap_unordered); seconds per pass
   pool_imap_chunksize1_20k, pool_imap_unordered_chunksize1_20k   the same, 20k ints, chunksize 1
+  pool_start                ctx.Pool() with os.cpu_count() workers, until it returns; seconds per pool
+  pool_map_100k_first       the first pool.map(sqr, range(100000)) of a fresh pool (made and ended
+                            untimed; the median over "fresh_pools" pools); seconds
+  pool_map_100k_first5      the median of a fresh pool's first five such maps; seconds
+  pool_apply_roundtrip_first, pool_apply_roundtrip_first5   the same for apply_async(sqr, (x,)).get()
   pool_speedup              a CPU-bound map (64 items of about 2 ms) serially and with Pool(n) for
                             n = 1..cpu_count: {"serial": s, "workers": {"n": s, ...}} (run.py plots
                             the speedup against the number of workers)
@@ -18,6 +23,7 @@ Prints one JSON object on stdout (see common.py).
 
 import multiprocessing as mp
 import os
+import statistics
 import time
 
 import common
@@ -75,6 +81,47 @@ def apply_roundtrip(cfg):
                     raise RuntimeError("wrong result")
             samples.append((time.perf_counter() - t0) / n)
     return common.result("seconds_per_op", samples, ops=n)
+
+
+def pool_start(cfg):
+    ctx = mp.get_context("fork")
+    samples = []
+    for _ in range(cfg["fresh_pools"]):
+        t0 = time.perf_counter()
+        pool = ctx.Pool()
+        samples.append(time.perf_counter() - t0)
+        pool.terminate()
+        pool.join()
+    return common.result("seconds_per_op", samples, ops=1)
+
+
+def first_calls(kind, calls):
+    """A user's first calls: for each measurement a fresh pool (made and ended untimed), then the
+    median of its first `calls` calls (calls == 1: the first call's time)."""
+    def run(cfg):
+        xs = list(range(100000))
+        ctx = mp.get_context("fork")
+        samples = []
+        for _ in range(cfg["fresh_pools"]):
+            pool = ctx.Pool()
+            times = []
+            try:
+                for i in range(calls):
+                    t0 = time.perf_counter()
+                    if kind == "map":
+                        r = pool.map(sqr, xs)
+                        ok = len(r) == len(xs) and r[-1] == sqr(xs[-1])
+                    else:
+                        ok = pool.apply_async(sqr, (i,)).get() == i * i
+                    times.append(time.perf_counter() - t0)
+                    if not ok:
+                        raise RuntimeError("wrong result")
+            finally:
+                pool.terminate()
+                pool.join()
+            samples.append(statistics.median(times))
+        return common.result("seconds_per_op", samples, ops=1, calls=calls)
+    return run
 
 
 def burn(iters):
@@ -156,13 +203,18 @@ WORKLOADS = {
     "pool_imap_unordered_100k_chunksize1000": timed_imap(100000, 1000, False),
     "pool_imap_chunksize1_20k": timed_imap(20000, 1, True),
     "pool_imap_unordered_chunksize1_20k": timed_imap(20000, 1, False),
+    "pool_start": pool_start,
+    "pool_map_100k_first": first_calls("map", 1),
+    "pool_map_100k_first5": first_calls("map", 5),
+    "pool_apply_roundtrip_first": first_calls("apply", 1),
+    "pool_apply_roundtrip_first5": first_calls("apply", 5),
     "pool_speedup": pool_speedup,
     "pool_memory": pool_memory,
 }
 
 CONFIG = {
-    "short": {"repeats": 3, "applies": 300, "speedup_repeats": 1},
-    "long": {"repeats": 7, "applies": 2000, "speedup_repeats": 3},
+    "short": {"repeats": 3, "applies": 300, "speedup_repeats": 1, "fresh_pools": 3},
+    "long": {"repeats": 7, "applies": 2000, "speedup_repeats": 3, "fresh_pools": 7},
 }
 
 if __name__ == "__main__":
