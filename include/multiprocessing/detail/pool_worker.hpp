@@ -24,9 +24,9 @@
 #include <type_traits>
 #include <utility>
 
-#include "../connection.hpp"
-#include "../errors.hpp"
-#include "../pickle.hpp"
+#include "connection.hpp"
+#include "errors.hpp"
+#include "pickle.hpp"
 #include "function_id.hpp"
 #include "pool_channel.hpp"
 #include "posix.hpp"

@@ -47,8 +47,8 @@
 #include <string>
 #include <utility>
 
-#include "../arena.hpp"
-#include "../errors.hpp"
+#include "arena.hpp"
+#include "errors.hpp"
 #include "../synchronize.hpp"
 #include "posix.hpp"
 
