@@ -96,7 +96,7 @@
 
 #include "arena.hpp"
 #include "detail/function_id.hpp"
-#include "context.hpp"  // current_process()'s name, printed as a lock's owner (operator<<)
+#include "process.hpp"  // current_process()'s name, printed as a lock's owner (operator<<)
 #include "detail/posix.hpp"
 #include "detail/repr.hpp"
 #include "errors.hpp"
