@@ -1481,9 +1481,11 @@ private:
         auto p = std::make_unique<Process>(ctx_, detail::pool_worker_main, rings, activity_, *doorbell_send_,
                                            options_.initializer.pickled(), options_.maxtasksperchild.value_or(0));
         p->set_daemon(true);
-        p->set_name(std::string(ctx_.name() == "fork" ? "ForkPoolWorker-" : ctx_.name() == "spawn" ? "SpawnPoolWorker-"
-                                                                                                   : "ForkServerPoolWorker-") +
-                    std::to_string(++worker_counter_));
+        // As CPython's pool: the Process's own name with "Process" made "PoolWorker"
+        // (ForkPoolWorker-3, SpawnPoolWorker-3, ForkServerPoolWorker-3).
+        std::string name = p->name();
+        if (auto at = name.find("Process"); at != std::string::npos) name.replace(at, 7, "PoolWorker");
+        p->set_name(std::move(name));
         p->start();
         detail::log_event(LogLevel::debug, "added worker");
         w.proc = std::move(p);
@@ -1893,7 +1895,6 @@ private:
     std::size_t unfinished_ = 0;  // chunks submitted and not yet answered
     run_state state_ = run_state::run;
     bool stop_thread_ = false;
-    int worker_counter_ = 0;
     double chunk_seconds_ = -1;  // measured time per chunk (pool lock)
     std::thread thread_;
     // Who reads the channels (pool lock): the result thread, or a caller waiting in get().
