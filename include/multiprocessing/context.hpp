@@ -1,6 +1,8 @@
-// Start methods and the process-wide facts: StartMethod, Context, get_context, set_start_method,
-// freeze_support, cpu_count; current_process/parent_process/active_children come with process.hpp
-// (Python: context.py re-exports them from process.py the same way).
+// Start methods and the process-wide facts: StartMethod (detail/start_method.hpp), Context,
+// get_context, set_start_method, get_all_start_methods, cpu_count. Light on purpose: no launcher,
+// no Process. Process, current_process, parent_process, active_children and freeze_support come
+// with process.hpp (Python's context.py re-exports them from process.py; here, include
+// process.hpp or the umbrella header).
 #pragma once
 
 #include "detail/platform.hpp"
@@ -16,41 +18,10 @@
 #include <vector>
 
 #include "detail/process_wide.hpp"
+#include "detail/start_method.hpp"
 #include "errors.hpp"
 
 namespace multiprocessing {
-
-/// How a child process is started (Python: the start method names).
-enum class StartMethod {
-    fork,        ///< fork(2): the child is a copy of the parent; any callable works
-    spawn,       ///< a fresh exec of this binary; target and arguments are pickled
-    forkserver,  ///< forked from a clean server process started by exec at first use
-};
-
-/// The Python name of a start method: "fork", "spawn" or "forkserver".
-[[nodiscard]] constexpr std::string_view to_string(StartMethod m) noexcept {
-    switch (m) {
-        case StartMethod::fork: return "fork";
-        case StartMethod::spawn: return "spawn";
-        case StartMethod::forkserver: return "forkserver";
-    }
-    return "?";
-}
-
-/// Compares a start method with its Python name, so `get_start_method() == "fork"` reads as in Python.
-[[nodiscard]] constexpr bool operator==(StartMethod m, std::string_view name) noexcept {
-    return to_string(m) == name;
-}
-
-inline std::ostream& operator<<(std::ostream& os, StartMethod m) { return os << to_string(m); }
-
-/// Parses a Python start-method name; an unknown one raises mp::ValueError listing the valid ones.
-[[nodiscard]] inline StartMethod parse_start_method(std::string_view name) {
-    for (auto m : {StartMethod::fork, StartMethod::spawn, StartMethod::forkserver})
-        if (to_string(m) == name) return m;
-    throw ValueError("multiprocessing: cannot find context for '" + std::string(name) +
-                     "'; valid start methods are 'fork', 'spawn' and 'forkserver'");
-}
 
 /// A start method to create processes with, as Python's get_context() returns
 /// (use: `mp::Process p(ctx, f, args...)`, `mp::Pool pool(4, {.context = ctx})`).
@@ -136,6 +107,3 @@ inline void set_start_method(std::string_view method, bool force = false) {
 }
 
 }  // namespace multiprocessing
-
-// current_process(), parent_process(), active_children() and freeze_support() need Process.
-#include "process.hpp"

@@ -52,6 +52,8 @@
 #include <utility>
 #include <vector>
 
+#include "arena.hpp"
+#include "connection.hpp"
 #include "context.hpp"
 #include "detail/pool_jobs.hpp"
 #include "detail/pool_pipeline.hpp"
@@ -61,6 +63,7 @@
 #include "detail/task.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
+#include "process.hpp"
 
 namespace multiprocessing {
 
@@ -665,6 +668,47 @@ private:
 
 }  // namespace detail
 
+namespace detail {
+
+/// A worker of a process pool: an mp::Process running pool_worker_main.
+class pool_worker_process final : public worker_process {
+public:
+    explicit pool_worker_process(std::unique_ptr<Process> p) noexcept : p_(std::move(p)) {}
+    [[nodiscard]] pid_t pid() const noexcept override { return p_->pid(); }
+    [[nodiscard]] int sentinel() const noexcept override { return p_->sentinel(); }
+    bool join(std::optional<std::chrono::milliseconds> timeout) override {
+        if (!timeout) {
+            p_->join();
+            return true;
+        }
+        return p_->join(*timeout);
+    }
+    void terminate() noexcept override { p_->terminate(); }
+    void kill() noexcept override { p_->kill(); }
+    [[nodiscard]] std::optional<int> exitcode() const override { return p_->exitcode(); }
+
+    /// Starts a daemonic worker process of `ctx` (see process_pool_config::start).
+    static std::unique_ptr<worker_process> start(const Context& ctx, const std::string& initializer, int maxtasks,
+                                                 shared_handle<pool_rings> rings, shared_handle<pool_activity> activity,
+                                                 const Connection& doorbell) {
+        auto p = std::make_unique<Process>(ctx, pool_worker_main, std::move(rings), std::move(activity), doorbell,
+                                           initializer, maxtasks);
+        p->set_daemon(true);
+        // As CPython's pool: the Process's own name with "Process" made "PoolWorker"
+        // (ForkPoolWorker-3, SpawnPoolWorker-3, ForkServerPoolWorker-3).
+        std::string name = p->name();
+        if (auto at = name.find("Process"); at != std::string::npos) name.replace(at, 7, "PoolWorker");
+        p->set_name(std::move(name));
+        p->start();
+        return std::make_unique<pool_worker_process>(std::move(p));
+    }
+
+private:
+    std::unique_ptr<Process> p_;
+};
+
+}  // namespace detail
+
 /// A pool of worker processes (Python: multiprocessing.Pool). Neither copyable nor movable; the
 /// destructor calls terminate(), as Python's `with Pool() as p:` does on exit.
 class Pool : public detail::basic_pool<false> {
@@ -674,10 +718,17 @@ public:
     /// `processes` workers (mp::ValueError if it is below 1).
     explicit Pool(int processes, PoolOptions options = {})
         : basic_pool(checked(processes, options), options.maxtasksperchild.value_or(0)), options_(std::move(options)) {
-        pipeline_.open(std::make_unique<detail::process_workers>(
-            pipeline_, static_cast<std::size_t>(processes),
-            detail::process_pool_config{options_.context ? *options_.context : get_context(),
-                                        options_.initializer.pickled(), options_.maxtasksperchild.value_or(0)}));
+        detail::process_pool_config config;
+        config.cpus = cpu_count();
+        config.start = [ctx = options_.context ? *options_.context : get_context(),
+                        initializer = options_.initializer.pickled(), maxtasks = options_.maxtasksperchild.value_or(0)](
+                           shared_handle<detail::pool_rings> rings, shared_handle<detail::pool_activity> activity,
+                           const Connection& doorbell) {
+            return detail::pool_worker_process::start(ctx, initializer, maxtasks, std::move(rings), std::move(activity),
+                                                      doorbell);
+        };
+        pipeline_.open(std::make_unique<detail::process_workers>(pipeline_, static_cast<std::size_t>(processes),
+                                                                 std::move(config)));
     }
 
     Pool(const Pool&) = delete;

@@ -28,6 +28,7 @@
 #include "detail/repr.hpp"
 #include "detail/task.hpp"
 #include "errors.hpp"
+#include "pickle.hpp"
 
 namespace multiprocessing {
 
@@ -75,7 +76,7 @@ inline void write_process(std::ostream& os, ProcessState* s) {
         return;
     }
     using role = ProcessState::role;
-    const char* type = "Process";
+    std::string type = "Process";
     std::string parent = "None";
     std::string status;
     std::optional<int> exitcode;
@@ -97,10 +98,7 @@ inline void write_process(std::ostream& os, ProcessState* s) {
             status = "unknown";
             break;
         case role::child:
-            if (s->method)
-                type = *s->method == StartMethod::fork    ? "ForkProcess"
-                       : *s->method == StartMethod::spawn ? "SpawnProcess"
-                                                          : "ForkServerProcess";
+            type = process_class_name(s->method);
             parent = std::to_string(s->creator);
             if (s->popen) pid = s->popen->pid();
             if (s->closed) {
@@ -329,12 +327,12 @@ public:
         const StartMethod method = s.method.value_or(get_start_method());
         // A subclass's run(): on this very object in a forked child, on a copy rebuilt from its
         // pickled members in a spawn or forkserver child.
-        if (subclass_) s.target = subclass_->make_task(*this, method != StartMethod::fork);
+        if (subclass_) s.target = subclass_->make_task(*this, !detail::child_shares_memory(method));
         s.popen = detail::launch(method, s);
         // A forked child has its own copy: the parent drops target and arguments, as Python does.
         // A spawn or forkserver child takes its own references to the shared objects in them as it
         // unpickles them, so the parent holds them until the child has ended (see spawn.hpp).
-        if (method == StartMethod::fork) s.target.reset();
+        if (detail::child_shares_memory(method)) s.target.reset();
         detail::register_exit_handler();
         auto& g = detail::globals();
         std::lock_guard registry(g.mutex);
@@ -417,10 +415,7 @@ private:
         static_assert(!converts || task::invocable, "mp::Process: the target cannot be called with these arguments");
         // As Python: mp.Process(...) is "Process-N"; ctx.Process(...) is "ForkProcess-N",
         // "SpawnProcess-N" or "ForkServerProcess-N".
-        auto s = make_state(method, !method                               ? "Process"
-                                    : *method == StartMethod::fork        ? "ForkProcess"
-                                    : *method == StartMethod::spawn       ? "SpawnProcess"
-                                                                          : "ForkServerProcess");
+        auto s = make_state(method, detail::process_class_name(method));
         s->target = std::make_unique<task>(std::in_place, std::forward<F>(target), std::forward<Args>(args)...);
         state_ = std::move(s);
     }
@@ -565,9 +560,6 @@ private:
 /// Call first thing in main: in a child started by spawn or forkserver it runs the child's
 /// task and exits; in any other process it returns at once (Python: freeze_support() plus
 /// the `if __name__ == '__main__':` guard).
-inline void freeze_support() {
-    detail::spawn_main_if_requested();
-    detail::forkserver_main_if_requested();
-}
+inline void freeze_support() { detail::run_child_main_if_requested(); }
 
 }  // namespace multiprocessing

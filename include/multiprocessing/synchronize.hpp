@@ -84,9 +84,9 @@
 
 #include "arena.hpp"
 #include "detail/function_id.hpp"
-#include "context.hpp"  // current_process()'s name, printed as a lock's owner (operator<<)
 #include "detail/liveness.hpp"
 #include "detail/lock_word.hpp"
+#include "process.hpp"  // current_process()'s name, printed as a lock's owner (operator<<)
 #include "detail/posix.hpp"
 #include "detail/repr.hpp"
 #include "detail/wait.hpp"

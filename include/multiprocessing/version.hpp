@@ -1,16 +1,6 @@
-// The library's version. CMakeLists.txt reads it from here for project(VERSION), so the CMake
-// package, the pkg-config file and this header cannot disagree (tests/version_check.cpp checks).
+// The library's version: MULTIPROCESSING_VERSION_MAJOR, _MINOR, _PATCH, MULTIPROCESSING_VERSION
+// and MULTIPROCESSING_VERSION_STRING. Defined in detail/version.hpp, which the process-wide
+// state keys its entries with (detail/process_wide.hpp) and CMakeLists.txt reads.
 #pragma once
 
-/// Major version: changes that break users' code.
-#define MULTIPROCESSING_VERSION_MAJOR 0
-/// Minor version: additions.
-#define MULTIPROCESSING_VERSION_MINOR 1
-/// Patch version: fixes.
-#define MULTIPROCESSING_VERSION_PATCH 0
-/// One comparable number, MAJOR * 10000 + MINOR * 100 + PATCH (as FMT_VERSION): 0.1.0 is 100.
-#define MULTIPROCESSING_VERSION                                                   \
-    (MULTIPROCESSING_VERSION_MAJOR * 10000 + MULTIPROCESSING_VERSION_MINOR * 100 + \
-     MULTIPROCESSING_VERSION_PATCH)
-/// The version as "MAJOR.MINOR.PATCH".
-#define MULTIPROCESSING_VERSION_STRING "0.1.0"
+#include "detail/version.hpp"

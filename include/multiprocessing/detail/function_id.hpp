@@ -10,8 +10,8 @@
 #include <cstring>
 #include <string>
 
-#include "../errors.hpp"
-#include "../pickle.hpp"
+#include "errors.hpp"
+#include "pickle.hpp"
 
 namespace multiprocessing::detail {
 

@@ -25,9 +25,9 @@
 #include <string>
 #include <string_view>
 
-#include "../arena.hpp"
-#include "../connection.hpp"
-#include "../errors.hpp"
+#include "arena.hpp"
+#include "connection.hpp"
+#include "errors.hpp"
 #include "wait.hpp"
 
 namespace multiprocessing::detail {

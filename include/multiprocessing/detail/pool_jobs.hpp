@@ -32,8 +32,8 @@
 #include <variant>
 #include <vector>
 
-#include "../errors.hpp"
-#include "../pickle.hpp"
+#include "errors.hpp"
+#include "pickle.hpp"
 #include "pool_protocol.hpp"
 #include "remote_exception.hpp"
 #include "task.hpp"

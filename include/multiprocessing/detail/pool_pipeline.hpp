@@ -25,8 +25,8 @@
 #include <utility>
 #include <vector>
 
-#include "../errors.hpp"
-#include "../pickle.hpp"
+#include "errors.hpp"
+#include "pickle.hpp"
 #include "log_core.hpp"
 #include "pool_dispatcher.hpp"
 #include "pool_jobs.hpp"

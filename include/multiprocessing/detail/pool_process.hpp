@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,13 +31,11 @@
 #include <string_view>
 #include <vector>
 
-#include "../arena.hpp"
-#include "../connection.hpp"
-#include "../context.hpp"
-#include "../errors.hpp"
-#include "../pickle.hpp"
-#include "../process.hpp"
+#include "arena.hpp"
+#include "connection.hpp"
+#include "errors.hpp"
 #include "log_core.hpp"
+#include "pickle.hpp"
 #include "pool_channel.hpp"
 #include "pool_pipeline.hpp"
 #include "pool_protocol.hpp"
@@ -85,11 +84,30 @@ inline void pool_worker_main(shared_handle<pool_rings> rings, shared_handle<pool
     log_event(LogLevel::debug, "worker exiting after ", done, " tasks");
 }
 
+/// A started worker process, as the transport sees it. pool.hpp makes them with mp::Process,
+/// which sits above this layer (the transport is given a way to start them, not the class).
+class worker_process {
+public:
+    virtual ~worker_process() = default;
+    [[nodiscard]] virtual pid_t pid() const noexcept = 0;
+    /// A descriptor readable once the process has ended.
+    [[nodiscard]] virtual int sentinel() const noexcept = 0;
+    /// Waits until it ends, at most `timeout` (none: for ever); true if it has.
+    virtual bool join(std::optional<std::chrono::milliseconds> timeout) = 0;
+    virtual void terminate() noexcept = 0;  // SIGTERM
+    virtual void kill() noexcept = 0;       // SIGKILL
+    /// Its exit code, -N for signal N; none while it runs.
+    [[nodiscard]] virtual std::optional<int> exitcode() const = 0;
+};
+
 /// What a pool of processes is started with.
 struct process_pool_config {
-    Context context;
-    std::string initializer;  // pickled task, empty for none
-    int maxtasks = 0;         // per worker; 0: no limit
+    int cpus = 1;  // cpu_count(): how many threads of the pool may spin at once
+    /// Starts a daemonic worker process running pool_worker_main(rings, activity, doorbell, ...)
+    /// with the pool's initializer and maxtasksperchild.
+    std::function<std::unique_ptr<worker_process>(shared_handle<pool_rings>, shared_handle<pool_activity>,
+                                                  const Connection& doorbell)>
+        start;
 };
 
 /// The workers of a process pool (the worker seam's local-process implementation).
@@ -100,7 +118,7 @@ public:
         // Shared objects created later travel to workers as arena offsets: the workers must
         // have the arena from the start (forked ones inherit it, others receive it).
         (void)arena::instance();
-        activity_ = make_shared_object<pool_activity>(cpu_count());
+        activity_ = shared_handle_access<pool_activity>::make(1, config_.cpus);
         wake_ = unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!wake_) throw_errno("eventfd");
         auto [bell_r, bell_w] = Pipe(false);
@@ -133,15 +151,8 @@ public:
 
     // ---- pool_workers ------------------------------------------------------------------------
     void start(std::size_t w) override {
-        auto rings = make_shared_object<pool_rings>();
-        auto p = std::make_unique<Process>(config_.context, pool_worker_main, rings, activity_, *doorbell_send_,
-                                           config_.initializer, config_.maxtasks);
-        p->set_daemon(true);
-        const std::string_view kind = config_.context.name();
-        p->set_name(std::string(kind == "fork" ? "ForkPoolWorker-" : kind == "spawn" ? "SpawnPoolWorker-"
-                                                                                    : "ForkServerPoolWorker-") +
-                    std::to_string(++started_));
-        p->start();
+        auto rings = shared_handle_access<pool_rings>::make(1);
+        auto p = config_.start(rings, activity_, *doorbell_send_);
         slot& s = slots_[w];
         s.proc = std::move(p);
         s.channel.emplace(std::move(rings), *activity_);
@@ -167,7 +178,7 @@ public:
             s.alive = false;  // a result thread still in a callback sends it nothing more
             if (s.proc && !s.proc->join(std::chrono::seconds(1))) {
                 s.proc->kill();
-                s.proc->join();
+                s.proc->join(std::nullopt);
             }
         }
     }
@@ -186,7 +197,7 @@ public:
             if (!s.proc) continue;
             if (!s.proc->join(std::chrono::seconds(10))) {
                 s.proc->kill();
-                s.proc->join();
+                s.proc->join(std::nullopt);
             }
         }
     }
@@ -284,7 +295,7 @@ public:
 private:
     /// One worker slot: its process and channel, empty until started and after it ended.
     struct slot {
-        std::unique_ptr<Process> proc;
+        std::unique_ptr<worker_process> proc;
         std::optional<parent_channel> channel;
         bool alive = false;
     };
@@ -457,7 +468,6 @@ private:
     unique_fd wake_;
     std::optional<Connection> doorbell_recv_, doorbell_send_;  // workers ring it when they publish
     shared_handle<pool_activity> activity_;                     // shared with the workers
-    int started_ = 0;  // workers ever started, for their names
     // Who reads the channels (pool lock): the result thread, or a caller waiting in get().
     bool receiving_ = false;  // one thread reads the channels at a time
     std::condition_variable receive_done_;

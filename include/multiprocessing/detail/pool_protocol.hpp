@@ -23,8 +23,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "../errors.hpp"
-#include "../pickle.hpp"
+#include "errors.hpp"
+#include "pickle.hpp"
 #include "function_id.hpp"
 #include "posix.hpp"
 #include "remote_exception.hpp"

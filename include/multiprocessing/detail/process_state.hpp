@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "../context.hpp"
-#include "../pickle.hpp"
 #include "exit_hooks.hpp"
 #include "log_core.hpp"
-#include "process_wide.hpp"
+#include "pickle.hpp"
 #include "posix.hpp"
+#include "process_wide.hpp"
+#include "start_method.hpp"
 
 namespace multiprocessing::detail {
 

@@ -37,7 +37,7 @@
 #include <new>
 #include <string_view>
 
-#include "../version.hpp"
+#include "version.hpp"
 
 namespace multiprocessing::detail {
 

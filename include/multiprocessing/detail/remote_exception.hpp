@@ -12,8 +12,8 @@
 #include <string>
 #include <typeinfo>
 
-#include "../errors.hpp"
-#include "../pickle.hpp"
+#include "errors.hpp"
+#include "pickle.hpp"
 
 namespace multiprocessing::detail {
 

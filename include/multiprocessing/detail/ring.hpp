@@ -48,8 +48,8 @@
 #include <string>
 #include <utility>
 
-#include "../arena.hpp"
-#include "../errors.hpp"
+#include "arena.hpp"
+#include "errors.hpp"
 #include "liveness.hpp"
 #include "lock_word.hpp"
 #include "posix.hpp"

@@ -20,7 +20,7 @@
 #include <system_error>
 #include <vector>
 
-#include "../arena.hpp"
+#include "arena.hpp"
 #include "bootstrap.hpp"
 #include "popen_fork.hpp"
 #include "posix.hpp"

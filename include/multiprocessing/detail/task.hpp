@@ -11,8 +11,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "../errors.hpp"
-#include "../pickle.hpp"
+#include "errors.hpp"
+#include "pickle.hpp"
 #include "function_id.hpp"
 #include "process_state.hpp"
 
