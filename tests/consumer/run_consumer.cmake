@@ -47,11 +47,11 @@ if(MODE STREQUAL "find_package")
   step("build multiprocessing" "${CMAKE_COMMAND}" --build "${mp_build}")
   # Installed somewhere else than CMAKE_INSTALL_PREFIX said, as packagers do: nothing may point back.
   step("install multiprocessing into ${prefix}" "${CMAKE_COMMAND}" --install "${mp_build}" --prefix "${prefix}")
-  file(READ "${MP_SOURCE_DIR}/include/multiprocessing/version.hpp" version_header)
+  file(READ "${MP_SOURCE_DIR}/include/multiprocessing/detail/version.hpp" version_header)
   string(REGEX MATCH "MULTIPROCESSING_VERSION_STRING \"([0-9.]+)\"" _ "${version_header}")
   set(header_version "${CMAKE_MATCH_1}")
   foreach(file share/doc/multiprocessing/LICENSE share/pkgconfig/multiprocessing.pc
-               include/multiprocessing/version.hpp)
+               include/multiprocessing/version.hpp include/multiprocessing/detail/version.hpp)
     if(NOT EXISTS "${prefix}/${file}")
       message(FATAL_ERROR "consumer.${MODE}: the install has no ${file}")
     endif()
