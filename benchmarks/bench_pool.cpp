@@ -5,6 +5,8 @@
 //   pool_map_100k/raw           the same map on a std::thread pool of cpu_count threads, same chunks,
 //                               calling sqr through a function pointer as the pool's workers must
 //   pool_map_100k_lambda/{mp,raw} the same with a captureless lambda, which both inline
+//   threadpool_map_100k/mp      the same map on an mp::ThreadPool of cpu_count threads (raw:
+//                               pool_map_100k/raw; Python: multiprocessing.pool.ThreadPool)
 //   pool_map_chunksize1_20k/mp  pool.map(sqr, 20k ints, 1)
 //   pool_map_chunksize1_20k/raw the same on the std::thread pool, chunks of 1
 //   pool_apply_roundtrip/mp     pool.apply_async(sqr, x).get()   (raw: bench_sync's futex ping-pong)
@@ -156,10 +158,10 @@ std::size_t default_chunksize(std::size_t n, int workers) {
 /// x*x as a captureless lambda: its type names it, so a pool's worker (and a thread) inline it.
 constexpr auto sqr_lambda = [](long long x) { return x * x; };
 
-template <class F = long long (*)(long long)>
+template <class F = long long (*)(long long), class PoolType = mp::Pool>
 void map_mp(benchmark::State& state, int n, std::optional<std::size_t> chunksize, F f = sqr) {
     try {
-        mp::Pool pool;
+        PoolType pool;
         auto xs = inputs(n);
         (void)pool.map(f, xs, chunksize);  // warm-up: workers started and running
         for (auto _ : state) {
@@ -474,6 +476,9 @@ BENCHMARK_CAPTURE(map_mp, pool_map_100k_lambda/mp, 100000, std::nullopt, sqr_lam
 BENCHMARK_CAPTURE(map_raw, pool_map_100k_lambda/raw, 100000, std::nullopt, sqr_lambda)
     ->UseRealTime()
     ->Name("pool_map_100k_lambda/raw");
+BENCHMARK_CAPTURE((map_mp<long long (*)(long long), mp::ThreadPool>), threadpool_map_100k/mp, 100000, std::nullopt)
+    ->UseRealTime()
+    ->Name("threadpool_map_100k/mp");
 BENCHMARK_CAPTURE(map_mp, pool_map_chunksize1_20k/mp, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/mp");
 BENCHMARK_CAPTURE(map_raw, pool_map_chunksize1_20k/raw, 20000, 1)->UseRealTime()->Name("pool_map_chunksize1_20k/raw");
 BENCHMARK(apply_roundtrip_mp)->UseRealTime()->Name("pool_apply_roundtrip/mp");

@@ -3,6 +3,7 @@
 Workloads (the same names as the C++ benchmarks), with os.cpu_count() workers (fork):
   pool_map_100k             pool.map(sqr, range(100000)), default chunksize; seconds per map
   pool_map_chunksize1_20k   pool.map(sqr, range(20000), chunksize=1); seconds per map
+  threadpool_map_100k       ThreadPool(os.cpu_count()).map(sqr, range(100000)); seconds per map
   pool_apply_roundtrip      pool.apply_async(sqr, (x,)).get(); seconds per round trip
   pool_imap_100k_chunksize1000, pool_imap_unordered_100k_chunksize1000
                             sum(pool.imap(sqr, range(100000), 1000)) (imap_unordered); seconds per pass
@@ -42,6 +43,23 @@ def timed_map(n, chunksize):
             for _ in range(cfg["repeats"]):
                 t0 = time.perf_counter()
                 r = pool.map(sqr, xs, chunksize)
+                samples.append(time.perf_counter() - t0)
+                if len(r) != n or r[-1] != sqr(n - 1):
+                    raise RuntimeError("wrong result")
+        return common.result("seconds_per_op", samples, ops=1, items=n)
+    return run
+
+
+def timed_thread_map(n):
+    def run(cfg):
+        from multiprocessing.pool import ThreadPool
+        xs = list(range(n))
+        with ThreadPool(os.cpu_count()) as pool:
+            pool.map(sqr, xs[:100])  # warm-up: the threads are running
+            samples = []
+            for _ in range(cfg["repeats"]):
+                t0 = time.perf_counter()
+                r = pool.map(sqr, xs)
                 samples.append(time.perf_counter() - t0)
                 if len(r) != n or r[-1] != sqr(n - 1):
                     raise RuntimeError("wrong result")
@@ -198,6 +216,7 @@ def _timed(f):
 WORKLOADS = {
     "pool_map_100k": timed_map(100000, None),
     "pool_map_chunksize1_20k": timed_map(20000, 1),
+    "threadpool_map_100k": timed_thread_map(100000),
     "pool_apply_roundtrip": apply_roundtrip,
     "pool_imap_100k_chunksize1000": timed_imap(100000, 1000, True),
     "pool_imap_unordered_100k_chunksize1000": timed_imap(100000, 1000, False),
