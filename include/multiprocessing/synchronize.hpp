@@ -714,7 +714,8 @@ private:
                 continue;
             }
             if (!leaving) return settled::still_waiting;
-            if (detail::cond_sleepers(c) == 0) return settled::left;  // cannot happen: see eligible
+            // Registered, this waiter counts among the sleepers until it leaves (see eligible).
+            if (detail::cond_sleepers(c) == 0) detail::assert_unreachable("a Condition waiter left twice");
             if (s.counts.compare_exchange_weak(c, c - detail::cond_sleeper, std::memory_order_seq_cst,
                                                std::memory_order_seq_cst))
                 return settled::left;

@@ -35,6 +35,7 @@
 #include "errors.hpp"
 #include "pickle.hpp"
 #include "pool_protocol.hpp"
+#include "posix.hpp"
 #include "remote_exception.hpp"
 #include "task.hpp"
 
@@ -75,12 +76,6 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
     auto cap = std::chrono::hours(24 * 365 * 100);
     if (d >= cap) return now + cap;
     return now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
-}
-
-/// A job of the other kind of transport was asked for its half: a bug, never a user's error.
-[[noreturn]] inline void assert_unreachable(const char* what) noexcept {
-    std::fprintf(stderr, "multiprocessing: internal error: %s\n", what);
-    std::abort();
 }
 
 /// Runs a user callback; what it raises is reported on stderr, as Python's result handler does,

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -18,6 +20,13 @@
 #include <utility>
 
 namespace multiprocessing::detail {
+
+/// What cannot happen, said as an assertion that stays in release builds: a bug in this
+/// library, never a user's error, so the process stops with the reason instead of going on wrong.
+[[noreturn]] inline void assert_unreachable(const char* what) noexcept {
+    std::fprintf(stderr, "multiprocessing: internal error: %s\n", what);
+    std::abort();
+}
 
 /// Throws std::system_error for the current errno, naming the failed call.
 [[noreturn]] inline void throw_errno(const char* call) {
