@@ -236,7 +236,7 @@ TEST_CASE("arrays and over-aligned objects", "[arena]") {
     CHECK(e.size() == 0);
 }
 
-TEST_CASE("the last handle frees the object: a million objects leave the arena as it was", "[arena]") {
+TEST_CASE("the last handle frees the object: a million objects leave the arena as it was", "[arena][slow]") {
     auto& arena = mp::detail::arena::instance();
     const auto start = arena.free_memory();
     small_destroyed = 0;
@@ -330,7 +330,7 @@ TEST_CASE("objects that hold process-local pointers are rejected at compile time
     STATIC_REQUIRE(mp::detail::arena_placeable_v<Small>);  // opted in with `using arena_safe`
 }
 
-TEST_CASE("a SIGKILLed tree leaves nothing in /dev/shm or the fd table", "[arena]") {
+TEST_CASE("a SIGKILLed tree leaves nothing in /dev/shm or the fd table", "[arena][fault]") {
     auto h = mp::make_shared_object<Shared>();  // the arena exists before counting
     const auto shm_before = dev_shm_entries();
     const auto fds_before = open_fd_count();

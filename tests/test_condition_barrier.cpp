@@ -721,7 +721,7 @@ TEST_CASE("Condition: timeouts racing with notifies keep the count of wake-ups e
     CHECK_FALSE(cond.wait(20ms));
 }
 
-TEST_CASE("Condition: a waiter killed while waiting deadlocks nobody", "[condition]") {
+TEST_CASE("Condition: a waiter killed while waiting deadlocks nobody", "[condition][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Condition cond;
     mp::Semaphore sleeping(0), woken(0);
@@ -923,7 +923,8 @@ TEST_CASE("Barrier: reused for hundreds of cycles by processes", "[barrier]") {
     }
 }
 
-TEST_CASE("Barrier: a party killed while waiting breaks it instead of hanging the others", "[barrier]") {
+TEST_CASE("Barrier: a party killed while waiting breaks it instead of hanging the others",
+          "[barrier][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Barrier b(3);
     auto broken = counter();

@@ -202,7 +202,7 @@ TEST_CASE("sending to a closed peer raises instead of killing with SIGPIPE", "[c
     CHECK_THROWS_AS(a.send(std::string(1 << 20, 'x')), std::system_error);
 }
 
-TEST_CASE("a 64 MiB message arrives intact both ways", "[connection]") {
+TEST_CASE("a 64 MiB message arrives intact both ways", "[connection][slow]") {
     MP_FOR_EACH_START_METHOD(ctx);
     constexpr std::size_t n = 64u << 20;
     auto [here, there] = mp::Pipe();

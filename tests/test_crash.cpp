@@ -126,7 +126,8 @@ void busy(mp::Queue<std::string> q, mp::Value<int> bad, mp::Condition cond, mp::
 
 }  // namespace
 
-TEST_CASE("the arena survives processes SIGKILLed at random moments in shared-memory work", "[crash]") {
+TEST_CASE("the arena survives processes SIGKILLed at random moments in shared-memory work",
+          "[crash][fault][slow]") {
     MP_FOR_EACH_START_METHOD(ctx);
     auto& arena = mp::detail::arena::instance();
     const int n = rounds(ctx.start_method() == mp::StartMethod::fork ? 40 : 15);
@@ -183,7 +184,8 @@ TEST_CASE("the arena survives processes SIGKILLed at random moments in shared-me
     }
 }
 
-TEST_CASE("a process killed while it holds the allocator's lock: the next one repairs and goes on", "[crash]") {
+TEST_CASE("a process killed while it holds the allocator's lock: the next one repairs and goes on",
+          "[crash][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
     auto& arena = mp::detail::arena::instance();
     mp::Event locked;
@@ -215,7 +217,8 @@ int plus_one(int x) { return x + 1; }
 std::string big_result(int n) { return std::string(static_cast<std::size_t>(n), 'r'); }
 }  // namespace
 
-TEST_CASE("pools ended by their destructor or terminate() give back every byte", "[crash][pool]") {
+TEST_CASE("pools ended by their destructor or terminate() give back every byte",
+          "[crash][pool][fault][slow]") {
     MP_FOR_EACH_START_METHOD(ctx);
     auto& arena = mp::detail::arena::instance();
     const auto baseline = arena.free_memory();
@@ -243,7 +246,8 @@ TEST_CASE("pools ended by their destructor or terminate() give back every byte",
     CHECK(arena.check() == "");
 }
 
-TEST_CASE("pool maps whose results exceed a ring, with workers SIGKILLed at random: the arena comes back", "[crash][pool]") {
+TEST_CASE("pool maps whose results exceed a ring, with workers SIGKILLed at random: the arena comes back",
+          "[crash][pool][fault][slow]") {
     MP_FOR_EACH_START_METHOD(ctx);
     auto& arena = mp::detail::arena::instance();
     const auto baseline = arena.free_memory();
@@ -272,7 +276,8 @@ TEST_CASE("pool maps whose results exceed a ring, with workers SIGKILLed at rand
     }
 }
 
-TEST_CASE("a pool too big for the arena fails cleanly and leaves the arena as it was", "[crash][pool]") {
+TEST_CASE("a pool too big for the arena fails cleanly and leaves the arena as it was",
+          "[crash][pool][fault][slow]") {
     auto& arena = mp::detail::arena::instance();
     const auto baseline = arena.free_memory();
     // Each worker's rings take 2 MiB of the 1 GiB arena: this many cannot all start.

@@ -1300,7 +1300,7 @@ void check_zero_size_flood(const std::vector<std::uint64_t>& inner) {
 }  // namespace
 
 TEST_CASE("elements that pickle to nothing cannot make a decode allocate without bound",
-          "[pickle][hostile][alloc]") {
+          "[pickle][hostile][alloc][slow]") {
     // The input of issue 13: a vector of 256 vectors, each claiming 2^24 std::monostates (the most
     // one container could claim), 2064 bytes that asked for 4 GiB.
     const std::vector<std::uint64_t> issue(256, std::uint64_t{1} << 24);
@@ -1339,7 +1339,7 @@ TEST_CASE("one allocation budget covers the whole decode: 64 bytes per input byt
     CHECK_THROWS_AS(mp::loads<Nested>(nested_counts<Nested>({1, 4096})), mp::PicklingError);
 }
 
-TEST_CASE("real values still round trip under the allocation budget", "[pickle][alloc][roundtrip]") {
+TEST_CASE("real values still round trip under the allocation budget", "[pickle][alloc][roundtrip][slow]") {
     // Zero-size elements up to the allowance, in one container or spread over several.
     CHECK(round_trip(std::vector<std::monostate>(1'000'000)).size() == 1'000'000);
     std::vector<std::vector<std::monostate>> spread(8, std::vector<std::monostate>(1'000'000));

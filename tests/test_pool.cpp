@@ -817,7 +817,8 @@ TEST_CASE("a map that raises while chunks are left still runs them on the inputs
     for (int x = 1; x < n; ++x) CHECK(task.seen[static_cast<std::size_t>(x)].load() == x + 1000);
 }
 
-TEST_CASE("shared objects given to tasks, as arguments or in a function object, are freed after", "[pool]") {
+TEST_CASE("shared objects given to tasks, as arguments or in a function object, are freed after",
+          "[pool][slow]") {
     MP_FOR_EACH_START_METHOD(ctx);
     auto& arena = mp::detail::arena::instance();
     const auto start = arena.free_memory();

@@ -479,7 +479,8 @@ TEST_CASE("cpu_count honours the affinity mask", "[context]") {
     mp_test::join(p);
 }
 
-TEST_CASE("daemonic children never outlive their parent, others are joined at exit", "[process][daemon]") {
+TEST_CASE("daemonic children never outlive their parent, others are joined at exit",
+          "[process][daemon][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
     // Orphaned grandchildren are re-parented to this test process, so it can watch and reap them.
     REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);

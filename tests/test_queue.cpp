@@ -635,7 +635,7 @@ TEST_CASE("Queue: shared objects travel through a queue as the same objects", "[
     CHECK(p.exitcode() == 0);
 }
 
-TEST_CASE("Queue: a 64 MiB message goes through both ways", "[queue]") {
+TEST_CASE("Queue: a 64 MiB message goes through both ways", "[queue][slow]") {
     MP_FOR_EACH_START_METHOD(ctx);
     const std::uint64_t n = 64 * kMiB;
     mp::Queue<std::vector<std::uint8_t>> in, out;
@@ -651,7 +651,7 @@ TEST_CASE("Queue: a 64 MiB message goes through both ways", "[queue]") {
     CHECK(p.exitcode() == 0);
 }
 
-TEST_CASE("Queue: a child that put 100 MiB and exited is joined before the parent reads", "[queue]") {
+TEST_CASE("Queue: a child that put 100 MiB and exited is joined before the parent reads", "[queue][slow]") {
     // Python's "joining processes that use queues" deadlock: its child would wait in its feeder.
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Queue<std::vector<std::uint8_t>> q;
@@ -668,7 +668,8 @@ TEST_CASE("Queue: a child that put 100 MiB and exited is joined before the paren
     CHECK(q.empty());
 }
 
-TEST_CASE("Queue: 4 producers x 4 consumers: nothing lost, nothing duplicated, FIFO per producer", "[queue]") {
+TEST_CASE("Queue: 4 producers x 4 consumers: nothing lost, nothing duplicated, FIFO per producer",
+          "[queue][slow]") {
     MP_FOR_EACH_START_METHOD(ctx);
     constexpr int producers = 4, consumers = 4;
     // The full size under fork in a normal build; the other start methods only differ in how the
@@ -698,7 +699,7 @@ TEST_CASE("Queue: 4 producers x 4 consumers: nothing lost, nothing duplicated, F
     CHECK(q.empty());
 }
 
-TEST_CASE("Queue: a producer SIGKILLed in the middle of put leaves no half message", "[queue]") {
+TEST_CASE("Queue: a producer SIGKILLed in the middle of put leaves no half message", "[queue][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
     const std::uint64_t size = 16 * kMiB;
     bool killed_in_put = false;
@@ -728,7 +729,8 @@ TEST_CASE("Queue: a producer SIGKILLed in the middle of put leaves no half messa
     CHECK(killed_in_put);
 }
 
-TEST_CASE("Queue: a consumer SIGKILLed in the middle of get leaves its message to the others", "[queue]") {
+TEST_CASE("Queue: a consumer SIGKILLed in the middle of get leaves its message to the others",
+          "[queue][fault][slow]") {
     MP_FOR_EACH_START_METHOD(ctx);
     const std::uint64_t size = 16 * kMiB;
     constexpr int n = 6;

@@ -367,7 +367,7 @@ constexpr int million_values = 200000;
 constexpr int million_values = 1000000;
 #endif
 
-TEST_CASE("Value: a million Values created and dropped give the arena back", "[shared]") {
+TEST_CASE("Value: a million Values created and dropped give the arena back", "[shared][slow]") {
     auto& arena = mp::detail::arena::instance();
     const auto start = arena.free_memory();
     long sum = 0;

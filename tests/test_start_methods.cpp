@@ -462,7 +462,8 @@ TEST_CASE("starting processes while other threads use the library does not deadl
     for (auto& t : busy) t.join();
 }
 
-TEST_CASE("a child that dies of SIGINT reports -SIGINT, a Ctrl-C to the fork server too", "[start_methods][signals]") {
+TEST_CASE("a child that dies of SIGINT reports -SIGINT, a Ctrl-C to the fork server too",
+          "[start_methods][signals][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
     SigintHandler user_handler;  // the parent's own handler must change nothing
     SECTION("the child raises SIGINT through its own handler") {

@@ -327,7 +327,7 @@ TEST_CASE("Lock: mutual exclusion, two children increment a plain int 20000 time
     CHECK(c->value == 40000);
 }
 
-TEST_CASE("Lock: a holder killed by SIGKILL does not deadlock the next acquirer", "[synchronize]") {
+TEST_CASE("Lock: a holder killed by SIGKILL does not deadlock the next acquirer", "[synchronize][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::Lock lock;
     auto [r, w] = mp::Pipe(false);
@@ -444,7 +444,7 @@ TEST_CASE("RLock: mutual exclusion across processes", "[synchronize]") {
     CHECK(c->value == 40000);
 }
 
-TEST_CASE("RLock: a holder killed by SIGKILL does not deadlock the next acquirer", "[synchronize]") {
+TEST_CASE("RLock: a holder killed by SIGKILL does not deadlock the next acquirer", "[synchronize][fault]") {
     MP_FOR_EACH_START_METHOD(ctx);
     mp::RLock lock;
     auto [r, w] = mp::Pipe(false);

@@ -2,6 +2,7 @@
 // pidfd), not at the first Linux-only system header. Pretends to be such a system by taking the
 // compiler's Linux macros away.
 // expect: multiprocessing needs Linux .*memfd.*futex.*pidfd
+// alone: it takes the Linux macros away before including the library.
 #undef __linux__
 #undef __linux
 #undef linux
