@@ -25,7 +25,7 @@ std::string fetch(const std::string& url) {
 int main() {
     const std::vector<std::string> urls{"https://a.example", "https://bb.example", "https://ccc.example",
                                         "https://dddd.example"};
-    const int scale = 10;  // a capturing lambda is a task too: nothing is pickled
+    int scale = 10;  // a capturing lambda is a task too: nothing is pickled
     std::vector<std::string> seen;  // callbacks run one at a time, in the pool's result thread
     mp::ThreadPool pool(8);
     const auto start = std::chrono::steady_clock::now();
