@@ -24,7 +24,8 @@ labels=(-LE soak)
 case "$mode" in
   --sanitize)
     build=build/asan
-    flags=(-DCMAKE_BUILD_TYPE=Debug -DMP_SANITIZE=ON)
+    # The benchmarks are not run here: the plain build has compiled them.
+    flags=(-DCMAKE_BUILD_TYPE=Debug -DMP_SANITIZE=ON -DMP_BUILD_BENCHMARKS=OFF)
     labels=(-LE 'soak|compile|consumer')
     ;;
   --tsan)
