@@ -8,7 +8,8 @@ bin="$(mktemp -d)"
 trap 'rm -rf "$bin"' EXIT
 for tool in bash cat grep id; do ln -s "$(command -v "$tool")" "$bin/$tool"; done
 
-out="$(PATH="$bin" bash "$deps" 2>&1)" || { echo "FAILED: deps.sh without apt-get exited non-zero: $out"; exit 1; }
+# MP_SKIP_DEPS=0: whatever the caller's environment says (MP_SKIP_DEPS=1 bash scripts/test.sh).
+out="$(MP_SKIP_DEPS=0 PATH="$bin" bash "$deps" 2>&1)" || { echo "FAILED: deps.sh without apt-get exited non-zero: $out"; exit 1; }
 for word in "no apt-get" libboost1.81-dev catch2 cmake MP_SKIP_DEPS=1; do
   grep -qF -- "$word" <<<"$out" || { echo "FAILED: deps.sh without apt-get does not mention '$word': $out"; exit 1; }
 done
