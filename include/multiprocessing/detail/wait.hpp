@@ -156,14 +156,11 @@ struct unannounced_waiter {
 /// How a wait_until() ended.
 enum class wait_result : bool { timed_out = false, ready = true };
 
-/// The one spin-then-sleep wait (see the top of this file): until `ready()` (which may also take
-/// what it finds, e.g. a semaphore unit) or `until`, spinning as `policy` says, then sleeping on
-/// futex `word` as `waiter` announces. On timeout ready() has been looked at once more.
-template <class Ready, class Waiter, class Gate = free_spin>
-[[nodiscard]] wait_result wait_until(futex_word& word, Ready&& ready, const spin_policy& policy,
-                                     const deadline& until, Waiter&& waiter,
-                                     Gate&& gate = {}) noexcept(noexcept(ready())) {
-    if (ready()) return wait_result::ready;
+/// wait_until() after its first look at ready() found nothing (steps 1-4 at the top of the file).
+template <class Ready, class Waiter, class Gate>
+[[nodiscard]] wait_result wait_after_first_look(futex_word& word, Ready& ready, const spin_policy& policy,
+                                                const deadline& until, Waiter& waiter,
+                                                Gate& gate) noexcept(noexcept(ready())) {
     if (until.expired()) return wait_result::timed_out;  // a zero timeout (try-once): no spin either
     spinner spin(policy.yield_after);
     for (unsigned i = 0; i < policy.pauses; ++i) {
@@ -188,6 +185,19 @@ template <class Ready, class Waiter, class Gate = free_spin>
         waiter.disarm();
         if (now || ready()) return wait_result::ready;
     }
+}
+
+/// The one spin-then-sleep wait (see the top of this file): until `ready()` (which may also take
+/// what it finds, e.g. a semaphore unit) or `until`, spinning as `policy` says, then sleeping on
+/// futex `word` as `waiter` announces. On timeout ready() has been looked at once more. The first
+/// look is all a caller inlines: a wait that finds its condition true costs no call.
+template <class Ready, class Waiter, class Gate = free_spin>
+[[nodiscard]] inline wait_result wait_until(futex_word& word, Ready&& ready, const spin_policy& policy,
+                                            const deadline& until, Waiter&& waiter,
+                                            Gate&& gate = {}) noexcept(noexcept(ready())) {
+    if (ready()) [[likely]]
+        return wait_result::ready;
+    return wait_after_first_look(word, ready, policy, until, waiter, gate);
 }
 
 /// How the progress a notify() tells of was published: it decides the fence between that and the
