@@ -16,3 +16,4 @@
 #include "multiprocessing/shared.hpp"
 #include "multiprocessing/queue.hpp"
 #include "multiprocessing/pool.hpp"
+#include "multiprocessing/futures.hpp"

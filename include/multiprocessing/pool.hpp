@@ -572,15 +572,27 @@ private:
         return submit_converted_apply(std::move(f), std::move(tags), stored_args_t<F, Args...>{}, std::move(args)...);
     }
     template <class F, class Tags, class... S, class... Args>
-    auto submit_converted_apply(F f, Tags tags, type_list<S...>, Args... args) {
-        check_task_for<Local, F, S...>();
+    auto submit_converted_apply(F f, Tags tags, type_list<S...> types, Args... args) {
         using R = call_result_t<F, S...>;
-        using V = stored_t<R>;
-        auto st = std::make_shared<async_state<V>>();
-        install(*st, std::move(tags));
-        pipeline_.submit(std::make_shared<apply_job<Local, F, S...>>(
+        auto st = submit_call_as<async_state>(
+            std::move(f), [&](auto& state) { install(state, std::move(tags)); }, types, std::move(args)...);
+        return AsyncResult<std::decay_t<R>>(std::move(st));
+    }
+
+    friend struct pool_access;
+    /// Submits one call f(args...), its arguments kept as f's parameter types, its result written
+    /// into a new State<V>, which `prepare` sets up first; returns that state (apply_async's
+    /// AsyncResult, an executor's Future).
+    template <template <class> class State, class F, class Prepare, class... S, class... Args>
+    auto submit_call_as(F f, Prepare&& prepare, type_list<S...>, Args... args) {
+        check_task_for<Local, F, S...>();
+        using V = stored_t<call_result_t<F, S...>>;
+        auto st = std::make_shared<State<V>>();
+        prepare(*st);
+        st->link = pipeline_.link();
+        pipeline_.submit(std::make_shared<call_job<State<V>, Local, F, S...>>(
             std::move(f), input_t<S...>(convert_arg<S>(std::move(args))...), st));
-        return AsyncResult<std::decay_t<R>>(st);
+        return st;
     }
 
     /// The type a range's elements are kept as for f: f's parameter type, as for apply.
@@ -666,6 +678,30 @@ private:
     }
 };
 
+/// What a call of f(args...) returns once its arguments are kept as f's parameter types.
+template <class F, class L>
+struct converted_result;
+template <class F, class... S>
+struct converted_result<F, type_list<S...>> {
+    using type = call_result_t<F, S...>;
+};
+template <class F, class... Args>
+using converted_result_t = typename converted_result<F, stored_args_t<F, Args...>>::type;
+
+/// The pools' internals that an executor (futures.hpp) builds on.
+struct pool_access {
+    template <bool Local>
+    static pool_pipeline& pipeline(basic_pool<Local>& p) noexcept {
+        return p.pipeline_;
+    }
+    /// Submits f(args...) into a new State<V> set up by `prepare`; returns the state.
+    template <template <class> class State, bool Local, class F, class Prepare, class... Args>
+    static auto submit_call(basic_pool<Local>& p, F f, Prepare&& prepare, Args... args) {
+        (void)std::integral_constant<bool, check_arguments<F, Args...>()>{};
+        return p.template submit_call_as<State>(std::move(f), prepare, stored_args_t<F, Args...>{}, std::move(args)...);
+    }
+};
+
 }  // namespace detail
 
 namespace detail {
@@ -716,8 +752,23 @@ public:
     /// cpu_count() workers.
     Pool() : Pool(cpu_count()) {}
     /// `processes` workers (mp::ValueError if it is below 1).
-    explicit Pool(int processes, PoolOptions options = {})
+    explicit Pool(int processes, PoolOptions options = {}) : Pool(processes, std::move(options), nullptr) {}
+
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+    /// terminate(), before the options (which hold the initializer's shared objects) go.
+    ~Pool() { end(); }
+
+    /// Prints what Python's repr prints: <multiprocessing.pool.Pool state=RUN pool_size=4>, the
+    /// state RUN, CLOSE (close(), also once joined) or TERMINATE (terminate()).
+    friend std::ostream& operator<<(std::ostream& os, const Pool& p) { return p.print(os, "Pool"); }
+
+protected:
+    /// For an executor: `on_worker_failed` is told when a worker ends before it is ready (see
+    /// pool_pipeline::on_worker_failed), from the first worker on.
+    Pool(int processes, PoolOptions options, std::function<void(const std::string&)> on_worker_failed)
         : basic_pool(checked(processes, options), options.maxtasksperchild.value_or(0)), options_(std::move(options)) {
+        pipeline_.on_worker_failed(std::move(on_worker_failed));
         detail::process_pool_config config;
         config.cpus = cpu_count();
         config.start = [ctx = options_.context ? *options_.context : get_context(),
@@ -730,15 +781,6 @@ public:
         pipeline_.open(std::make_unique<detail::process_workers>(pipeline_, static_cast<std::size_t>(processes),
                                                                  std::move(config)));
     }
-
-    Pool(const Pool&) = delete;
-    Pool& operator=(const Pool&) = delete;
-    /// terminate(), before the options (which hold the initializer's shared objects) go.
-    ~Pool() { end(); }
-
-    /// Prints what Python's repr prints: <multiprocessing.pool.Pool state=RUN pool_size=4>, the
-    /// state RUN, CLOSE (close(), also once joined) or TERMINATE (terminate()).
-    friend std::ostream& operator<<(std::ostream& os, const Pool& p) { return p.print(os, "Pool"); }
 
 private:
     static std::size_t checked(int processes, const PoolOptions& options) {
@@ -765,13 +807,23 @@ public:
     /// cpu_count() workers.
     ThreadPool() : ThreadPool(cpu_count()) {}
     /// `processes` worker threads (mp::ValueError if it is below 1).
-    explicit ThreadPool(int processes, ThreadPoolOptions options = {}) : basic_pool(checked(processes), 0) {
-        pipeline_.open(std::make_unique<detail::thread_workers>(
-            pipeline_, static_cast<std::size_t>(processes), detail::thread_pool_config{options.initializer.function()}));
-    }
+    explicit ThreadPool(int processes, ThreadPoolOptions options = {})
+        : ThreadPool(processes, std::move(options), std::string(), nullptr) {}
 
     /// Prints what Python's repr prints: <multiprocessing.pool.ThreadPool state=RUN pool_size=4>.
     friend std::ostream& operator<<(std::ostream& os, const ThreadPool& p) { return p.print(os, "ThreadPool"); }
+
+protected:
+    /// For an executor: worker threads named "<name_prefix>_<i>", and `on_worker_failed` told
+    /// when a worker's initializer raises (see pool_pipeline::on_worker_failed).
+    ThreadPool(int processes, ThreadPoolOptions options, std::string name_prefix,
+               std::function<void(const std::string&)> on_worker_failed)
+        : basic_pool(checked(processes), 0) {
+        pipeline_.on_worker_failed(std::move(on_worker_failed));
+        pipeline_.open(std::make_unique<detail::thread_workers>(
+            pipeline_, static_cast<std::size_t>(processes),
+            detail::thread_pool_config{options.initializer.function(), std::move(name_prefix)}));
+    }
 
 private:
     static std::size_t checked(int processes) {

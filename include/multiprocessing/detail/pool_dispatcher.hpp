@@ -158,6 +158,13 @@ public:
         queue_.clear();
         return waiting;
     }
+    /// The queued jobs none of whose chunks was sent yet (which may still be cancelled).
+    [[nodiscard]] std::vector<std::shared_ptr<job_base>> unsent_jobs() const {
+        std::vector<std::shared_ptr<job_base>> jobs;
+        for (const auto& job : queue_)
+            if (job->next_chunk == 0) jobs.push_back(job);
+        return jobs;
+    }
     /// True if some chunk of `job` may still be sent (held, to send again, or never sent).
     [[nodiscard]] bool pending(const job_base& job) const noexcept {
         bool p = job.next_chunk < job.n_chunks;
@@ -242,9 +249,18 @@ private:
             redo_.pop_front();
             return true;
         }
-        if (!has_new_chunk()) return false;
-        out = {queue_.front(), queue_.front()->next_chunk++};
-        return true;
+        while (has_new_chunk()) {
+            job_base& job = *queue_.front();
+            if (job.next_chunk == 0 && !job.claim()) {
+                // Cancelled while it waited: dropped unsent (has_new_chunk pops it).
+                unfinished_ -= job.n_chunks;
+                job.next_chunk = job.n_chunks;
+                continue;
+            }
+            out = {queue_.front(), job.next_chunk++};
+            return true;
+        }
+        return false;
     }
 
     /// The chunks a new worker answers before the pool measures how long its chunks take.

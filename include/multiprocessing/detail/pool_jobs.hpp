@@ -103,6 +103,25 @@ struct async_state {
     std::function<void(const V&)> callback;
     std::function<void(std::exception_ptr)> error_callback;
     std::shared_ptr<pool_link> link;  // the pool that computes it
+    // Run once ready, in the thread that made it ready (mp::async_get's notice; under m).
+    std::vector<std::function<void()>> ready_hooks;
+
+    /// True if delivering it runs the user's callbacks (which belong to the result thread).
+    [[nodiscard]] bool has_callbacks() const noexcept { return callback || error_callback; }
+    /// A pool's results cannot be cancelled: the job is always sent.
+    [[nodiscard]] bool claim() noexcept { return true; }
+    [[nodiscard]] bool cancel() noexcept { return false; }
+    /// Runs `hook` once ready: at once, here, if it is; else in the thread that makes it ready.
+    void when_ready(std::function<void()> hook) {
+        {
+            std::lock_guard g(m);
+            if (!ready) {
+                ready_hooks.push_back(std::move(hook));
+                return;
+            }
+        }
+        hook();
+    }
 
     /// Runs the callback (as Python does, before the result is marked ready), then publishes.
     void set_value(V v) noexcept {
@@ -144,12 +163,15 @@ private:
         return true;
     }
     void publish() noexcept {
+        std::vector<std::function<void()>> hooks;
         {
             std::lock_guard g(m);
             ready = true;
             ready_flag.store(true, std::memory_order_release);
+            hooks.swap(ready_hooks);
         }
         cv.notify_all();
+        for (auto& h : hooks) run_callback(h);
     }
 };
 
@@ -267,6 +289,13 @@ struct job_base {
 
     /// Chunk `c` failed (the task raised, its worker died, or the pool ended first).
     virtual void on_error(std::size_t c, std::exception_ptr e) noexcept = 0;
+    /// The dispatcher is about to send the job's first chunk: false if the job was cancelled
+    /// while it waited, and is dropped unsent (an executor's future; Python's
+    /// set_running_or_notify_cancel). Called once, pool lock held.
+    [[nodiscard]] virtual bool claim() noexcept { return true; }
+    /// Cancels the job if no chunk of it was sent (its result says so); false if it cannot be.
+    /// Without the pool lock (it may run callbacks).
+    virtual bool cancel() noexcept { return false; }
     /// True if delivering it runs user callbacks (which belong to the result thread).
     [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
     /// False if encoding cannot fail (plain arguments are copied as bytes).
@@ -436,16 +465,17 @@ struct job_of : job_base {
     void own_inputs() noexcept final { calls.own(); }
 };
 
-/// apply_async: one call, one result.
-template <bool Local, class F, class... Args>
-struct apply_job final : job_of<Local, F, Args...> {
+/// One call, one result, written into a State: async_state (apply_async's AsyncResult) or an
+/// executor's future state, which may be cancelled until the dispatcher claims the job.
+template <class State, bool Local, class F, class... Args>
+struct call_job final : job_of<Local, F, Args...> {
     using base = job_of<Local, F, Args...>;
     using V = typename base::V;
-    std::shared_ptr<async_state<V>> state;
+    std::shared_ptr<State> state;
     std::optional<V> computed;  // compute_here's result, until published
     std::exception_ptr raised;  // or its exception
 
-    apply_job(F f, input_t<Args...> args, std::shared_ptr<async_state<V>> st)
+    call_job(F f, input_t<Args...> args, std::shared_ptr<State> st)
         : base(std::move(f), one(std::move(args)), 1), state(std::move(st)) {}
     void on_chunk(std::size_t, PickleReader& r) override {
         if constexpr (Local) {
@@ -475,13 +505,19 @@ struct apply_job final : job_of<Local, F, Args...> {
             state->set_value(std::move(*computed));
     }
     void on_error(std::size_t, std::exception_ptr e) noexcept override { state->set_error(e); }
-    [[nodiscard]] bool has_callbacks() const noexcept override { return state->callback || state->error_callback; }
+    [[nodiscard]] bool has_callbacks() const noexcept override { return state->has_callbacks(); }
+    [[nodiscard]] bool claim() noexcept override { return state->claim(); }
+    bool cancel() noexcept override { return state->cancel(); }
     static std::vector<input_t<Args...>> one(input_t<Args...> x) {
         std::vector<input_t<Args...>> v;
         v.push_back(std::move(x));
         return v;
     }
 };
+
+/// apply_async: one call into an AsyncResult.
+template <bool Local, class F, class... Args>
+using apply_job = call_job<async_state<typename job_of<Local, F, Args...>::V>, Local, F, Args...>;
 
 /// map_async / starmap_async: results in input order; the first failing chunk fails the map.
 /// Chunks may be answered from several threads at once (an in-process pool): each writes its
@@ -547,7 +583,7 @@ struct map_job final : job_of<Local, F, Args...> {
         remaining.fetch_sub(1, std::memory_order_acq_rel);
         state->set_error(e);
     }
-    [[nodiscard]] bool has_callbacks() const noexcept override { return state->callback || state->error_callback; }
+    [[nodiscard]] bool has_callbacks() const noexcept override { return state->has_callbacks(); }
 
 private:
     void chunk_done() noexcept {

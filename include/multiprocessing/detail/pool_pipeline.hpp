@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -36,6 +37,19 @@
 namespace multiprocessing::detail {
 
 class pool_pipeline;
+
+/// The error of the tasks that no worker can take (none runs, and none could be started): a
+/// ProcessError, typed so that an executor can tell it from a task's own and report it as its
+/// BrokenExecutor. `by_a_worker`: a worker ended before it was ready (its initializer raised),
+/// rather than the system refusing to start one.
+class no_worker_error : public ProcessError {
+public:
+    no_worker_error(const std::string& message, bool by_a_worker) : ProcessError(message), by_a_worker_(by_a_worker) {}
+    [[nodiscard]] bool by_a_worker() const noexcept { return by_a_worker_; }
+
+private:
+    bool by_a_worker_;
+};
 
 /// How a worker ended, as its transport tells it.
 struct worker_exit {
@@ -183,6 +197,23 @@ public:
         }
         dispatch();
     }
+
+    /// Cancels the jobs of which no chunk was sent (an executor's shutdown(cancel_futures)); the
+    /// dispatcher drops them as it reaches them.
+    void cancel_unsent() {
+        std::vector<std::shared_ptr<job_base>> jobs;
+        {
+            std::lock_guard g(mutex_);
+            jobs = dispatcher_.unsent_jobs();
+        }
+        for (auto& j : jobs) (void)j->cancel();  // without the pool lock: it runs callbacks
+        std::lock_guard g(mutex_);
+        dispatch();
+    }
+
+    /// Called with the cause, pool lock held, when a worker ends before it was ready (its
+    /// initializer raised): an executor is then broken, as CPython's. Set before open().
+    void on_worker_failed(std::function<void(const std::string&)> hook) { worker_failed_ = std::move(hook); }
 
     /// A blocking map returns: if some chunk of its job may still be sent (the map raised before
     /// all came back), the job copies the inputs it borrowed from the caller.
@@ -382,7 +413,7 @@ public:
             // One that exited on its own before it took tasks could not start: replaced at once,
             // it would fail again at once, for ever.
             if (how.could_not_start)
-                start_failed(g, *how.could_not_start);
+                start_failed(g, *how.could_not_start, true);
             else
                 (void)try_start(g, w);
         }
@@ -391,6 +422,14 @@ public:
 
     /// Sends what can be sent.
     void dispatch() {
+        const std::size_t before = dispatcher_.unfinished();
+        dispatch_all();
+        // Jobs cancelled while they waited were dropped: join() may be waiting for the last.
+        if (before > 0 && dispatcher_.unfinished() == 0) idle_.notify_all();
+    }
+
+private:
+    void dispatch_all() {
         dispatcher_.dispatch(*workers_, [&](std::shared_ptr<job_base> job, std::size_t c, std::exception_ptr e) {
             // A later chunk that cannot be pickled fails alone; its error callback runs in the
             // result thread, without the pool lock.
@@ -404,6 +443,7 @@ public:
         });
     }
 
+public:
     /// How many chunks worker `w` holds.
     [[nodiscard]] std::size_t held(std::size_t w) const noexcept { return dispatcher_.held(w); }
     /// True if the oldest chunk worker `w` holds belongs to a job with callbacks.
@@ -487,7 +527,8 @@ private:
     /// A worker could not start: the result thread tries again later, waiting longer each time.
     /// While no worker lives, the chunks waiting fail with the cause instead of waiting for ever
     /// (released while their callbacks run).
-    void start_failed(std::unique_lock<std::mutex>& g, std::string cause) {
+    void start_failed(std::unique_lock<std::mutex>& g, std::string cause, bool by_a_worker = false) {
+        if (by_a_worker && worker_failed_) worker_failed_(cause);
         if (retry_.error.empty())  // once per outage, not once per attempt
             std::fprintf(stderr, "multiprocessing: the pool could not start a worker: %s; it tries again\n", cause.c_str());
         retry_.error = std::move(cause);
@@ -498,9 +539,10 @@ private:
         retry_.no_worker = true;
         auto waiting = dispatcher_.take_waiting();
         if (waiting.empty()) return;
-        auto e = std::make_exception_ptr(ProcessError(
+        auto e = std::make_exception_ptr(no_worker_error(
             "multiprocessing: no pool worker runs to take this task, and none could be started: " + retry_.error +
-            ". The pool tries again with back-off and serves again once a worker starts"));
+                ". The pool tries again with back-off and serves again once a worker starts",
+            by_a_worker));
         g.unlock();
         for (auto& [job, c] : waiting) job->on_error(c, e);
         g.lock();
@@ -547,6 +589,7 @@ private:
     std::unique_ptr<pool_workers> workers_;
     std::vector<failed_chunk> failed_later_;  // for the result thread
     start_retry retry_;
+    std::function<void(const std::string&)> worker_failed_;  // see on_worker_failed
     std::thread thread_;             // the result thread
     std::thread::id result_thread_;  // callbacks run there: it cannot join itself
     std::mutex join_mutex_;          // one thread joins the result thread

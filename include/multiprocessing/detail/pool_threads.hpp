@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <pthread.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +29,8 @@ namespace multiprocessing::detail {
 /// What a pool of threads is started with.
 struct thread_pool_config {
     std::function<void()> initializer;  // run by each worker thread first; empty for none
+    // Worker w's thread is named "<prefix>_<w>" (Linux keeps 15 bytes); empty: not named.
+    std::string name_prefix;
 };
 
 /// The workers of a thread pool (the worker seam's in-process implementation).
@@ -169,6 +172,11 @@ private:
     };
 
     void run(slot& s, std::size_t w) {
+        if (!config_.name_prefix.empty()) {
+            std::string name = config_.name_prefix + "_" + std::to_string(w);
+            name.resize(std::min<std::size_t>(name.size(), 15));
+            (void)pthread_setname_np(pthread_self(), name.c_str());
+        }
         if (config_.initializer) {
             try {
                 config_.initializer();
