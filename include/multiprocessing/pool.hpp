@@ -112,6 +112,21 @@ struct is_callback_tag : std::false_type {};
 
 }  // namespace detail
 
+template <class R>
+class AsyncResult;
+
+namespace detail {
+/// For asio.hpp: runs a hook once an AsyncResult is ready.
+struct async_result_access {
+    /// Runs `hook` once `r` is ready: at once, here, if it is; else in the thread that makes it
+    /// ready (which must only hand the news on: it may be the pool's result thread).
+    template <class R>
+    static void when_ready(const AsyncResult<R>& r, std::function<void()> hook) {
+        r.state_->when_ready(std::move(hook));
+    }
+};
+}  // namespace detail
+
 /// Python's `callback=`: `pool.apply_async(f, x, mp::callback(on_result))`. Runs in the pool's
 /// result thread with the result, before get() returns it.
 template <class C>
@@ -204,6 +219,7 @@ public:
 private:
     template <bool>
     friend class detail::basic_pool;
+    friend struct detail::async_result_access;
     explicit AsyncResult(std::shared_ptr<detail::async_state<V>> s) : state_(std::move(s)) {}
     R take() {
         std::lock_guard g(state_->m);
