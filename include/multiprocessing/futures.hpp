@@ -69,26 +69,26 @@ public:
 
     /// Waits for the result and returns it; re-raises the call's exception; CancelledError if
     /// it was cancelled.
-    R result() {
+    R result() const {
         state_->wait_until(std::nullopt);
         return take();
     }
     /// As result(), but mp::TimeoutError if it is not done within `timeout`.
     template <class Rep, class Period>
-    R result(std::chrono::duration<Rep, Period> timeout) {
+    R result(std::chrono::duration<Rep, Period> timeout) const {
         if (!state_->wait_until(multiprocessing::detail::deadline_after(timeout)))
             throw TimeoutError("concurrent.futures: the future was not done within the timeout");
         return take();
     }
     /// Waits, then returns the call's exception, or null if it returned; CancelledError if it
     /// was cancelled.
-    [[nodiscard]] std::exception_ptr exception() {
+    [[nodiscard]] std::exception_ptr exception() const {
         state_->wait_until(std::nullopt);
         return error();
     }
     /// As exception(), but mp::TimeoutError if it is not done within `timeout`.
     template <class Rep, class Period>
-    [[nodiscard]] std::exception_ptr exception(std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] std::exception_ptr exception(std::chrono::duration<Rep, Period> timeout) const {
         if (!state_->wait_until(multiprocessing::detail::deadline_after(timeout)))
             throw TimeoutError("concurrent.futures: the future was not done within the timeout");
         return error();
@@ -158,14 +158,14 @@ private:
         return state_->phase;
     }
     [[nodiscard]] const multiprocessing::detail::future_core* core() const noexcept { return state_.get(); }
-    R take() {
+    R take() const {
         std::lock_guard g(state_->m);
         if (state_->phase == multiprocessing::detail::future_phase::cancelled)
             throw CancelledError("concurrent.futures: the future was cancelled");
         if (state_->error) std::rethrow_exception(state_->error);
         if constexpr (!std::is_void_v<R>) return *state_->value;
     }
-    std::exception_ptr error() {
+    std::exception_ptr error() const {
         std::lock_guard g(state_->m);
         if (state_->phase == multiprocessing::detail::future_phase::cancelled)
             throw CancelledError("concurrent.futures: the future was cancelled");
