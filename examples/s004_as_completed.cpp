@@ -1,7 +1,7 @@
-// tour: as_completed: results in the order tasks finish, with mp::wait
-// Seed 004: submit ten tasks, then handle each result as soon as its task finishes. The seed uses a
-// ThreadPoolExecutor and as_completed(); here each task is a Process with its own Pipe, and
-// mp::wait() (Python: multiprocessing.connection.wait) says which ones have finished.
+// tour: ThreadPoolExecutor and as_completed: results in the order tasks finish
+// Seed 004: submit ten tasks to a ThreadPoolExecutor, then handle each result as soon as its task
+// finishes with as_completed(), as the seed does. mp::futures is Python's concurrent.futures:
+// the same names, with a ProcessPoolExecutor beside it for CPU-bound work.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -10,6 +10,7 @@
 #include <vector>
 
 namespace mp = multiprocessing;
+namespace futures = mp::futures;
 using namespace std::chrono_literals;
 
 int async_io_task(int i) {
@@ -17,29 +18,14 @@ int async_io_task(int i) {
     return i * i;
 }
 
-void run_task(int i, mp::Connection out) { out.send(async_io_task(i)); }
-
 int main() {
-    mp::freeze_support();
-
-    std::vector<mp::Process> tasks;
-    std::vector<mp::Connection> pending;  // one receiving end per task still running
-    for (int i = 0; i < 10; ++i) {
-        auto [r, w] = mp::Pipe(false);
-        tasks.emplace_back(run_task, i, w).start();
-        w.close();  // the task has its own copy
-        pending.push_back(r);
-    }
-
     std::vector<int> results;
-    while (!pending.empty()) {
-        for (auto& done : mp::wait(pending)) {  // blocks until at least one task has sent
-            results.push_back(done.recv<int>());  // as future.result()
-            done.close();
-            std::erase(pending, done);
-        }
-    }
-    for (auto& t : tasks) t.join();
+    {
+        futures::ThreadPoolExecutor executor;  // with ThreadPoolExecutor() as executor:
+        std::vector<futures::Future<int>> submitted;
+        for (int i = 0; i < 10; ++i) submitted.push_back(executor.submit(async_io_task, i));
+        for (auto& future : futures::as_completed(submitted)) results.push_back(future.result());
+    }  // leaving the block waits for the executor, as leaving `with` does
 
     // Tasks finish in an order that timing decides, so the results are printed sorted.
     std::ranges::sort(results);

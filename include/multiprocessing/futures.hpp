@@ -33,7 +33,7 @@
 #include <ranges>
 #include <string>
 #include <type_traits>
-#include <unordered_set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -207,11 +207,12 @@ struct completion_set {
     multiprocessing::detail::completion_waiter waiter;
     std::vector<bool> watched;  // futures[i] was registered with `waiter`
 
+    std::unordered_map<const multiprocessing::detail::future_core*, std::size_t> index;  // of each in `futures`
+
     template <class Fs>
     explicit completion_set(Fs&& fs) {
-        std::unordered_set<const multiprocessing::detail::future_core*> seen;
         for (auto&& f : fs)
-            if (seen.insert(f.core()).second) futures.push_back(f);
+            if (index.emplace(f.core(), futures.size()).second) futures.push_back(f);
     }
     completion_set(const completion_set&) = delete;
     completion_set& operator=(const completion_set&) = delete;
@@ -232,9 +233,8 @@ struct completion_set {
     }
     /// The index of future `core` (one the waiter reported).
     [[nodiscard]] std::size_t index_of(const multiprocessing::detail::future_core* core) const noexcept {
-        for (std::size_t i = 0; i < futures.size(); ++i)
-            if (futures[i].core() == core) return i;
-        return futures.size();
+        auto it = index.find(core);
+        return it == index.end() ? futures.size() : it->second;
     }
     [[nodiscard]] static bool failed(const Future<R>& f) noexcept { return f.core()->failed(); }
 };
