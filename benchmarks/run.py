@@ -53,13 +53,15 @@ REPO = os.path.dirname(HERE)
 # Targets: every target is "mp's advantage over X >= threshold", where the advantage is X's time
 # over mp's time for a latency, or mp's rate over X's rate for a throughput (> 1: mp is better).
 # X is the row's raw or Python figure, or another row's mp figure ("row:<workload>": a fresh
-# pool's first calls against the steady state of the same calls, measured in the same run).
+# pool's first calls against the steady state of the same calls, or an executor's map against
+# Pool.map, measured in the same run).
 
 @dataclass(frozen=True)
 class Target:
     against: str      # "raw", "python" or "row:<workload>"
     threshold: float  # the minimum advantage
     text: str
+    label: str = "steady"  # a "row:" target: what the other row is called in the verdict
 
 
 def at_most_x_raw(x: float) -> Target:
@@ -82,6 +84,12 @@ def at_most_x_steady(x: float, workload: str) -> Target:
     return Target("row:" + workload, 1 / x, f"<= {x:g}x steady ({workload}/mp)")
 
 
+def at_most_x_row(x: float, workload: str) -> Target:
+    """mp's time is at most x times mp's time in row `workload` of the same run (another API for
+    the same work)."""
+    return Target("row:" + workload, 1 / x, f"<= {x:g}x {workload}/mp", label=workload)
+
+
 # --------------------------------------------------------------------------------------------
 # Workloads
 
@@ -98,6 +106,8 @@ class Workload:
     mp, raw DEFAULT for "<name>/mp" ("<name>/raw") in `cpp`; "program:benchmark" to take the
             figure from elsewhere (a raw baseline shared by several workloads); None if there is
             no such figure
+    python_timeout   seconds for the Python script when its workload needs longer than the
+            mode's limit (CPython's 100k submits); None: the mode's
     """
     name: str
     title: str
@@ -107,6 +117,7 @@ class Workload:
     targets: tuple[Target, ...] = ()
     mp: str | None = DEFAULT
     raw: str | None = DEFAULT
+    python_timeout: float | None = None  # the Python side's time limit, if longer than the mode's
 
     def bench(self, variant: str) -> tuple[str, str] | None:
         ref = getattr(self, variant)
@@ -180,6 +191,17 @@ WORKLOADS = [
              "bench_pool", "bench_pool.py", (at_least_x_python(20),)),
     Workload("pool_cpu_bound", "CPU-bound Pool.map, 64 items of ~2 ms (vs raw forked split)", "time",
              "bench_pool", None, (at_most_x_raw(1 / 0.95),)),
+    # concurrent.futures (futures.hpp): the executors are the Pool pipeline with another front.
+    Workload("futures_submit_roundtrip", "ProcessPoolExecutor submit(f, x).result() round trip", "time",
+             "bench_futures", "bench_futures.py", (at_most_x_raw(3), at_least_x_python(20)),
+             raw="bench_sync:futex_pingpong/raw"),
+    Workload("futures_as_completed_100k", "ProcessPoolExecutor: 100k submit(f, x), then as_completed, summed",
+             "time", "bench_futures", "bench_futures.py", (at_least_x_python(20),), python_timeout=300),
+    Workload("futures_map_100k_chunksize1000", "ProcessPoolExecutor.map of x*x, 100k ints, chunksize 1000, summed",
+             "time", "bench_futures", "bench_futures.py",
+             (at_least_x_python(20), at_most_x_row(3, "pool_map_100k")), raw="bench_pool:pool_map_100k/raw"),
+    Workload("threadpoolexecutor_submit_roundtrip", "ThreadPoolExecutor submit(f, x).result() round trip", "time",
+             "bench_futures", "bench_futures.py", ()),
 ]
 
 # Google Benchmark settings and the time limit of one program run, per mode.
@@ -209,6 +231,13 @@ BASELINES = {
     "pool_start": "cpu_count fork()s of children that wait on a pipe, timed until the last fork returns",
     "pool_*_first, pool_*_first5": "a fresh std::thread pool of cpu_count threads (made and ended untimed), its "
                                    "first call(s): pool_map_100k/raw's map, or one task run on it and its result read",
+    "futures_submit_roundtrip": "the futex ping-pong of bench_sync, as pool_apply_roundtrip",
+    "futures_as_completed_100k": "the same 100k tasks, one at a time, through the std::thread pool of pool_map_100k/raw "
+                                 "(cpu_count threads, a shared index under its mutex), then the same sum",
+    "futures_map_100k_chunksize1000": "pool_map_100k/raw (the std::thread pool's map, default chunks)",
+    "threadpoolexecutor_submit_roundtrip": "a std::thread pool of cpu_count threads fed through a one-task queue "
+                                           "(std::mutex, std::condition_variable notify_one), the caller waiting "
+                                           "for the result on a condition variable",
 }
 
 
@@ -377,8 +406,8 @@ class Row:
                 got = fmt_vs_raw(self.w.metric, a)
             elif t.against == "python":
                 got = f"{a:.1f}x Python"
-            else:  # a row's steady state: its ratio is shown whether met or not
-                got = f"{1 / a:.2f}x steady" if self.w.metric == "time" else f"{a:.0%} of steady"
+            else:  # another row of the run (a steady state): its ratio is shown whether met or not
+                got = f"{1 / a:.2f}x {t.label}" if self.w.metric == "time" else f"{a:.0%} of {t.label}"
                 shown.append(got)
             if a < t.threshold * (1 - 1e-9):
                 missed.append(f"{t.text}: got {got}")
@@ -822,6 +851,10 @@ def main() -> int:
         return 0
 
     workloads = [w for w in WORKLOADS if not args.filter or re.search(args.filter, w.name)]
+    # A "row:<workload>" target compares with that row of the same run: a filtered run measures it too.
+    needed = {t.against[4:] for w in workloads for t in w.targets if t.against.startswith("row:")}
+    added = [w.name for w in WORKLOADS if w.name in needed and w not in workloads]
+    workloads = [w for w in WORKLOADS if w in workloads or w.name in added]
     if args.list:
         for w in workloads:
             print(f"{w.name:32} {w.title}")
@@ -842,6 +875,8 @@ def main() -> int:
     t_start = time.monotonic()
     load_start = os.getloadavg()[0]
     progress(f"{mode_name} run, {len(workloads)} workloads, build {build}")
+    if added:
+        progress(f"also measured, for the targets against them: {', '.join(added)}")
     progress(f"machine: {info['cpu']}, {info['nproc']} CPUs, {info['kernel']}")
     context: dict = {}
     rows = []
@@ -864,7 +899,7 @@ def main() -> int:
         if w.python:
             progress(f"[{i}/{len(workloads)}] {w.name}: Python ...")
             row.python = run_python(args.python, w.python, w.name, w.metric, args.short,
-                                    mode["timeout"], context)
+                                    max(mode["timeout"], w.python_timeout or 0), context)
         rows.append(row)
         m = w.metric
         progress(f"[{i}/{len(workloads)}] {w.name}: mp {fmt_value(m, row.mp)}, Python "
