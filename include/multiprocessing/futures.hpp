@@ -383,17 +383,22 @@ template <detail::future_range Fs>
         if (return_when == FIRST_EXCEPTION) return any_failed;
         return false;
     };
-    {
-        std::unique_lock g(set.waiter.m);
-        std::size_t taken = 0;
-        for (;;) {
-            for (; taken < set.waiter.completed.size(); ++taken) mark(set.index_of(set.waiter.completed[taken]));
-            if (enough()) break;
+    std::size_t taken = 0;
+    while (!enough()) {
+        // Marked without the waiter's lock: mark() takes a future's lock, and a future tells its
+        // waiters while it holds its own.
+        std::vector<const multiprocessing::detail::future_core*> fresh;
+        {
+            std::unique_lock g(set.waiter.m);
+            auto reported = [&] { return taken < set.waiter.completed.size(); };
             if (!until)
-                set.waiter.cv.wait(g);
-            else if (set.waiter.cv.wait_until(g, *until) == std::cv_status::timeout && taken == set.waiter.completed.size())
+                set.waiter.cv.wait(g, reported);
+            else if (!set.waiter.cv.wait_until(g, *until, reported))
                 break;
+            fresh.assign(set.waiter.completed.begin() + static_cast<std::ptrdiff_t>(taken), set.waiter.completed.end());
+            taken = set.waiter.completed.size();
         }
+        for (const auto* c : fresh) mark(set.index_of(c));
     }
     WaitResult<R> out;
     for (std::size_t i = 0; i < set.futures.size(); ++i) (is_done[i] ? out.done : out.not_done).push_back(set.futures[i]);
