@@ -24,7 +24,13 @@ struct fake_job final : d::job_base {
     void compute_here(std::size_t) noexcept override {}
     void publish_here(std::size_t) noexcept override {}
     void on_error(std::size_t, std::exception_ptr) noexcept override {}
+    bool claim() noexcept override {
+        ++claims;
+        return !cancelled;
+    }
     std::size_t bad;
+    bool cancelled = false;  // an executor's future cancelled while its job waited
+    int claims = 0;
 };
 
 /// Workers as a list of sent messages; a message is "taken" once the test says so.
@@ -191,4 +197,34 @@ TEST_CASE("dispatcher: maxtasksperchild, dead workers, the transport's window an
         CHECK(failed == std::vector<std::size_t>{1});
         CHECK(t.chunks_of(0) == std::vector<std::size_t>{0, 2});
     }
+}
+
+TEST_CASE("dispatcher: a job is claimed once, before its first chunk is sent; a cancelled one is dropped unsent",
+          "[dispatcher][unit]") {
+    d::pool_dispatcher disp(1, 0);
+    fake_target t(1);
+    auto first = std::make_shared<fake_job>(4);
+    auto waiting = std::make_shared<fake_job>(2);
+    auto last = std::make_shared<fake_job>(1);
+    disp.add(first);
+    disp.add(waiting);
+    disp.add(last);
+    CHECK(disp.unfinished() == 7);
+    disp.dispatch(t, no_failures);  // four in flight at most: the first job fills the worker
+    CHECK(first->claims == 1);
+    CHECK(waiting->claims == 0);
+    CHECK(disp.unsent_jobs().size() == 2);
+    waiting->cancelled = true;
+    for (int i = 0; i < 4; ++i) {
+        (void)disp.answered(0);
+        (void)disp.finished_one();
+    }
+    disp.dispatch(t, no_failures);
+    CHECK(waiting->claims == 1);
+    CHECK(last->claims == 1);
+    // The cancelled job's chunks were never sent, and no longer count as unfinished.
+    for (const auto& m : t.sent[0]) CHECK(m.job != waiting.get());
+    CHECK(t.chunks_of(0).size() == 5);
+    CHECK(disp.unfinished() == 1);
+    CHECK(disp.unsent_jobs().empty());
 }
