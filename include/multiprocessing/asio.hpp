@@ -115,8 +115,8 @@ public:
     bool add(std::shared_ptr<asio_pending_wait> w) {
         std::lock_guard g(m_);
         if (shut_down_) return false;
-        auto* key = w.get();
-        pending_.emplace(key, std::move(w));
+        auto* raw = w.get();
+        pending_.emplace(raw, std::move(w));
         return true;
     }
     /// A wait that completed (posted its handler) leaves.
@@ -134,7 +134,7 @@ private:
             waits.swap(pending_);
         }
         // Outside m_: a wait completing now holds its own lock, then calls remove().
-        for (auto& [key, w] : waits) w->abandon();
+        for (auto& entry : waits) entry.second->abandon();
     }
 
     std::mutex m_;
