@@ -1,25 +1,52 @@
-// tour: asyncio with processes: await a Pool's results from an event loop
+// tour: asyncio with processes: await a Pool's results from an Asio event loop
 // Seed 004: download(url) is a coroutine (await asyncio.sleep(1)); the seed runs it in a Pool,
 // worker(url) = asyncio.run(download(url)) mapped over the URLs, and suggests
-// loop.run_in_executor() to await process work from asyncio. C++ has no asyncio: a worker that
-// "awaits" just blocks (it is a process of its own), run_in_executor becomes apply_async, and the
-// event loop is a loop in main that does its other work while it polls AsyncResults with
-// wait(timeout). A thread that calls pool.apply() (std::async here) is the other way.
-#include <chrono>
-#include <future>
-#include <iostream>
+// loop.run_in_executor() to await process work from asyncio. In C++ the event loop is Boost.Asio's
+// io_context: coroutines co_await mp::async_get(pool.apply_async(download, url), use_awaitable)
+// (include <multiprocessing/asio.hpp>) while a timer coroutine keeps ticking, and an executor's
+// Future is awaited the same way (Python: loop.run_in_executor(ProcessPoolExecutor(), ...)).
 #include <multiprocessing.hpp>
+#include <multiprocessing/asio.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace mp = multiprocessing;
+namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 std::string download(std::string url) {
-    std::this_thread::sleep_for(100ms);  // the seed's `await asyncio.sleep(1)`, shortened
+    std::this_thread::sleep_for(100ms);  // the seed's `await asyncio.sleep(1)`, shortened (a worker just blocks)
     return "Downloaded " + url;
+}
+
+// One download awaited: the coroutine is suspended, the loop runs other coroutines meanwhile.
+asio::awaitable<void> fetch(mp::Pool& pool, std::string url, std::string& into, int& pending) {
+    into = co_await mp::async_get(pool.apply_async(download, url), asio::use_awaitable);
+    --pending;
+}
+// The same through concurrent.futures: loop.run_in_executor(ProcessPoolExecutor(), download, url).
+asio::awaitable<void> fetch_future(mp::futures::ProcessPoolExecutor& ex, std::string url, std::string& into) {
+    into = co_await mp::async_get(ex.submit(download, url), asio::use_awaitable);
+}
+// The loop's other work: ticks every 10 ms while downloads are pending.
+asio::awaitable<void> ticker(const int& pending, int& ticks) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (pending > 0) {
+        timer.expires_after(10ms);
+        co_await timer.async_wait(asio::use_awaitable);
+        ticks += pending > 0;
+    }
 }
 
 int main(int argc, char** argv) {
@@ -31,34 +58,32 @@ int main(int argc, char** argv) {
     // The seed: pool.map(worker, urls), the downloads spread over the workers.
     for (const auto& line : pool.map(download, urls)) std::cout << line << '\n';
 
-    // The event loop: submit (run_in_executor), then keep looping, handling each result when it
-    // is ready (await), with the loop's other work (timers, sockets...) between the polls.
+    // The event loop: one coroutine per download, all awaiting at once, and a ticking timer.
+    asio::io_context io;
+    std::vector<std::string> done(urls.size());
+    int pending = static_cast<int>(urls.size()), ticks = 0;
     auto start = Clock::now();
-    std::vector<mp::AsyncResult<std::string>> pending;
-    for (const auto& u : urls) pending.push_back(pool.apply_async(download, u));
-    std::vector<std::string> done;
-    int ticks = 0;
-    while (!pending.empty()) {
-        ++ticks;  // the loop's other work would go here
-        if (pending.front().wait(10ms)) {  // a short timeout keeps the loop responsive
-            done.push_back(pending.front().get());
-            pending.erase(pending.begin());
-        }
-    }
+    for (std::size_t i = 0; i < urls.size(); ++i) asio::co_spawn(io, fetch(pool, urls[i], done[i], pending), asio::detached);
+    asio::co_spawn(io, ticker(pending, ticks), asio::detached);
+    io.run_for(10s);  // bounded: returns once every coroutine has finished
     bool concurrent = Clock::now() - start < 190ms;  // two workers: 0.1 s, not 0.2 s
-    std::cout << "event loop: " << done.size() << " downloads awaited, both at once: " << (concurrent ? "yes" : "no")
+    std::cout << "event loop: " << urls.size() - static_cast<std::size_t>(pending)
+              << " downloads awaited, both at once: " << (concurrent ? "yes" : "no")
               << ", the loop kept running meanwhile: " << (ticks > 2 ? "yes" : "no") << '\n';
 
-    // Threads: each std::async thread blocks in pool.apply() (Pool methods are thread-safe, as
-    // in Python), as loop.run_in_executor(None, pool.apply, worker, (u,)) does in the Python twin.
-    std::vector<std::future<std::string>> futures;
-    for (const auto& u : urls)
-        futures.push_back(std::async(std::launch::async, [&pool, u] { return pool.apply(download, u); }));
-    int from_threads = 0;
-    for (auto& f : futures) from_threads += f.get().starts_with("Downloaded ");
-    std::cout << "std::async + pool.apply: " << from_threads << " downloads\n";
+    // concurrent.futures: an executor's Futures, awaited from the same kind of loop.
+    mp::futures::ProcessPoolExecutor ex(2);
+    asio::io_context io2;
+    std::vector<std::string> via_executor(urls.size());
+    for (std::size_t i = 0; i < urls.size(); ++i)
+        asio::co_spawn(io2, fetch_future(ex, urls[i], via_executor[i]), asio::detached);
+    io2.run_for(10s);
+    int from_executor = 0;
+    for (const auto& s : via_executor) from_executor += s.starts_with("Downloaded ");
+    std::cout << "run_in_executor(ProcessPoolExecutor): " << from_executor << " downloads awaited\n";
 
-    bool ok = concurrent && done.size() == 2 && done[1] == "Downloaded http://www.python.org" && from_threads == 2;
+    bool ok = concurrent && pending == 0 && ticks > 2 && done[1] == "Downloaded http://www.python.org" &&
+              from_executor == 2;
     if (!ok) std::cout << "WRONG: unexpected results\n";
     return ok ? 0 : 1;
 }

@@ -1,79 +1,110 @@
-// tour: a TCP game server forking a Process per client
-// Seed 004: a server starts one Process per TCP client. Unlike the seed (0.0.0.0:8000, forever) it listens
-// on 127.0.0.1 at a port the kernel picks and serves 3 clients, which main plays, so the example ends.
-#include <arpa/inet.h>
-#include <sys/socket.h>
-#include <unistd.h>
-#include <iostream>
+// tour: a TCP game server on Asio coroutines, each request's CPU work awaited from a process Pool
+// Seed 004: a server starts one Process per TCP client (0.0.0.0:8000, forever). Here the server is
+// one event loop (Boost.Asio coroutines) on 127.0.0.1 at a port the kernel picks; each request's
+// CPU work goes to a Pool and is awaited with mp::async_get, so the loop serves the other clients
+// meanwhile. Three clients, played by the same loop, connect at once, send two moves each and
+// disconnect; then the server stops, so the example ends (every wait is bounded by run_for).
 #include <multiprocessing.hpp>
+#include <multiprocessing/asio.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <exception>
+#include <iostream>
 #include <string>
-#include <system_error>
+#include <vector>
 
 namespace mp = multiprocessing;
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
 
-void say(const std::string& line) { std::cout << line << std::endl; }  // flushed: processes interleave
-std::string process_data(const std::string&) { return "OK"; }
-int tcp_socket(sockaddr_in& addr, int port) {  // no wait on it lasts over 10 s (Python: settimeout(10))
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval limit{10, 0};
-    ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    addr = {AF_INET, htons(static_cast<std::uint16_t>(port)), {htonl(INADDR_LOOPBACK)}, {}};
-    return s;
-}
-sockaddr* sa(sockaddr_in& addr) { return reinterpret_cast<sockaddr*>(&addr); }
-
-void handle_client(int conn) {  // a forked child inherits the socket, as Python's fork does
-    char buf[1024];
-    ssize_t n;
-    while ((n = ::recv(conn, buf, sizeof buf, 0)) > 0) {  // 0: the client closed; < 0: error or timeout
-        std::string data(buf, static_cast<std::size_t>(n));
-        say("  [" + mp::current_process().name() + "] got '" + data + "'");
-        auto response = process_data(data);
-        ::send(conn, response.data(), response.size(), MSG_NOSIGNAL);
-    }
-    ::close(conn);
+// A move's CPU work (the seed's process_data), in a worker process: a deterministic "score".
+std::string process_data(std::string move) {
+    long long n = 20000LL * static_cast<long long>(move.size()), sum = 0;
+    for (long long i = 0; i < n; ++i) sum += i * i;
+    return "OK " + move + " -> " + std::to_string(sum % 9973);
 }
 
-void game_server(int max_clients, mp::Connection ready) {
-    sockaddr_in addr;
-    int sock = tcp_socket(addr, 0), one = 1;  // port 0: the kernel picks one; main learns which
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    socklen_t len = sizeof addr;
-    if (::bind(sock, sa(addr), len) != 0 || ::listen(sock, 5) != 0 || ::getsockname(sock, sa(addr), &len) != 0)
-        throw std::system_error(errno, std::generic_category(), "cannot listen");
-    ready.send(static_cast<int>(ntohs(addr.sin_port)));
-    for (int served = 0; served < max_clients; ++served) {
-        int conn = ::accept(sock, sa(addr), &(len = sizeof addr));
-        if (conn < 0) break;  // no client for 10 s
-        say("Connected by ('" + std::string(::inet_ntoa(addr.sin_addr)) + "', " +
-            std::to_string(ntohs(addr.sin_port)) + ")");
-        // As in Python, dropping a running Process does not stop it: the server joins it at exit.
-        mp::Process(handle_client, conn).start();
-        ::close(conn);  // the handler has its own copy (the seed leaks the server's)
+struct Stats {
+    int served = 0;    // clients that came and left
+    int requests = 0;  // moves computed by the pool
+};
+
+// One client's session (the seed's handle_client): a line in, the pool's answer out, until EOF.
+asio::awaitable<void> handle_client(tcp::socket conn, mp::Pool& pool, Stats& stats) {
+    std::string buf;
+    for (;;) {
+        auto [ec, n] = co_await asio::async_read_until(conn, asio::dynamic_buffer(buf), '\n',
+                                                       asio::as_tuple(asio::use_awaitable));
+        if (ec) break;  // the end of file: the client left
+        std::string move = buf.substr(0, n - 1);
+        buf.erase(0, n);
+        // Suspended here while a worker computes: the loop serves the other clients.
+        std::string reply = co_await mp::async_get(pool.apply_async(process_data, move), asio::use_awaitable);
+        ++stats.requests;
+        co_await asio::async_write(conn, asio::buffer(reply + "\n"), asio::use_awaitable);
     }
-}  // the listening socket closes when the server process ends
+    ++stats.served;
+}
+
+// The seed's game_server: accepts until the acceptor is closed, a coroutine per client.
+asio::awaitable<void> game_server(tcp::acceptor& acceptor, mp::Pool& pool, Stats& stats) {
+    for (;;) {
+        auto [ec, conn] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return;  // closed: the server stops
+        asio::co_spawn(acceptor.get_executor(), handle_client(std::move(conn), pool, stats), asio::detached);
+    }
+}
+
+// A player: connects, sends its moves one at a time, reads each answer, leaves.
+asio::awaitable<void> client(int id, tcp::endpoint server, std::vector<std::string>& transcript) {
+    tcp::socket s(co_await asio::this_coro::executor);
+    co_await s.async_connect(server, asio::use_awaitable);
+    std::string buf;
+    for (std::string move : {"move north", "attack"}) {
+        co_await asio::async_write(s, asio::buffer(move + "\n"), asio::use_awaitable);
+        std::size_t n = co_await asio::async_read_until(s, asio::dynamic_buffer(buf), '\n', asio::use_awaitable);
+        transcript.push_back("client " + std::to_string(id) + " sent '" + move + "', got '" + buf.substr(0, n - 1) + "'");
+        buf.erase(0, n);
+    }
+}  // the socket closes: its session reads the end of file and ends
 
 int main() {
     mp::freeze_support();
-    auto [ready_r, ready_w] = mp::Pipe(false);
-    mp::Process server(game_server, 3, ready_w);
-    server.start();
-    ready_w.close();  // so that a server dying before it sends makes recv() raise EOFError
-    int port = ready_r.recv<int>();
-    for (int client = 1; client <= 3; ++client) {
-        sockaddr_in addr;
-        int s = tcp_socket(addr, port);
-        if (::connect(s, sa(addr), sizeof addr) != 0) return 1;
-        for (std::string move : {"move north", "attack"}) {
-            char buf[64];
-            ::send(s, move.data(), move.size(), MSG_NOSIGNAL);
-            ssize_t n = ::recv(s, buf, sizeof buf, 0);
-            if (n <= 0) return 1;
-            say("client " + std::to_string(client) + " sent '" + move + "', got '" +
-                std::string(buf, static_cast<std::size_t>(n)) + "'");
-        }
-        ::close(s);  // its handler sees the end of file and ends
-    }
-    server.join();  // bounded: the server serves 3 clients, and waits at most 10 s for each
-    return server.exitcode().value();
+    mp::Pool pool(2);
+    asio::io_context io;
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));  // port 0: the kernel picks
+    std::cout << "server listening on 127.0.0.1 (a port the kernel picked)" << std::endl;
+    Stats stats;
+    asio::co_spawn(io, game_server(acceptor, pool, stats), asio::detached);
+
+    constexpr int players = 3;
+    std::vector<std::vector<std::string>> transcripts(players);
+    int playing = players, failed = 0;
+    for (int id = 1; id <= players; ++id)
+        asio::co_spawn(io, client(id, acceptor.local_endpoint(), transcripts[static_cast<std::size_t>(id - 1)]),
+                       [&](std::exception_ptr e) {
+                           failed += e != nullptr;
+                           if (--playing == 0) acceptor.close();  // the last player left: stop serving
+                       });
+    io.run_for(10s);  // bounded: returns once the server and every session have ended
+    bool finished = io.stopped();
+
+    for (const auto& lines : transcripts)  // in player order: the players ran side by side
+        for (const auto& line : lines) std::cout << line << '\n';
+    std::cout << "server: " << stats.served << " clients served, " << stats.requests
+              << " moves computed in the process pool" << std::endl;
+    bool ok = finished && failed == 0 && stats.served == players && stats.requests == 2 * players;
+    if (!ok) std::cout << "WRONG: the session did not end as expected\n";
+    return ok ? 0 : 1;
 }

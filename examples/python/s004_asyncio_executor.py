@@ -5,7 +5,7 @@ import asyncio
 import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import Pool
 
 
@@ -18,23 +18,41 @@ def worker(url):
     return asyncio.run(download(url))
 
 
-async def event_loop(pool, urls):
+def async_get(pool, func, *args):
+    """What mp::async_get does: the pool's result thread only hands the news to the loop."""
     loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    pool.apply_async(func, args,
+                     callback=lambda v: loop.call_soon_threadsafe(fut.set_result, v),
+                     error_callback=lambda e: loop.call_soon_threadsafe(fut.set_exception, e))
+    return fut
+
+
+async def event_loop(pool, urls):
+    pending = len(urls)
     ticks = 0
+
+    async def fetch(url):
+        nonlocal pending
+        result = await async_get(pool, worker, url)
+        pending -= 1
+        return result
 
     async def ticker():  # the loop's other work
         nonlocal ticks
-        while True:
-            ticks += 1
+        while pending > 0:
             await asyncio.sleep(0.01)
+            ticks += pending > 0
 
-    tick_task = asyncio.create_task(ticker())
     start = time.monotonic()
-    # run_in_executor(None, ...) runs the blocking pool.apply in the loop's default thread pool.
-    done = await asyncio.gather(*(loop.run_in_executor(None, pool.apply, worker, (u,)) for u in urls))
+    done, _ = await asyncio.wait_for(asyncio.gather(asyncio.gather(*(fetch(u) for u in urls)), ticker()), timeout=10)
     took = time.monotonic() - start
-    tick_task.cancel()
     return done, took < 0.19, ticks
+
+
+async def via_executor(ex, urls):
+    loop = asyncio.get_running_loop()
+    return await asyncio.wait_for(asyncio.gather(*(loop.run_in_executor(ex, worker, u) for u in urls)), timeout=10)
 
 
 if __name__ == '__main__':
@@ -50,12 +68,12 @@ if __name__ == '__main__':
         print(f"event loop: {len(done)} downloads awaited, both at once: {'yes' if concurrent else 'no'}, "
               f"the loop kept running meanwhile: {'yes' if ticks > 2 else 'no'}")
 
-        with ThreadPoolExecutor() as threads:
-            got = list(threads.map(lambda u: pool.apply(worker, (u,)), urls))
-        from_threads = sum(s.startswith("Downloaded ") for s in got)
-        print(f"threads + pool.apply: {from_threads} downloads")
+    with ProcessPoolExecutor(2) as ex:
+        got = asyncio.run(via_executor(ex, urls))
+    from_executor = sum(s.startswith("Downloaded ") for s in got)
+    print(f"run_in_executor(ProcessPoolExecutor): {from_executor} downloads awaited")
 
-    ok = concurrent and len(done) == 2 and done[1] == "Downloaded http://www.python.org" and from_threads == 2
+    ok = concurrent and len(done) == 2 and ticks > 2 and done[1] == "Downloaded http://www.python.org" and from_executor == 2
     if not ok:
         print("WRONG: unexpected results")
     sys.exit(0 if ok else 1)
