@@ -109,6 +109,7 @@ struct future_core {
     std::atomic<bool> done_flag{false};          // cancelled or finished: readable without m
     std::exception_ptr error;                    // (m) set when finished with an exception
     std::vector<std::function<void()>> callbacks;  // (m) until done
+    std::atomic<bool> callbacks_added{false};      // a callback was ever added (read by the pool, lock-free)
     std::vector<completion_waiter*> waiters;       // (m)
     std::shared_ptr<pool_link> link;               // the pool computing it, for a caller's wait
     future_origin origin = future_origin::none;
@@ -136,10 +137,7 @@ struct future_core {
         return true;
     }
     /// True if delivering it runs the user's done callbacks.
-    [[nodiscard]] bool has_callbacks() const noexcept {
-        std::lock_guard g(m);
-        return !callbacks.empty();
-    }
+    [[nodiscard]] bool has_callbacks() const noexcept { return callbacks_added.load(std::memory_order_acquire); }
     /// Finishes it with an exception, as the executor reports it (a pool's lost or missing
     /// workers become BrokenProcessPool / BrokenThreadPool). Ignored if already done.
     void set_error(std::exception_ptr e) noexcept {
@@ -156,6 +154,7 @@ struct future_core {
             std::lock_guard g(m);
             if (!done_flag.load(std::memory_order_relaxed)) {
                 callbacks.push_back(std::move(fn));
+                callbacks_added.store(true, std::memory_order_release);
                 return;
             }
         }
