@@ -17,6 +17,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
 #include <cstddef>
 #include <exception>
 #include <optional>
@@ -115,5 +121,58 @@ void with_child(benchmark::State& state, multiprocessing::Process& child, Body&&
         state.SkipWithError(
             ("the child ended with exit code " + std::to_string(code.value_or(-999))).c_str());
 }
+
+/// A fixed set of threads that run the chunks of one job at a time: the in-process limit (the raw
+/// side of pool_map_100k and of the futures rows).
+class thread_pool {
+public:
+    explicit thread_pool(int n) {
+        for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
+    }
+    ~thread_pool() {
+        {
+            std::lock_guard g(m_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    /// Runs body(c) for c in [0, chunks) on the threads; returns when all are done.
+    void run(std::size_t chunks, std::function<void(std::size_t)> body) {
+        std::unique_lock g(m_);
+        body_ = std::move(body);
+        chunks_ = chunks;
+        next_ = 0;
+        done_ = 0;
+        ++generation_;
+        cv_.notify_all();
+        done_cv_.wait(g, [&] { return done_ == chunks_; });
+    }
+
+private:
+    void loop() {
+        std::uint64_t seen = 0;
+        std::unique_lock g(m_);
+        for (;;) {
+            cv_.wait(g, [&] { return stop_ || generation_ != seen; });
+            if (stop_) return;
+            seen = generation_;
+            while (next_ < chunks_) {
+                std::size_t c = next_++;
+                g.unlock();
+                body_(c);
+                g.lock();
+                if (++done_ == chunks_) done_cv_.notify_all();
+            }
+        }
+    }
+    std::vector<std::thread> threads_;
+    std::mutex m_;
+    std::condition_variable cv_, done_cv_;
+    std::function<void(std::size_t)> body_;
+    std::size_t chunks_ = 0, next_ = 0, done_ = 0;
+    std::uint64_t generation_ = 0;
+    bool stop_ = false;
+};
 
 }  // namespace mp_bench

@@ -39,6 +39,7 @@
 
 #include "context.hpp"
 #include "detail/futures_core.hpp"
+#include "detail/pull_iterator.hpp"
 #include "errors.hpp"
 #include "pool.hpp"
 
@@ -277,29 +278,8 @@ public:
     AsCompleted(detail::as_completed_tag, Fs&& fs, std::optional<std::chrono::steady_clock::time_point> until)
         : shared_(std::make_shared<shared>(std::forward<Fs>(fs), until)) {}
 
-    /// A std::input_iterator over the futures still to yield.
-    class iterator {
-    public:
-        using iterator_concept = std::input_iterator_tag;
-        using iterator_category = std::input_iterator_tag;
-        using value_type = Future<R>;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        Future<R>& operator*() const { return *owner_->current_; }
-        Future<R>* operator->() const { return &*owner_->current_; }
-        iterator& operator++() {
-            owner_->current_ = owner_->next();
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        friend bool operator==(const iterator& a, std::default_sentinel_t) { return a.at_end(); }
-
-    private:
-        friend class AsCompleted;
-        explicit iterator(AsCompleted* o) noexcept : owner_(o) {}
-        [[nodiscard]] bool at_end() const noexcept { return !owner_ || !owner_->current_; }
-        AsCompleted* owner_ = nullptr;
-    };
+    /// A std::input_iterator over what is left (see detail::pull_iterator).
+    using iterator = multiprocessing::detail::pull_iterator<AsCompleted, Future<R>>;
     /// Waits for the first future to yield (or the end).
     iterator begin() {
         current_ = next();
@@ -327,6 +307,7 @@ public:
     }
 
 private:
+    friend iterator;
     struct shared {
         detail::completion_set<R> set;
         std::vector<std::size_t> ready;  // indices, in the order to yield
@@ -445,29 +426,8 @@ public:
         return it_.next(std::max(*until_ - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero()));
     }
 
-    /// A std::input_iterator over the remaining results.
-    class iterator {
-    public:
-        using iterator_concept = std::input_iterator_tag;
-        using iterator_category = std::input_iterator_tag;
-        using value_type = V;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        V& operator*() const { return *owner_->current_; }
-        V* operator->() const { return &*owner_->current_; }
-        iterator& operator++() {
-            owner_->current_ = owner_->next();
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        friend bool operator==(const iterator& a, std::default_sentinel_t) { return a.at_end(); }
-
-    private:
-        friend class MapResults;
-        explicit iterator(MapResults* o) noexcept : owner_(o) {}
-        [[nodiscard]] bool at_end() const noexcept { return !owner_ || !owner_->current_; }
-        MapResults* owner_ = nullptr;
-    };
+    /// A std::input_iterator over what is left (see detail::pull_iterator).
+    using iterator = multiprocessing::detail::pull_iterator<MapResults, V>;
     /// Waits for the first result (or the end).
     iterator begin() {
         current_ = next();
@@ -476,6 +436,7 @@ public:
     std::default_sentinel_t end() const noexcept { return {}; }
 
 private:
+    friend iterator;
     IMapIterator<R> it_;
     std::optional<std::chrono::steady_clock::time_point> until_;
     std::optional<V> current_;

@@ -60,6 +60,7 @@
 #include "detail/pool_process.hpp"
 #include "detail/pool_protocol.hpp"
 #include "detail/pool_threads.hpp"
+#include "detail/pull_iterator.hpp"
 #include "detail/task.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
@@ -289,30 +290,8 @@ public:
         return next_until(detail::deadline_after(timeout));
     }
 
-    /// A std::input_iterator over the remaining results; the item it is at lives in the range
-    /// (as with std::ranges::istream_view), so the iterator is a pointer.
-    class iterator {
-    public:
-        using iterator_concept = std::input_iterator_tag;
-        using iterator_category = std::input_iterator_tag;
-        using value_type = V;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        V& operator*() const { return *owner_->current_; }
-        V* operator->() const { return &*owner_->current_; }
-        iterator& operator++() {
-            owner_->current_ = owner_->next();
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        friend bool operator==(const iterator& a, std::default_sentinel_t) { return a.at_end(); }
-
-    private:
-        friend class IMapIterator;
-        explicit iterator(IMapIterator* o) noexcept : owner_(o) {}
-        [[nodiscard]] bool at_end() const noexcept { return !owner_ || !owner_->current_; }
-        IMapIterator* owner_ = nullptr;
-    };
+    /// A std::input_iterator over what is left (see detail::pull_iterator).
+    using iterator = detail::pull_iterator<IMapIterator, V>;
     /// Waits for the first remaining result (or the end).
     iterator begin() {
         current_ = next();
@@ -323,6 +302,7 @@ public:
 private:
     template <bool>
     friend class detail::basic_pool;
+    friend iterator;
     explicit IMapIterator(std::shared_ptr<detail::imap_state<V>> s) : state_(std::move(s)) {}
 
     std::optional<V> next_until(std::optional<std::chrono::steady_clock::time_point> until) {
