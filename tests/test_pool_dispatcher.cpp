@@ -199,7 +199,7 @@ TEST_CASE("dispatcher: maxtasksperchild, dead workers, the transport's window an
     }
 }
 
-TEST_CASE("dispatcher: a job is claimed once, before its first chunk is sent; a cancelled one is dropped unsent",
+TEST_CASE("dispatcher: a job is claimed once, before its first chunk is sent, and a cancelled one is dropped unsent",
           "[dispatcher][unit]") {
     d::pool_dispatcher disp(1, 0);
     fake_target t(1);
