@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -48,7 +49,7 @@ public:
 
     // ---- dispatch_target ---------------------------------------------------------------------
     [[nodiscard]] std::size_t size() const noexcept override { return slots_.size(); }
-    [[nodiscard]] bool alive(std::size_t w) const noexcept override { return slots_[w]->alive; }
+    [[nodiscard]] bool alive(std::size_t w) const noexcept override { return slots_[w]->alive.load(std::memory_order_relaxed); }
     [[nodiscard]] bool may_queue(std::size_t, std::uint64_t) const noexcept override { return true; }
     std::uint64_t send(std::size_t w, job_base& job, std::size_t c, bool) override {
         slot& s = *slots_[w];
@@ -70,7 +71,7 @@ public:
     void start(std::size_t w) override {
         auto fresh = std::make_unique<slot>();
         slot& s = *fresh;
-        s.alive = true;
+        s.alive.store(true, std::memory_order_relaxed);
         s.thread = std::thread([this, &s, w] { run(s, w); });  // std::system_error if it cannot
         slots_[w] = std::move(fresh);
     }
@@ -99,7 +100,7 @@ public:
     }
     void reap_all() noexcept override {
         for (auto& s : slots_) {
-            s->alive = false;
+            s->alive.store(false, std::memory_order_relaxed);
             if (s->thread.joinable() && s->thread.get_id() != std::this_thread::get_id()) s->thread.join();
         }
         // Chunks computed and never published (the result thread ended first) fail as the
@@ -122,7 +123,7 @@ public:
             s->cv.notify_one();
         }
         for (auto& s : slots_) {
-            s->alive = false;
+            s->alive.store(false, std::memory_order_relaxed);
             if (s->thread.joinable()) s->thread.join();
         }
     }
@@ -167,7 +168,8 @@ private:
         std::uint64_t next_seq = 0;
         bool stop = false;     // (m) leave once the inbox is empty (or at once: terminating_)
         bool started = false;  // (m) the initializer ran
-        bool alive = false;    // (pool lock)
+        // Read by the dispatcher under the pool lock; reap_all() clears it without (terminate()).
+        std::atomic<bool> alive{false};
         std::string why_not;   // the initializer's exception, for the pool's errors
     };
 
@@ -220,6 +222,9 @@ private:
                 r = {};  // the job may end here, without the pool lock
                 g.lock();
                 pipeline_.published();
+                // terminate() may have begun meanwhile: it reaps the workers without the pool
+                // lock, so nothing may be dispatched from here on.
+                if (terminating_.load(std::memory_order_relaxed)) return;
             }
             pipeline_.dispatch();
         }
@@ -230,7 +235,7 @@ private:
     void worker_ended(std::unique_lock<std::mutex>& g, std::size_t w) {
         slot& s = *slots_[w];
         if (s.thread.joinable()) s.thread.join();
-        s.alive = false;
+        s.alive.store(false, std::memory_order_relaxed);
         worker_exit how;
         how.who = "the worker thread";
         how.could_not_start = "a worker thread ended before it was ready: " + s.why_not;
