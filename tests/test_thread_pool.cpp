@@ -356,7 +356,23 @@ TEST_CASE("ThreadPool: close and join, terminate, misuse", "[thread_pool]") {
     }
 }
 
+namespace {
+/// The threads of this process.
+int thread_count() {
+    int threads = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+        (void)e;
+        ++threads;
+    }
+    return threads;
+}
+}  // namespace
+
 TEST_CASE("ThreadPool: made and dropped in a loop, busy or idle, it leaves no thread behind", "[thread_pool]") {
+    // A sanitizer's runtime starts a thread of its own when the first thread is made: counted once
+    // one pool has come and gone.
+    { mp::ThreadPool first(1); }
+    const int before = thread_count();
     for (int i = 0; i < 300; ++i) {
         mp::ThreadPool pool(2);
         if (i % 3 == 0) {
@@ -366,11 +382,5 @@ TEST_CASE("ThreadPool: made and dropped in a loop, busy or idle, it leaves no th
             (void)pool.map_async([](int x) { return x; }, range(100));  // dropped pending: terminate fails it
         }
     }
-    // The threads of this process: the main one only (and Catch's none).
-    int threads = 0;
-    for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
-        (void)e;
-        ++threads;
-    }
-    CHECK(threads == 1);
+    CHECK(thread_count() == before);
 }
