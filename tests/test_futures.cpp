@@ -136,7 +136,7 @@ void map_timeout_counts_from_the_call(Ex& ex) {
     // raises TimeoutError where it is reached.
     WaitAt f{mp::Event(), 3};
     std::vector<int> got;
-    auto results = ex.map(f, std::vector<int>{1, 2, 3}, {.timeout = std::chrono::milliseconds(300)});
+    auto results = ex.map(f, std::vector<int>{1, 2, 3}, {.timeout = std::chrono::milliseconds(1000)});
     auto it = results.begin();
     try {
         for (; it != results.end(); ++it) got.push_back(*it);
