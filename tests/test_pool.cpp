@@ -70,6 +70,12 @@ int wait_for_event(mp::Event e, int x) {
     return x;
 }
 
+// Waits for `go`, then raises as raise_at_five(5) does (a failing task submitted before others).
+int raise_when_released(mp::Event go, int) {
+    if (!go.wait(mp_test::bound)) throw std::runtime_error("never released");
+    throw std::invalid_argument("five is not allowed");
+}
+
 // Reports its pid, then waits (so the test can kill exactly this worker).
 int report_and_wait(mp::shared_handle<std::atomic<int>> pid, mp::Event started, mp::Event e, int x) {
     pid->store(static_cast<int>(::getpid()));
@@ -1284,8 +1290,11 @@ TEST_CASE("terminate() and close() from a callback or an error callback work, jo
         CHECK_THROWS_AS(bad.get(mp_test::bound), std::invalid_argument);
     }
     SECTION("close() from a callback and an error callback, then join() from the caller") {
+        // Both submitted before either callback can close the pool: the failing task waits for `go`.
+        mp::Event go;
+        auto e = pool->apply_async(raise_when_released, go, 5, mp::error_callback([p](std::exception_ptr) { p->close(); }));
         auto r = pool->map_async(sqr, range(20), mp::callback([p](const std::vector<int>&) { p->close(); }));
-        auto e = pool->apply_async(raise_at_five, 5, mp::error_callback([p](std::exception_ptr) { p->close(); }));
+        go.set();
         CHECK(r.get(mp_test::bound) == squares(20));
         CHECK_THROWS_AS(e.get(mp_test::bound), std::invalid_argument);
         CHECK_THROWS_AS(pool->apply(sqr, 1), mp::ValueError);
