@@ -49,7 +49,7 @@ template <class R>
 class Future;
 
 namespace detail {
-template <class Pool, class Options>
+template <class PoolT, class BrokenError>
 class basic_executor;
 template <class R>
 struct completion_set;
