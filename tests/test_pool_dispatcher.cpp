@@ -228,3 +228,57 @@ TEST_CASE("dispatcher: a job is claimed once, before its first chunk is sent, an
     CHECK(disp.unfinished() == 1);
     CHECK(disp.unsent_jobs().empty());
 }
+
+TEST_CASE("ring_deque: the dispatcher's queues keep order across wrap-around, growth, erase and shrink",
+          "[dispatcher][unit]") {
+    d::ring_deque<std::shared_ptr<int>> q;
+    std::deque<int> model;  // std::deque as the reference
+    auto same = [&] {
+        REQUIRE(q.size() == model.size());
+        for (std::size_t i = 0; i < model.size(); ++i) REQUIRE(*q[i] == model[i]);
+    };
+    int next = 0;
+    // Pushes and pops at both ends in an uneven rhythm, so the front wraps past the ring's end
+    // while it grows (16, 32, 64 ... slots).
+    for (int round = 0; round < 2000; ++round) {
+        int v = next++;
+        if (round % 3 == 0) {
+            q.push_front(std::make_shared<int>(v));
+            model.push_front(v);
+        } else {
+            q.push_back(std::make_shared<int>(v));
+            model.push_back(v);
+        }
+        if (round % 5 == 4) {
+            q.pop_front();
+            model.pop_front();
+        }
+        if (round % 7 == 6) {
+            q.pop_back();
+            model.pop_back();
+        }
+        if (round % 11 == 10 && model.size() > 3) {
+            q.erase(2);
+            model.erase(model.begin() + 2);
+        }
+    }
+    same();
+    REQUIRE(*q.front() == model.front());
+    REQUIRE(*q.back() == model.back());
+    // A popped slot lets go of what it held at once (a job is freed when its answer is taken).
+    auto watched = std::make_shared<int>(-1);
+    std::weak_ptr<int> w = watched;
+    q.push_front(std::move(watched));
+    q.pop_front();
+    REQUIRE(w.expired());
+    q.clear();
+    REQUIRE(q.empty());
+    // Still usable once emptied (a big ring is given back when it empties).
+    for (int i = 0; i < 5000; ++i) q.push_back(std::make_shared<int>(i));
+    while (q.size() > 1) q.pop_front();
+    REQUIRE(*q.front() == 4999);
+    q.pop_front();
+    REQUIRE(q.empty());
+    q.push_back(std::make_shared<int>(7));
+    REQUIRE(*q.front() == 7);
+}

@@ -583,11 +583,12 @@ private:
     auto submit_call_as(F f, Prepare&& prepare, type_list<S...>, Args... args) {
         check_task_for<Local, F, S...>();
         using V = stored_t<call_result_t<F, S...>>;
-        auto st = std::make_shared<State<V>>();
+        using Job = call_job<State<V>, Local, F, S...>;
+        auto job = std::make_shared<Job>(std::move(f), input_t<S...>(convert_arg<S>(std::move(args))...));
+        auto st = Job::state_of(job);
         prepare(*st);
         st->link = pipeline_.link();
-        pipeline_.submit(std::make_shared<call_job<State<V>, Local, F, S...>>(
-            std::move(f), input_t<S...>(convert_arg<S>(std::move(args))...), st));
+        pipeline_.submit(std::move(job));
         return st;
     }
 

@@ -236,7 +236,7 @@ private:
 
 /// A future's state with its result: std::monostate for a void task.
 template <class V>
-struct future_state final : future_core, std::enable_shared_from_this<future_state<V>> {
+struct future_state final : future_core {
     std::optional<V> value;  // (m) set when finished with a result
 
     /// Finishes it with a result; ignored if already done (the first answer wins).

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "pool_jobs.hpp"
+#include "ring_deque.hpp"
 
 namespace multiprocessing::detail {
 
@@ -127,7 +127,7 @@ public:
             running = chunk_ref{std::move(h.chunks.front().job), h.chunks.front().chunk};
             h.chunks.pop_front();
         }
-        for (auto it = h.chunks.rbegin(); it != h.chunks.rend(); ++it) redo_.push_front({std::move(it->job), it->chunk});
+        for (std::size_t i = h.chunks.size(); i-- > 0;) redo_.push_front({std::move(h.chunks[i].job), h.chunks[i].chunk});
         h.chunks.clear();
         return running;
     }
@@ -142,7 +142,7 @@ public:
     std::vector<chunk_ref> take_all() {
         std::vector<chunk_ref> all;
         for (auto& h : held_) {
-            for (auto& s : h.chunks) all.push_back({std::move(s.job), s.chunk});
+            for (std::size_t i = 0; i < h.chunks.size(); ++i) all.push_back({std::move(h.chunks[i].job), h.chunks[i].chunk});
             h.chunks.clear();
         }
         auto rest = take_waiting();
@@ -151,26 +151,29 @@ public:
     }
     /// Every chunk no worker holds: to send again, and never sent.
     std::vector<chunk_ref> take_waiting() {
-        std::vector<chunk_ref> waiting(std::make_move_iterator(redo_.begin()), std::make_move_iterator(redo_.end()));
+        std::vector<chunk_ref> waiting;
+        for (std::size_t i = 0; i < redo_.size(); ++i) waiting.push_back(std::move(redo_[i]));
         redo_.clear();
-        for (auto& job : queue_)
+        for (std::size_t i = 0; i < queue_.size(); ++i) {
+            auto& job = queue_[i];
             while (job->next_chunk < job->n_chunks) waiting.push_back({job, job->next_chunk++});
+        }
         queue_.clear();
         return waiting;
     }
     /// The queued jobs none of whose chunks was sent yet (which may still be cancelled).
     [[nodiscard]] std::vector<std::shared_ptr<job_base>> unsent_jobs() const {
         std::vector<std::shared_ptr<job_base>> jobs;
-        for (const auto& job : queue_)
-            if (job->next_chunk == 0) jobs.push_back(job);
+        for (std::size_t i = 0; i < queue_.size(); ++i)
+            if (queue_[i]->next_chunk == 0) jobs.push_back(queue_[i]);
         return jobs;
     }
     /// True if some chunk of `job` may still be sent (held, to send again, or never sent).
     [[nodiscard]] bool pending(const job_base& job) const noexcept {
         bool p = job.next_chunk < job.n_chunks;
         for (const auto& h : held_)
-            for (const auto& s : h.chunks) p |= s.job.get() == &job;
-        for (const auto& r : redo_) p |= r.job.get() == &job;
+            for (std::size_t i = 0; i < h.chunks.size(); ++i) p |= h.chunks[i].job.get() == &job;
+        for (std::size_t i = 0; i < redo_.size(); ++i) p |= redo_[i].job.get() == &job;
         return p;
     }
 
@@ -183,7 +186,7 @@ private:
     };
     /// What one worker holds.
     struct holding {
-        std::deque<sent_chunk> chunks;
+        ring_deque<sent_chunk> chunks;
         int sent = 0;      // chunks sent to this worker process (for maxtasksperchild)
         int answered = 0;  // chunks it answered (its first ones are not measured)
         std::chrono::steady_clock::time_point last_answer{}, busy_since{};
@@ -267,8 +270,8 @@ private:
     static constexpr int cold_chunks = 4;
 
     std::vector<holding> held_;                   // per worker slot
-    std::deque<std::shared_ptr<job_base>> queue_;  // jobs with chunks never sent
-    std::deque<chunk_ref> redo_;                  // chunks to send again, first out first
+    ring_deque<std::shared_ptr<job_base>> queue_;  // jobs with chunks never sent
+    ring_deque<chunk_ref> redo_;                  // chunks to send again, first out first
     std::size_t unfinished_ = 0;                  // chunks submitted and not yet answered
     double chunk_seconds_ = -1;                   // measured time per chunk
     int maxtasks_;

@@ -348,8 +348,13 @@ struct call_chunks {
         make_prefix();
     }
 
+    /// The callable pickles to no objects (a function's identity, or nothing): a job of one
+    /// chunk writes the prefix straight into its message instead of keeping a copy.
+    static constexpr bool plain_callable = is_function_pointer_v<F> || is_stateless_v<F>;
+
     void make_prefix() {
         if constexpr (!Local) {
+            if (plain_callable && n_chunks() <= 1) return;
             PickleWriter w(prefix);
             // The job holds the callable and the inputs until every chunk is answered: a worker
             // takes its own reference to a shared object among them as it unpickles one, so the
@@ -386,9 +391,12 @@ struct call_chunks {
             assert_unreachable("a thread pool's job was asked for a message");
             return {};
         } else {
-            out += prefix;
             PickleWriter w(out);
-            w.set_sender_holds_objects(true);  // see make_prefix
+            w.set_sender_holds_objects(true);
+            if (prefix.empty())
+                write_task_prefix<F, Args...>(w, f);
+            else
+                out += prefix;  // see make_prefix
             w.write_raw(static_cast<std::uint64_t>(size_of(c)));
             if constexpr (plain) {
                 const input_type* data = borrowed ? borrowed : owned.data();
@@ -465,18 +473,33 @@ struct job_of : job_base {
     void own_inputs() noexcept final { calls.own(); }
 };
 
+/// The argument tuple of a one-call job, kept in the job itself (a base, so that it is built
+/// before the calls that borrow it): a submit costs one allocation, not one more for a vector.
+template <class Input>
+struct one_input {
+    Input arg;
+};
+
 /// One call, one result, written into a State: async_state (apply_async's AsyncResult) or an
-/// executor's future state, which may be cancelled until the dispatcher claims the job.
+/// executor's future state, which may be cancelled until the dispatcher claims the job. The
+/// state is part of the job, and the caller's handle shares it (an aliasing shared_ptr): one
+/// allocation per submit, freed by the thread that drops the last handle, which is mostly the
+/// caller's, so its malloc arena gets the memory back without taking another thread's lock.
 template <class State, bool Local, class F, class... Args>
-struct call_job final : job_of<Local, F, Args...> {
+struct call_job final : one_input<input_t<Args...>>, job_of<Local, F, Args...> {
     using base = job_of<Local, F, Args...>;
     using V = typename base::V;
-    std::shared_ptr<State> state;
+    State state;
     std::optional<V> computed;  // compute_here's result, until published
     std::exception_ptr raised;  // or its exception
 
-    call_job(F f, input_t<Args...> args, std::shared_ptr<State> st)
-        : base(std::move(f), one(std::move(args)), 1), state(std::move(st)) {}
+    call_job(F f, input_t<Args...> args)
+        : one_input<input_t<Args...>>{std::move(args)},
+          base(std::move(f), std::span<const input_t<Args...>>(&this->arg, 1), 1) {}
+    /// The state, as a handle that keeps the whole job alive.
+    static std::shared_ptr<State> state_of(const std::shared_ptr<call_job>& job) noexcept {
+        return std::shared_ptr<State>(job, &job->state);
+    }
     void on_chunk(std::size_t, PickleReader& r) override {
         if constexpr (Local) {
             assert_unreachable("a thread pool's job was given a message");
@@ -485,7 +508,8 @@ struct call_job final : job_of<Local, F, Args...> {
         }
     }
     void publish(std::size_t) noexcept override {
-        if (computed) state->set_value(std::move(*computed));
+        drop_input();
+        if (computed) state.set_value(std::move(*computed));
     }
     void compute_here(std::size_t) noexcept override {
         if constexpr (Local) {
@@ -499,19 +523,29 @@ struct call_job final : job_of<Local, F, Args...> {
         }
     }
     void publish_here(std::size_t) noexcept override {
+        drop_input();
         if (raised)
-            state->set_error(raised);
+            state.set_error(raised);
         else if (computed)
-            state->set_value(std::move(*computed));
+            state.set_value(std::move(*computed));
     }
-    void on_error(std::size_t, std::exception_ptr e) noexcept override { state->set_error(e); }
-    [[nodiscard]] bool has_callbacks() const noexcept override { return state->has_callbacks(); }
-    [[nodiscard]] bool claim() noexcept override { return state->claim(); }
-    bool cancel() noexcept override { return state->cancel(); }
-    static std::vector<input_t<Args...>> one(input_t<Args...> x) {
-        std::vector<input_t<Args...>> v;
-        v.push_back(std::move(x));
-        return v;
+    void on_error(std::size_t, std::exception_ptr e) noexcept override {
+        // Not in a thread pool: a task that terminates its own pool fails while it still runs.
+        if constexpr (!Local) drop_input();
+        state.set_error(e);
+    }
+    [[nodiscard]] bool has_callbacks() const noexcept override { return state.has_callbacks(); }
+    [[nodiscard]] bool claim() noexcept override { return state.claim(); }
+    bool cancel() noexcept override { return state.cancel(); }
+
+private:
+    /// The call is over: arguments that own memory (a big vector) are freed now, not when the
+    /// caller drops its handle to the result, which is where the job's own memory goes.
+    void drop_input() noexcept {
+        using In = input_t<Args...>;
+        if constexpr (!std::is_trivially_destructible_v<In> && std::is_nothrow_default_constructible_v<In> &&
+                      std::is_nothrow_move_assignable_v<In>)
+            this->arg = In{};
     }
 };
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "pool_pipeline.hpp"
+#include "ring_deque.hpp"
 #include "remote_exception.hpp"
 
 namespace multiprocessing::detail {
@@ -61,9 +62,10 @@ public:
     [[nodiscard]] bool revoke(std::size_t w, std::uint64_t seq) noexcept override {
         slot& s = *slots_[w];
         std::lock_guard l(s.m);
-        auto it = std::find_if(s.inbox.begin(), s.inbox.end(), [&](const queued& q) { return q.seq == seq; });
-        if (it == s.inbox.end()) return false;
-        s.inbox.erase(it);
+        std::size_t i = 0;
+        while (i < s.inbox.size() && s.inbox[i].seq != seq) ++i;
+        if (i == s.inbox.size()) return false;
+        s.inbox.erase(i);
         return true;
     }
 
@@ -155,16 +157,16 @@ public:
 private:
     /// A chunk in a worker's inbox; the job is held by the dispatcher until it is answered.
     struct queued {
-        job_base* job;
-        std::size_t chunk;
-        std::uint64_t seq;
+        job_base* job = nullptr;
+        std::size_t chunk = 0;
+        std::uint64_t seq = 0;
     };
     /// One worker thread and its inbox.
     struct slot {
         std::thread thread;
         mutable std::mutex m;
         std::condition_variable cv;
-        std::deque<queued> inbox;  // (m)
+        ring_deque<queued> inbox;  // (m)
         std::uint64_t next_seq = 0;
         bool stop = false;     // (m) leave once the inbox is empty (or at once: terminating_)
         bool started = false;  // (m) the initializer ran
