@@ -1,6 +1,9 @@
 // The fork start method: fork(2), the child runs the target from its copy of the parent's memory.
 #pragma once
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,6 +104,17 @@ protected:
     std::optional<int> returncode_;
 
 private:
+    /// Returns the heap's free pages to the kernel before forking. After fork() every page the
+    /// parent has is shared copy-on-write with the child, free heap pages too, so the parent's
+    /// next allocations fault each one in with a copy and a TLB shootdown across its threads. A
+    /// pool made after a big pass freed its memory had its next 100k submits 2.5x slower (830 ms
+    /// against 340 ms: the same 10.5k page faults, as copies). Trimmed, they are fresh zero pages.
+    static void give_back_free_heap() noexcept {
+#if defined(__GLIBC__)
+        (void)::malloc_trim(0);
+#endif
+    }
+
     void launch(ProcessState& state) {
         child_identity who = identity_of(state);
         child_view view = make_child_view(who);
@@ -108,6 +122,7 @@ private:
         // The standard streams were flushed by detail::launch() (launcher.hpp), or the child
         // would print the parent's buffered output again.
         auto& g = globals();
+        give_back_free_heap();
         std::unique_lock registry(g.mutex);  // held across fork: the child's copy is consistent
         pid_t pid = ::fork();
         if (pid != 0) {
