@@ -1,11 +1,11 @@
 // The fork start method: fork(2), the child runs the target from its copy of the parent's memory.
 #pragma once
 
+#include <sys/wait.h>
+#include <unistd.h>  // with features.h: __GLIBC__, tested below
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <mutex>
