@@ -1,11 +1,12 @@
 // The fork start method: fork(2), the child runs the target from its copy of the parent's memory.
 #pragma once
 
+#include <sys/wait.h>
+#include <unistd.h>
+// After a libc header: __GLIBC__ is defined by <features.h>, which they include.
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <mutex>
