@@ -556,6 +556,12 @@ TEST_CASE("a closed Listener refuses accept, and Client to no listener raises sy
         CHECK(e.code().value() == ECONNREFUSED);
     }
     CHECK_THROWS_AS(mp::Client(mp::Address()), mp::ValueError);
+    SECTION("close() from another thread ends an accept() blocked in this one") {
+        mp::Listener blocked;
+        auto closer = in_thread([&blocked] { blocked.close(); });
+        CHECK_THROWS_AS(blocked.accept(), mp::ValueError);  // before or during the accept: either way
+        CHECK(closer.get() == "ok");
+    }
     CHECK_THROWS_AS(mp::Listener(mp::TcpAddress{"no-such-host.invalid", 0}), mp::ValueError);
 }
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <concepts>
@@ -216,32 +217,34 @@ public:
     /// there must not exist yet; close() removes it). An empty path picks one, as Listener().
     explicit Listener(Address address, ListenerOptions options = {}) : options_(std::move(options)) {
         if (options_.backlog < 0) throw ValueError("multiprocessing: Listener backlog must not be negative");
+        detail::unique_fd sock;
         if (address.is_tcp()) {
             const auto candidates = detail::tcp_socket_addresses(address.tcp());
-            sock_ = detail::listen_on(candidates.front(), address, options_.backlog);
+            sock = detail::listen_on(candidates.front(), address, options_.backlog);
             tcp_ = true;
         } else {
             if (address.path().empty()) {
                 dir_ = detail::private_socket_dir::make();
                 address = Address(dir_.socket_path());
-            } else if (!address.is_abstract()) {
-                unlink_path_ = address.path();
             }
-            sock_ = detail::listen_on(detail::unix_socket_address(address.path()), address, options_.backlog);
+            sock = detail::listen_on(detail::unix_socket_address(address.path()), address, options_.backlog);
+            // Ours to remove once bound (never a file that was there before: bind refuses those).
+            if (dir_.socket_path().empty() && !address.is_abstract()) unlink_path_ = address.path();
         }
         owner_ = ::getpid();
-        address_ = tcp_ ? detail::local_address(sock_.get()) : std::move(address);
+        address_ = tcp_ ? detail::local_address(sock.get()) : std::move(address);
+        sock_.store(sock.release(), std::memory_order_release);
     }
 
     Listener(Listener&& o) noexcept
-        : options_(std::move(o.options_)), sock_(std::move(o.sock_)), address_(std::move(o.address_)),
+        : options_(std::move(o.options_)), sock_(o.sock_.exchange(-1)), address_(std::move(o.address_)),
           last_accepted_(std::move(o.last_accepted_)), dir_(std::move(o.dir_)),
           unlink_path_(std::exchange(o.unlink_path_, {})), owner_(o.owner_), tcp_(o.tcp_) {}
     Listener& operator=(Listener&& o) noexcept {
         if (this != &o) {
             close();
             options_ = std::move(o.options_);
-            sock_ = std::move(o.sock_);
+            sock_.store(o.sock_.exchange(-1));
             address_ = std::move(o.address_);
             last_accepted_ = std::move(o.last_accepted_);
             dir_ = std::move(o.dir_);
@@ -261,16 +264,20 @@ public:
     /// past handshake_timeout) is dropped and this raises mp::AuthenticationError; the listener
     /// goes on, and the next accept() serves the next client.
     [[nodiscard]] Connection accept() {
-        if (!sock_) throw ValueError("multiprocessing: the listener is closed");
+        const int listening = sock_.load(std::memory_order_acquire);
+        if (listening < 0) throw ValueError("multiprocessing: the listener is closed");
         sockaddr_storage peer{};
         socklen_t length = sizeof peer;
         int fd;
         for (;;) {
             length = sizeof peer;
-            fd = ::accept4(sock_.get(), reinterpret_cast<sockaddr*>(&peer), &length, SOCK_CLOEXEC);
+            fd = ::accept4(listening, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_CLOEXEC);
             if (fd >= 0) break;
             // A client that gave up while queued is not this listener's error: wait for the next.
             if (errno == EINTR || errno == ECONNABORTED) continue;
+            // close() in another thread: shut down while we waited (EINVAL), or closed just before.
+            if ((errno == EINVAL || errno == EBADF) && sock_.load(std::memory_order_acquire) != listening)
+                throw ValueError("multiprocessing: the listener was closed during accept()");
             detail::throw_errno("accept");
         }
         Connection c(fd);
@@ -281,12 +288,14 @@ public:
     }
 
     /// Closes the socket and removes what it made: its Unix socket file, its private directory
-    /// (only in the process that made them). Closing twice is harmless.
+    /// (only in the process that made them). Closing twice is harmless. An accept() blocked in
+    /// another thread returns, raising mp::ValueError (a server's way to stop its accept loop).
     void close() noexcept {
-        if (sock_) {
-            // Wakes an accept() blocked in another thread (it then raises).
-            (void)::shutdown(sock_.get(), SHUT_RDWR);
-            sock_.reset();
+        // Atomic: close() may come from another thread than a blocked accept(), which
+        // shutdown() wakes (it then raises).
+        if (const int fd = sock_.exchange(-1); fd >= 0) {
+            (void)::shutdown(fd, SHUT_RDWR);
+            ::close(fd);
         }
         if (!unlink_path_.empty()) {
             if (owner_ == ::getpid()) (void)::unlink(unlink_path_.c_str());
@@ -295,7 +304,7 @@ public:
         dir_.remove();
     }
     /// True once close() was called.
-    [[nodiscard]] bool closed() const noexcept { return !sock_; }
+    [[nodiscard]] bool closed() const noexcept { return sock_.load(std::memory_order_acquire) < 0; }
 
     /// The address it listens on: a TcpAddress with the port the kernel gave for port 0, or the
     /// Unix socket path (Python: address).
@@ -306,8 +315,9 @@ public:
     /// The listening socket's descriptor: readable when a client waits, for mp::wait() or
     /// poll(2) (an accept() with a bound: `if (!mp::wait({l.fileno()}, 5s).empty()) l.accept()`).
     [[nodiscard]] int fileno() const {
-        if (!sock_) throw ValueError("multiprocessing: the listener is closed");
-        return sock_.get();
+        const int fd = sock_.load(std::memory_order_acquire);
+        if (fd < 0) throw ValueError("multiprocessing: the listener is closed");
+        return fd;
     }
 
     /// Prints what Python's repr prints: <multiprocessing.connection.Listener object at 0x...>.
@@ -319,7 +329,7 @@ public:
 
 private:
     ListenerOptions options_;
-    detail::unique_fd sock_;
+    std::atomic<int> sock_{-1};  // the listening socket, owned; -1 once closed
     Address address_;
     std::optional<Address> last_accepted_;
     detail::private_socket_dir dir_;
