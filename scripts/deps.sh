@@ -5,8 +5,10 @@
 # needed and goes on: if something is really missing, CMake's own message names it next.
 set -euo pipefail
 # clang: the CTest check that the examples build with Clang too (label clang);
-# pkg-config: the consumer test of the installed multiprocessing.pc.
-packages=(g++ clang cmake make pkg-config libboost1.81-dev catch2 libbenchmark-dev python3 gnuplot-nox)
+# pkg-config: the consumer test of the installed multiprocessing.pc; libssl-dev: libcrypto's HMACs
+# (Listener/Client authentication); python3: the benchmarks' Python side and the Listener tests
+# that talk to Python's multiprocessing.connection.
+packages=(g++ clang cmake make pkg-config libboost1.81-dev libssl-dev catch2 libbenchmark-dev python3 gnuplot-nox)
 
 if [ "${MP_SKIP_DEPS:-0}" = "1" ]; then
   echo "== deps.sh: MP_SKIP_DEPS=1: not installing anything"
@@ -16,7 +18,7 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
   cat >&2 <<MSG
 == deps.sh: no apt-get/dpkg here, so nothing is installed. Install these yourself (Debian names;
    elsewhere: a C++20 compiler such as GCC 12+, Clang (optional), CMake 3.25+, make, pkg-config,
-   the Boost headers 1.81+, Catch2 2.13+ or 3, Google Benchmark, Python 3, gnuplot):
+   the Boost headers 1.81+, OpenSSL 1.1.1+ (libcrypto's headers), Catch2 2.13+ or 3, Google Benchmark, Python 3, gnuplot):
      ${packages[*]}
    then run again; set MP_SKIP_DEPS=1 to skip this step. Going on with what is installed.
 MSG

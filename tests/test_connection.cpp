@@ -84,7 +84,14 @@ void receive_lying_frame(mp::Connection report, std::uint64_t claimed, std::size
     long before = peak_rss_kib();
     // The peer writes from a thread: more than a socket buffer of payload blocks until read.
     std::thread peer([fd = sv[1], claimed, sent] {
-        std::string frame(reinterpret_cast<const char*>(&claimed), sizeof claimed);
+        // Python's framing: a 4-byte big-endian length, or -1 and an 8-byte one past 2 GiB.
+        std::string frame;
+        if (claimed <= 0x7fffffff) {
+            for (int shift = 24; shift >= 0; shift -= 8) frame += static_cast<char>((claimed >> shift) & 0xff);
+        } else {
+            frame.assign(4, '\xff');
+            for (int shift = 56; shift >= 0; shift -= 8) frame += static_cast<char>((claimed >> shift) & 0xff);
+        }
         frame.append(sent, 'x');
         for (std::size_t done = 0; done < frame.size();) {
             ssize_t n = ::write(fd, frame.data() + done, frame.size() - done);

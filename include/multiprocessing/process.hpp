@@ -144,6 +144,14 @@ public:
     /// Whether the process is daemonic: terminated at its parent's exit, never outliving it.
     [[nodiscard]] bool daemon() const { return state().daemon; }
 
+    /// The authentication key (Python: authkey), bytes: 32 random ones in the main process; a
+    /// Process takes its creator's key when made, and its child runs with it under every start
+    /// method. A Manager authenticates with it (Listener and Client only with a key given).
+    [[nodiscard]] std::string authkey() const { return state().authkey; }
+    /// Sets the key (Python: `p.authkey = key`): current_process().set_authkey(k) for the
+    /// children made afterwards; on a Process before start(), for that child.
+    void set_authkey(std::string key) { state().authkey = std::move(key); }
+
     /// Empty while running (or not started); the exit status when ended, -N if killed by signal N.
     [[nodiscard]] std::optional<int> exitcode() const {
         const auto& s = state();
@@ -426,6 +434,7 @@ private:
         s->method = method;
         auto self = detail::current_state();
         s->daemon = self->daemon;  // Python: a child inherits daemon from its creator
+        s->authkey = self->authkey;  // and its authkey (Python copies the creator's _config)
         auto& g = detail::globals();
         {
             std::lock_guard registry(g.mutex);

@@ -24,11 +24,12 @@ struct child_identity {
     bool daemon = false;
     std::string parent_name;
     pid_t parent_pid = 0;
+    std::string authkey;  // the Process object's, as Python's child takes its Process's _config
 };
 
 /// Who a child of this process, described by `state`, will be.
 inline child_identity identity_of(const ProcessState& state) {
-    return {state.name, state.identity, state.daemon, current_state()->name, ::getpid()};
+    return {state.name, state.identity, state.daemon, current_state()->name, ::getpid(), state.authkey};
 }
 
 /// The registry entries a child installs for itself and its parent. Built in the parent before
@@ -44,6 +45,7 @@ inline child_view make_child_view(const child_identity& who) {
     v.self->name = who.name;
     v.self->identity = who.identity;
     v.self->daemon = who.daemon;
+    v.self->authkey = who.authkey;
     v.parent->kind = ProcessState::role::parent;
     v.parent->name = who.parent_name;
     v.parent->pid = who.parent_pid;

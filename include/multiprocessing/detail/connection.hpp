@@ -49,14 +49,39 @@ struct connection_state {
     std::unique_ptr<char[]> buf;
     std::size_t begin = 0, end = 0;
     static constexpr std::size_t capacity = 64 * 1024;
+    // Set during an authentication handshake only (read_deadline_guard): every read must come
+    // before it, so a peer that sends nothing, or a byte at a time, cannot hold a Listener.
+    deadline read_until;
 
     [[nodiscard]] std::size_t buffered() const noexcept { return end - begin; }
 };
 
-/// Frame header: the payload length.
-using frame_header = std::uint64_t;
+/// Frame headers are Python's (connection.py), so a Connection speaks to Python's
+/// multiprocessing.connection: a 4-byte big-endian signed length, or for a payload longer than
+/// 0x7fffffff bytes, -1 in those 4 bytes and then an 8-byte big-endian unsigned length.
+inline constexpr std::size_t short_frame_header = 4;
+inline constexpr std::size_t long_frame_header = 12;
+inline constexpr std::uint64_t short_frame_max = 0x7fffffff;
 /// The largest message a Connection sends or accepts (1 TiB): a header claiming more is corrupt.
 inline constexpr std::uint64_t max_message_size = std::uint64_t{1} << 40;
+
+/// Writes the header of an `n`-byte payload so that it ends at `end` (the payload follows it);
+/// returns its length (short_frame_header or long_frame_header).
+inline std::size_t put_frame_header(char* end, std::uint64_t n) noexcept {
+    const bool small = n <= short_frame_max;
+    const std::size_t digits = small ? short_frame_header : 8;
+    for (std::size_t i = 1; i <= digits; ++i, n >>= 8) *(end - i) = static_cast<char>(n & 0xff);
+    if (small) return short_frame_header;
+    std::memset(end - long_frame_header, 0xff, short_frame_header);  // -1, big-endian
+    return long_frame_header;
+}
+
+/// Reads `n` bytes as a big-endian unsigned number.
+inline std::uint64_t get_big_endian(const char* p, std::size_t n) noexcept {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return v;
+}
 /// The address space a frame header alone may reserve for its payload. It costs memory only as
 /// bytes arrive (pages are touched as they are filled); past it, the buffer grows by what has
 /// arrived. Large enough that messages up to 128 MiB are received without a single extra copy.
@@ -66,6 +91,8 @@ inline constexpr std::size_t frame_step = std::size_t{256} << 10;
 /// Past frame_reservation, the buffer is reallocated to this many times what has arrived, so a
 /// huge message is copied a small fraction of once, and a lying header still costs little.
 inline constexpr std::size_t frame_growth = 16;
+
+class read_deadline_guard;
 
 }  // namespace detail
 
@@ -92,14 +119,16 @@ public:
     void send(const T& obj) {
         static_assert(picklable<T>, "mp::Connection::send: the type is not picklable (see mp::picklable)");
         check_writable();
-        std::string msg(sizeof(detail::frame_header), '\0');
+        // Room for the longer header; the header written ends where the payload begins.
+        std::string msg(detail::long_frame_header, '\0');
         PickleWriter w(msg);
         w.write_raw(detail::type_tag<T>);
         w.dump(obj);
-        detail::frame_header len = msg.size() - sizeof(detail::frame_header);
+        const std::uint64_t len = msg.size() - detail::long_frame_header;
         check_message_size(len);
-        std::memcpy(msg.data(), &len, sizeof len);
-        write_all(msg.data(), msg.size(), nullptr, 0);
+        const std::size_t skip = detail::long_frame_header -
+                                 detail::put_frame_header(msg.data() + detail::long_frame_header, len);
+        write_all(msg.data() + skip, msg.size() - skip, nullptr, 0);
     }
 
     /// Sends a C string as a std::string (as Python's conn.send("text")); receive it with
@@ -123,8 +152,9 @@ public:
         if (n > buf.size() - offset)
             throw ValueError("multiprocessing: send_bytes offset + size is past the end of the buffer");
         check_message_size(n);
-        detail::frame_header len = n;
-        write_all(reinterpret_cast<const char*>(&len), sizeof len, buf.data() + offset, n);
+        char header[detail::long_frame_header];
+        const std::size_t hlen = detail::put_frame_header(header + sizeof header, n);
+        write_all(header + sizeof header - hlen, hlen, buf.data() + offset, n);
     }
     /// Sends raw bytes as one message.
     void send_bytes(std::span<const std::byte> buf, std::size_t offset = 0, std::optional<std::size_t> size = {}) {
@@ -199,6 +229,15 @@ public:
     }
 
 private:
+    friend class detail::read_deadline_guard;
+
+    /// Before each read(2): waits for bytes until a handshake's deadline, if one is set.
+    void wait_for_bytes() const {
+        const auto& s = *s_;
+        if (!s.read_until.forever() && !detail::wait_readable(s.fd.get(), s.read_until))
+            throw TimeoutError("multiprocessing: timed out waiting for the peer");
+    }
+
     static void check_message_size(std::uint64_t n) {
         if (n > detail::max_message_size)
             throw ValueError("multiprocessing: a message of " + std::to_string(n) +
@@ -262,6 +301,7 @@ private:
             s.begin = 0;
         }
         for (;;) {
+            wait_for_bytes();
             ssize_t r = ::read(s.fd.get(), s.buf.get() + s.end, detail::connection_state::capacity - s.end);
             if (r > 0) {
                 s.end += static_cast<std::size_t>(r);
@@ -279,12 +319,23 @@ private:
     std::size_t next_message_length(std::optional<std::size_t> maxlength) {
         check_readable();
         auto& s = *s_;
-        while (s.buffered() < sizeof(detail::frame_header))
-            if (!fill())
-                throw EOFError(s.buffered() ? "multiprocessing: the connection was closed in the middle of a message"
-                                            : "multiprocessing: the other end of the connection is closed");
-        detail::frame_header len;
-        std::memcpy(&len, s.buf.get() + s.begin, sizeof len);
+        std::size_t header = detail::short_frame_header;
+        for (;;) {
+            while (s.buffered() < header)
+                if (!fill())
+                    throw EOFError(s.buffered() ? "multiprocessing: the connection was closed in the middle of a message"
+                                                : "multiprocessing: the other end of the connection is closed");
+            if (header == detail::long_frame_header) break;
+            const auto first = static_cast<std::uint32_t>(detail::get_big_endian(s.buf.get() + s.begin, header));
+            if (first != 0xffffffffu) break;  // not -1: the 4-byte form
+            header = detail::long_frame_header;
+        }
+        std::uint64_t len = header == detail::short_frame_header
+                                ? detail::get_big_endian(s.buf.get() + s.begin, detail::short_frame_header)
+                                : detail::get_big_endian(s.buf.get() + s.begin + detail::short_frame_header, 8);
+        if (header == detail::short_frame_header && len > detail::short_frame_max)
+            throw PicklingError("multiprocessing: corrupt message header: a negative length; the peer does not "
+                                "speak multiprocessing's framing or the stream is out of step. Close the connection");
         if (len > detail::max_message_size)
             throw PicklingError("multiprocessing: corrupt message header: it claims " + std::to_string(len) +
                                 " bytes, more than the maximum message size of 1 TiB; the peer is not an "
@@ -293,7 +344,7 @@ private:
             throw ValueError("multiprocessing: the message of " + std::to_string(len) +
                              " bytes is longer than maxlength " + std::to_string(*maxlength) +
                              "; it was left unread");
-        s.begin += sizeof len;
+        s.begin += header;
         return static_cast<std::size_t>(len);
     }
 
@@ -322,6 +373,7 @@ private:
                         out.reserve(std::min(len, std::max(target, got * detail::frame_growth)));
                     out.resize(target);
                 }
+                wait_for_bytes();
                 ssize_t r = ::read(s.fd.get(), out.data() + got, out.size() - got);
                 if (r > 0) {
                     got += static_cast<std::size_t>(r);
@@ -352,6 +404,7 @@ private:
         if (got) std::memcpy(dst, s.buf.get() + s.begin, got);
         s.begin += got;
         while (got < len) {
+            wait_for_bytes();
             ssize_t r = ::read(s.fd.get(), dst + got, len - got);
             if (r > 0) {
                 got += static_cast<std::size_t>(r);
@@ -376,6 +429,23 @@ inline std::pair<Connection, Connection> Pipe(bool duplex) {
     ::shutdown(fds[1], SHUT_RD);
     return {Connection(fds[0], true, false), Connection(fds[1], false, true)};
 }
+
+namespace detail {
+
+/// Bounds every read of a Connection by a deadline while it lives (an authentication handshake;
+/// see auth.hpp): past it, a read raises mp::TimeoutError.
+class read_deadline_guard {
+public:
+    read_deadline_guard(Connection& c, const deadline& until) : s_(c.s_) { s_->read_until = until; }
+    read_deadline_guard(const read_deadline_guard&) = delete;
+    read_deadline_guard& operator=(const read_deadline_guard&) = delete;
+    ~read_deadline_guard() { s_->read_until = deadline(); }
+
+private:
+    std::shared_ptr<connection_state> s_;
+};
+
+}  // namespace detail
 
 /// Connections travel to children as their file descriptor (inherited, or SCM_RIGHTS).
 template <>

@@ -5,6 +5,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -182,6 +183,21 @@ inline unique_fd pidfd_open(pid_t pid) noexcept {
     }
     errno = saved;
     return dead;
+}
+
+/// `n` bytes from the kernel's random source (getrandom(2), Python's os.urandom): authentication
+/// keys and challenges.
+[[nodiscard]] inline std::string random_bytes(std::size_t n) {
+    std::string out(n, '\0');
+    for (std::size_t done = 0; done < n;) {
+        ssize_t r = ::getrandom(out.data() + done, n - done, 0);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("getrandom");
+        }
+        done += static_cast<std::size_t>(r);
+    }
+    return out;
 }
 
 }  // namespace multiprocessing::detail

@@ -57,6 +57,7 @@ struct ProcessState {
     std::string name;
     bool daemon = false;
     std::vector<int> identity;          // Python's _identity: (1,), (1, 2) for a grandchild ...
+    std::string authkey;                // Python's authkey: the main process's 32 random bytes, inherited
     std::optional<StartMethod> method;  // empty: the default start method at start()
     std::unique_ptr<Task> target;       // dropped by the parent once started, as Python does
     std::unique_ptr<Popen> popen;       // set by start()
@@ -102,6 +103,8 @@ inline std::shared_ptr<ProcessState> current_state() {
         g.current->kind = ProcessState::role::self;
         g.current->name = "MainProcess";
         g.current->pid = ::getpid();
+        // Python: os.urandom(32) at import. A child's key comes from its parent instead (become_child).
+        g.current->authkey = random_bytes(32);
     }
     return g.current;
 }

@@ -61,7 +61,8 @@ inline child_payload make_child_payload(const ProcessState& state) {
     child_payload p;
     std::string bytes;
     PickleWriter w(bytes, &p.fds);
-    w(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid);
+    // The authkey travels in the payload (a memfd only this child gets), never on a command line.
+    w(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid, who.authkey);
     // The logger's settings, as Python's spawn.get_preparation_data passes log_to_stderr and
     // log_level (a forked child inherits them; handlers, being functions, stay behind).
     auto& logger = log_state::get();
@@ -104,7 +105,7 @@ inline int run_child_payload(int payload_fd, const std::vector<int>& fds, pid_t 
         ::close(payload_fd);
         PickleReader r(bytes, &fds);
         child_identity who;
-        r(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid);
+        r(who.name, who.identity, who.daemon, who.parent_name, who.parent_pid, who.authkey);
         bool log_to_stderr = false;
         int log_level = 0;
         r(log_to_stderr, log_level);
