@@ -88,6 +88,19 @@ public:
     using ProcessError::ProcessError;
 };
 
+/// A mapping has no such key (Python: KeyError, a LookupError): a DictProxy's get, pop or erase.
+class KeyError : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+
+/// A sequence index is out of range (Python: IndexError, a LookupError): a ListProxy's get, set
+/// or pop.
+class IndexError : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+
 /// A task raised an exception whose type cannot be rebuilt here; keeps its type name and message.
 class RemoteError : public ProcessError {
 public:

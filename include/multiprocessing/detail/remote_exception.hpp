@@ -82,6 +82,9 @@ inline std::exception_ptr rebuild(const exception_info& info) {
         {"multiprocessing::ValueError", make_error<ValueError>},
         {"multiprocessing::BrokenBarrierError", make_error<BrokenBarrierError>},
         {"multiprocessing::WorkerLostError", make_error<WorkerLostError>},
+        {"multiprocessing::AttributeError", make_error<AttributeError>},
+        {"multiprocessing::KeyError", make_error<KeyError>},
+        {"multiprocessing::IndexError", make_error<IndexError>},
     };
     for (const auto& e : table)
         if (info.type_name == e.name) return e.make(info.message);

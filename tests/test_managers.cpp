@@ -1,0 +1,274 @@
+// Managers and proxies (managers.hpp), ported from CPython's _TestContainers, _TestMyManager and
+// _TestManagerRestart: real server processes, proxies passed to children under every start
+// method, a manager that dies under its clients.
+#include "helpers.hpp"
+
+#include <multiprocessing/managers.hpp>
+
+#include <csignal>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+/// CPython's mp_newtype.py example: a class the manager holds, called through a proxy.
+class Maths {
+public:
+    Maths() = default;
+    explicit Maths(int base) : base_(base) {}
+    int add(int x, int y) const { return base_ + x + y; }
+    int mul(int x, int y) const { return x * y; }
+    void bump() { ++calls_; }
+    int calls() const { return calls_; }
+    std::string name(const std::string& who) const { return "maths for " + who; }
+    int fail(int) const { throw std::invalid_argument("no such sum"); }
+
+private:
+    int base_ = 0;
+    int calls_ = 0;
+};
+
+class MathsManager : public mp::BaseManager {
+public:
+    using BaseManager::BaseManager;
+};
+
+int twice_calls(Maths& m, int factor) { return m.calls() * factor; }
+
+// Children: each reports through its exit code (no Catch2 assertion outside the test process).
+void child_fills(mp::DictProxy<std::string, int> d, mp::ListProxy<int> l) {
+    d.set("child", static_cast<int>(::getpid()) > 0 ? 7 : 0);
+    for (int i = 0; i < 5; ++i) l.append(i * i);
+}
+void child_counts(mp::ValueProxy<long> v, int n) {
+    for (int i = 0; i < n; ++i) v.set(v.get() + 1);  // the test's lone writer: no lost update
+}
+void child_uses_maths(mp::Proxy<Maths> m) {
+    m.call(&Maths::bump);
+    std::exit(m.call(&Maths::add, 2, 3) == 15 ? 0 : 3);
+}
+void child_reads_namespace(mp::NamespaceProxy ns) {
+    bool ok = ns.get<int>("x") == 10 && ns.get<std::string>("label") == "ten";
+    ns.set("seen", true);
+    std::exit(ok ? 0 : 4);
+}
+
+}  // namespace
+
+TEST_CASE("Manager: dict proxies behave as Python's dict, in insertion order", "[managers][unit]") {
+    auto m = mp::Manager();
+    auto d = m.dict<std::string, int>();
+    REQUIRE(d.size() == 0);
+    d.set("b", 2);
+    d.set("a", 1);
+    d.set("c", 3);
+    d.set("b", 20);  // an update keeps the key's place
+    REQUIRE(d.keys() == std::vector<std::string>{"b", "a", "c"});
+    REQUIRE(d.values() == std::vector<int>{20, 1, 3});
+    REQUIRE(d.get("a") == 1);
+    REQUIRE(d.get("zz", -1) == -1);
+    REQUIRE(d.contains("c"));
+    REQUIRE_FALSE(d.contains("zz"));
+    REQUIRE_THROWS_AS(d.get("zz"), mp::KeyError);
+    REQUIRE_THROWS_AS(d.erase("zz"), std::out_of_range);  // Python's LookupError family
+    REQUIRE(d.pop("a") == 1);
+    REQUIRE(d.pop("a", 99) == 99);
+    REQUIRE_THROWS_AS(d.pop("a"), mp::KeyError);
+    REQUIRE(d.setdefault("d", 4) == 4);
+    REQUIRE(d.setdefault("d", 5) == 4);
+    d.update({{"e", 5}, {"b", 21}});
+    REQUIRE(d.items() == std::vector<std::pair<std::string, int>>{{"b", 21}, {"c", 3}, {"d", 4}, {"e", 5}});
+    d.erase("c");
+    REQUIRE(d.size() == 3);
+    auto copy = d.copy();
+    d.clear();
+    REQUIRE(d.size() == 0);
+    REQUIRE(copy.size() == 3);
+
+    auto from = m.dict<int, std::string>({{1, "one"}, {2, "two"}});
+    REQUIRE(from.get(2) == "two");
+    try {
+        (void)from.get(3);
+        FAIL("no KeyError");
+    } catch (const mp::KeyError& e) {
+        REQUIRE(std::string(e.what()) == "3");
+    }
+}
+
+TEST_CASE("Manager: list proxies behave as Python's list, negative indices included", "[managers][unit]") {
+    auto m = mp::Manager();
+    auto l = m.list<int>({5, 3, 8});
+    l.append(1);
+    l.extend({9, 3});
+    REQUIRE(l.copy() == std::vector<int>{5, 3, 8, 1, 9, 3});
+    REQUIRE(l.get(-1) == 3);
+    REQUIRE(l.get(0) == 5);
+    REQUIRE_THROWS_AS(l.get(6), mp::IndexError);
+    REQUIRE_THROWS_AS(l.get(-7), mp::IndexError);
+    l.set(-2, 90);
+    REQUIRE(l.get(4) == 90);
+    REQUIRE_THROWS_AS(l.set(10, 0), mp::IndexError);
+    l.insert(0, 100);
+    l.insert(-1, 200);  // before the last, as Python
+    l.insert(1000, 300);  // past the end: appended
+    REQUIRE(l.copy() == std::vector<int>{100, 5, 3, 8, 1, 90, 200, 3, 300});
+    REQUIRE(l.count(3) == 2);
+    REQUIRE(l.index(8) == 3);
+    REQUIRE_THROWS_AS(l.index(12345), mp::ValueError);
+    l.remove(3);
+    REQUIRE(l.count(3) == 1);
+    REQUIRE_THROWS_AS(l.remove(12345), mp::ValueError);
+    REQUIRE(l.pop() == 300);
+    REQUIRE(l.pop(0) == 100);
+    l.sort();
+    REQUIRE(l.copy() == std::vector<int>{1, 3, 5, 8, 90, 200});
+    l.reverse();
+    REQUIRE(l.get(0) == 200);
+    REQUIRE(l.size() == 6);
+    l.clear();
+    REQUIRE(l.size() == 0);
+    REQUIRE_THROWS_AS(l.pop(), mp::IndexError);
+}
+
+TEST_CASE("Manager: Namespace and Value proxies", "[managers][unit]") {
+    auto m = mp::Manager();
+    auto ns = m.Namespace();
+    ns.set("x", 10);
+    ns.set("label", std::string("ten"));
+    REQUIRE(ns.get<int>("x") == 10);
+    REQUIRE(ns.has("label"));
+    REQUIRE_FALSE(ns.has("y"));
+    REQUIRE_THROWS_AS(ns.get<int>("y"), mp::AttributeError);
+    ns.del("x");
+    REQUIRE_FALSE(ns.has("x"));
+    REQUIRE_THROWS_AS(ns.del("x"), mp::AttributeError);
+
+    auto v = m.Value<double>(1.5);
+    REQUIRE(v.get() == 1.5);
+    v.set(2.5);
+    REQUIRE(v.get() == 2.5);
+}
+
+TEST_CASE("Manager: proxies passed to children reconnect from there, under every start method",
+          "[managers][unit]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto m = mp::Manager();
+    auto d = m.dict<std::string, int>();
+    auto l = m.list<int>();
+    mp::Process p(ctx, child_fills, d, l);
+    p.start();
+    mp_test::join(p);
+    REQUIRE(p.exitcode() == 0);
+    REQUIRE(d.get("child") == 7);
+    REQUIRE(l.copy() == std::vector<int>{0, 1, 4, 9, 16});
+
+    auto ns = m.Namespace();
+    ns.set("x", 10);
+    ns.set("label", std::string("ten"));
+    mp::Process q(ctx, child_reads_namespace, ns);
+    q.start();
+    mp_test::join(q);
+    REQUIRE(q.exitcode() == 0);
+    REQUIRE(ns.get<bool>("seen"));
+
+    auto v = m.Value<long>(0);
+    mp::Process r(ctx, child_counts, v, 50);
+    r.start();
+    mp_test::join(r);
+    REQUIRE(r.exitcode() == 0);
+    REQUIRE(v.get() == 50);
+}
+
+TEST_CASE("BaseManager: registered types are made and called in the manager's process (mp_newtype)",
+          "[managers][unit]") {
+    MathsManager::register_type<Maths>("Maths");
+    MathsManager m;
+    m.start();
+    auto maths = m.make<Maths>("Maths", 10);
+    REQUIRE(maths.type_name() == "Maths");
+    REQUIRE(maths.call(&Maths::add, 1, 2) == 13);
+    REQUIRE(maths.call(&Maths::mul, 6, 7) == 42);
+    REQUIRE(maths.call(&Maths::name, "bob") == "maths for bob");
+    maths.call(&Maths::bump);
+    maths.call(&Maths::bump);
+    REQUIRE(maths.call(twice_calls, 5) == 10);
+    REQUIRE(maths.call([](Maths& x) { return x.calls() + 1; }) == 3);
+    // A method's exception comes back with its type.
+    REQUIRE_THROWS_AS(maths.call(&Maths::fail, 1), std::invalid_argument);
+    // A name never registered: as CPython, the manager has no such method.
+    REQUIRE_THROWS_AS(m.make<Maths>("Nope"), mp::AttributeError);
+
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Process p(ctx, child_uses_maths, maths);
+    p.start();
+    mp_test::join(p);
+    REQUIRE(p.exitcode() == 0);
+    REQUIRE(maths.call(&Maths::calls) == 3);
+    m.shutdown();
+}
+
+TEST_CASE("Manager: an object goes when its last proxy does, in any process", "[managers][unit]") {
+    auto m = mp::Manager();
+    REQUIRE(m.number_of_objects() == 0);
+    {
+        auto d = m.dict<int, int>();
+        auto d2 = d;  // a copy shares the reference
+        REQUIRE(m.number_of_objects() == 1);
+        auto l = m.list<int>();
+        REQUIRE(m.number_of_objects() == 2);
+        // A pickle carries a reference of its own, which the loading side adopts.
+        auto bytes = mp::dumps(d);
+        {
+            auto back = mp::loads<mp::DictProxy<int, int>>(bytes);
+            back.set(1, 2);
+        }
+        REQUIRE(d2.get(1) == 2);
+    }
+    REQUIRE(m.number_of_objects() == 0);
+}
+
+TEST_CASE("Manager: a manager that died raises mp::ProcessError from the next call, never hangs",
+          "[managers][fault]") {
+    auto m = mp::Manager();
+    auto d = m.dict<int, int>();
+    d.set(1, 1);
+    REQUIRE(m.process() != nullptr);
+    m.process()->kill();
+    REQUIRE(m.process()->join(mp_test::bound));
+    REQUIRE_THROWS_AS(d.get(1), mp::ProcessError);
+    REQUIRE_THROWS_AS(d.set(2, 2), mp::ProcessError);
+}
+
+TEST_CASE("Manager: shutdown ends the server, and a manager can be started again (ManagerRestart)",
+          "[managers][unit]") {
+    for (int round = 0; round < 3; ++round) {
+        auto m = mp::Manager();
+        auto l = m.list<int>({round});
+        REQUIRE(l.get(0) == round);
+        m.shutdown();
+        REQUIRE(m.process()->exitcode().has_value());
+        REQUIRE_THROWS_AS(l.get(0), mp::ProcessError);
+    }
+}
+
+TEST_CASE("BaseManager: a remote server on TCP, with its own authkey; a wrong key is refused",
+          "[managers][unit]") {
+    MathsManager::register_type<Maths>("Maths");
+    MathsManager server(mp::TcpAddress{"127.0.0.1", 0}, "abc");
+    server.start();
+    const mp::Address where = server.address();
+    REQUIRE(where.is_tcp());
+    REQUIRE(where.tcp().port != 0);
+
+    MathsManager client(where, "abc");
+    client.connect();
+    auto maths = client.make<Maths>("Maths", 1);
+    REQUIRE(maths.call(&Maths::add, 1, 1) == 3);
+
+    MathsManager wrong(where, "not the key");
+    REQUIRE_THROWS_AS(wrong.connect(), mp::AuthenticationError);
+    // The server goes on serving the others.
+    REQUIRE(maths.call(&Maths::add, 2, 2) == 5);
+    server.shutdown();
+}
