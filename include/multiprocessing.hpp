@@ -17,3 +17,4 @@
 #include "multiprocessing/queue.hpp"
 #include "multiprocessing/pool.hpp"
 #include "multiprocessing/futures.hpp"
+#include "multiprocessing/managers.hpp"
