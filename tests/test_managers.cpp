@@ -5,7 +5,12 @@
 
 #include <multiprocessing/managers.hpp>
 
+#include <algorithm>
 #include <csignal>
+#include <map>
+#include <numeric>
+#include <random>
+#include <thread>
 #include <string>
 #include <utility>
 #include <vector>
@@ -413,4 +418,62 @@ TEST_CASE("Manager: Lock, RLock, Semaphore, Event, Condition and Barrier proxies
     REQUIRE(arr.copy() == std::vector<double>{0, 0, 2.5});
     REQUIRE(arr.size() == 3);
     REQUIRE_THROWS_AS(arr.get(3), mp::IndexError);
+}
+
+namespace {
+
+void client_call(mp::ListProxy<int> calls, mp::EventProxy go, int me) {
+    calls.append(me);                        // answered before the parent kills anyone
+    if (!go.wait(mp_test::bound)) std::exit(2);  // the call a killed client dies in
+    calls.append(me + 100000);               // a survivor's second call
+}
+
+}  // namespace
+
+TEST_CASE("Manager: 1000 clients, a random tenth SIGKILLed mid-call, every surviving call answered once",
+          "[managers][fault][slow]") {
+    auto m = mp::Manager();
+    auto calls = m.list<int>();
+    std::mt19937 rng(12345);
+    std::vector<int> survivors;
+    constexpr int rounds = 10, per_round = 100;
+    for (int round = 0; round < rounds; ++round) {
+        auto go = m.Event();
+        std::vector<std::unique_ptr<mp::Process>> clients;
+        for (int i = 0; i < per_round; ++i) {
+            clients.push_back(std::make_unique<mp::Process>(mp::Context(mp::StartMethod::fork), client_call, calls, go,
+                                                            round * per_round + i));
+            clients.back()->start();
+        }
+        // Every client has made its first call and is inside its second (or about to be).
+        const auto until = std::chrono::steady_clock::now() + mp_test::bound;
+        while (calls.size() < static_cast<std::size_t>((round + 1) * per_round) + survivors.size() &&
+               std::chrono::steady_clock::now() < until)
+            std::this_thread::yield();
+        REQUIRE(calls.size() == static_cast<std::size_t>((round + 1) * per_round) + survivors.size());
+        std::vector<int> order(per_round);
+        std::iota(order.begin(), order.end(), 0);
+        std::shuffle(order.begin(), order.end(), rng);
+        std::vector<bool> killed(per_round, false);
+        for (int k = 0; k < per_round / 10; ++k) {
+            killed[order[k]] = true;
+            clients[order[k]]->kill();
+        }
+        for (int k = 0; k < per_round / 10; ++k) REQUIRE(clients[order[k]]->join(mp_test::bound));
+        go.set();
+        for (int i = 0; i < per_round; ++i) {
+            mp_test::join(*clients[i]);
+            if (killed[i]) continue;
+            REQUIRE(clients[i]->exitcode() == 0);
+            survivors.push_back(round * per_round + i);
+        }
+    }
+    // The server still serves, and each survivor's second call is there exactly once.
+    auto all = calls.copy();
+    std::map<int, int> seen;
+    for (int c : all) ++seen[c];
+    for (int i = 0; i < rounds * per_round; ++i) REQUIRE(seen[i] == 1);
+    for (int s : survivors) REQUIRE(seen[s + 100000] == 1);
+    REQUIRE(survivors.size() == static_cast<std::size_t>(rounds * per_round * 9 / 10));
+    REQUIRE(all.size() == static_cast<std::size_t>(rounds * per_round) + survivors.size());
 }
