@@ -257,7 +257,7 @@ TEST_CASE("Manager: shutdown ends the server, and a manager can be started again
     }
 }
 
-TEST_CASE("BaseManager: a remote server on TCP, with its own authkey; a wrong key is refused",
+TEST_CASE("BaseManager: a remote server on TCP, with its own authkey, and a wrong key refused",
           "[managers][unit]") {
     MathsManager::register_type<Maths>("Maths");
     MathsManager server(mp::TcpAddress{"127.0.0.1", 0}, "abc");
