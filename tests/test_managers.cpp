@@ -477,3 +477,36 @@ TEST_CASE("Manager: 1000 clients, a random tenth SIGKILLed mid-call, every survi
     REQUIRE(survivors.size() == static_cast<std::size_t>(rounds * per_round * 9 / 10));
     REQUIRE(all.size() == static_cast<std::size_t>(rounds * per_round) + survivors.size());
 }
+
+namespace {
+
+void owner_of_a_manager(mp::Connection report) {
+    auto m = mp::Manager();
+    auto d = m.dict<int, int>();
+    d.set(1, 1);
+    report.send(static_cast<int>(m.process()->pid()));
+    for (;;) ::pause();  // until the test kills this process
+}
+
+}  // namespace
+
+TEST_CASE("Manager: the server starts under every start method, and dies with its parent",
+          "[managers][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    {
+        auto m = mp::Manager(ctx);
+        const std::string name(ctx.name());
+        auto d = m.dict<std::string, std::string>({{"method", name}});
+        REQUIRE(d.get("method") == name);
+    }
+    // A process that made a manager is SIGKILLed: its manager notices and ends.
+    auto [r, w] = mp::Pipe(false);
+    mp::Process owner(ctx, owner_of_a_manager, w);
+    owner.start();
+    w.close();
+    REQUIRE(r.poll(mp_test::bound));
+    const int server_pid = r.recv<int>();
+    owner.kill();
+    mp_test::join(owner);
+    REQUIRE(mp_test::wait_gone(server_pid));
+}

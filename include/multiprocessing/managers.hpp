@@ -1364,11 +1364,18 @@ public:
     }
 
     /// Starts the server in a child process of the default start method (Python: start()).
-    void start() {
+    void start() { start_with(std::nullopt); }
+    /// Starts the server in a child process of `ctx`'s start method (Python: the manager's ctx).
+    void start(const Context& ctx) { start_with(ctx); }
+
+private:
+    void start_with(const std::optional<Context>& ctx) {
         if (state_ != state::initial) throw ProcessError("multiprocessing: the manager has already been started");
         auto [here, there] = Pipe();
-        process_ = std::make_unique<Process>(detail::manager_main, there,
-                                             address_.value_or(Address()), key());
+        if (ctx)
+            process_ = std::make_unique<Process>(*ctx, detail::manager_main, there, address_.value_or(Address()), key());
+        else
+            process_ = std::make_unique<Process>(detail::manager_main, there, address_.value_or(Address()), key());
         process_->set_daemon(true);
         process_->start();
         there.close();
@@ -1385,6 +1392,8 @@ public:
         alive_ = std::move(here);
         state_ = state::started;
     }
+
+public:
     /// Connects to a server already running at the address (Python: connect()).
     void connect() {
         if (!address_) throw ValueError("multiprocessing: connect() needs the manager's address");
@@ -1562,6 +1571,12 @@ public:
 [[nodiscard]] inline SyncManager Manager() {
     SyncManager m;
     m.start();
+    return m;
+}
+/// A started SyncManager whose server runs under `ctx`'s start method (Python: ctx.Manager()).
+[[nodiscard]] inline SyncManager Manager(const Context& ctx) {
+    SyncManager m;
+    m.start(ctx);
     return m;
 }
 
