@@ -510,3 +510,29 @@ TEST_CASE("Manager: the server starts under every start method, and dies with it
     mp_test::join(owner);
     REQUIRE(mp_test::wait_gone(server_pid));
 }
+
+namespace {
+
+void child_touches(mp::DictProxy<int, int> d) { d.set(1, 2); }
+void child_ignores(mp::DictProxy<int, int>) {}
+
+}  // namespace
+
+TEST_CASE("Manager: the references children took are released as they end, under every start method",
+          "[managers][unit]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto m = mp::Manager();
+    {
+        auto d = m.dict<int, int>();
+        mp::Process uses(ctx, child_touches, d);  // a forked child takes its own reference on use
+        mp::Process ignores(ctx, child_ignores, d);
+        uses.start();
+        ignores.start();
+        mp_test::join(uses);
+        mp_test::join(ignores);
+        REQUIRE(uses.exitcode() == 0);
+        REQUIRE(d.get(1) == 2);
+        REQUIRE(m.number_of_objects() == 1);
+    }
+    REQUIRE(m.number_of_objects() == 0);
+}

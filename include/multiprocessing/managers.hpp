@@ -25,6 +25,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -53,6 +55,7 @@
 #include "queue.hpp"
 #include "synchronize.hpp"
 #include "detail/function_id.hpp"
+#include "detail/liveness.hpp"
 #include "detail/pool_protocol.hpp"
 #include "detail/remote_exception.hpp"
 
@@ -61,6 +64,10 @@ namespace multiprocessing {
 class BaseManager;
 
 namespace detail {
+
+/// This process's pid without a system call (cached; refreshed in a forked child): a proxy call
+/// checks it twice, and getpid() was as many system calls as the call's read().
+inline pid_t self_pid() noexcept { return static_cast<pid_t>(self_identity().pid); }
 
 /// What a client asks of the manager.
 enum class manager_op : std::uint8_t { call = 1, create = 2, incref = 3, decref = 4, shutdown = 5, count = 6 };
@@ -143,11 +150,11 @@ private:
     };
     static manager_connections& mine() {
         thread_local manager_connections tls;
-        if (tls.pid_ != ::getpid()) {
+        if (tls.pid_ != self_pid()) {
             // Inherited from the thread that forked this process: its sockets are the parent's.
             // Closing this process's copies leaves the parent's sockets open.
             tls.conns_.clear();
-            tls.pid_ = ::getpid();
+            tls.pid_ = self_pid();
         }
         return tls;
     }
@@ -157,7 +164,7 @@ private:
         return conns_.end();
     }
     std::vector<entry> conns_;
-    pid_t pid_ = ::getpid();
+    pid_t pid_ = self_pid();
 };
 
 /// Sends one request and reads the answer's payload, rethrowing the manager's exception.
@@ -187,11 +194,12 @@ const function_id& identity_of() {
 class proxy_ref {
 public:
     /// A reference this process already holds (made it, or adopted it from a pickle).
-    explicit proxy_ref(manager_token t) : token_(std::move(t)), owner_(::getpid()) {}
+    explicit proxy_ref(manager_token t) : token_(std::move(t)), owner_(self_pid()) {}
     proxy_ref(const proxy_ref&) = delete;
     proxy_ref& operator=(const proxy_ref&) = delete;
     ~proxy_ref() {
-        if (owner_ != ::getpid()) return;  // a forked child's copy that never took a reference
+        if (owner_ != self_pid()) return;  // a forked child's copy that never took a reference
+        if (released_ && released_->exchange(true)) return;  // released by the child's finalizer
         try {
             (void)send(manager_op::decref, [](PickleWriter&) {});
         } catch (...) {
@@ -219,10 +227,10 @@ public:
 
 private:
     void adopt_after_fork(manager_op op) {
-        if (owner_ == ::getpid() || op == manager_op::decref) return;
+        if (owner_ == self_pid() || op == manager_op::decref) return;
         std::lock_guard g(m_);
-        if (owner_ == ::getpid()) return;
-        owner_ = ::getpid();  // before the request: send() is re-entered for the incref
+        if (owner_ == self_pid()) return;
+        owner_ = self_pid();  // before the request: send() is re-entered for the incref
         std::string msg;
         PickleWriter w(msg);
         w.write_raw(static_cast<std::uint8_t>(manager_op::incref));
@@ -230,11 +238,27 @@ private:
         auto answer = manager_connections::request(token_.address, key_of(token_), msg);
         PickleReader r(answer);
         check_answer(r);
+        // A forked child ends with _exit, and the parent's copy of a Process's arguments is never
+        // destroyed in it: the reference is released as the child ends (Python: the Finalize
+        // that BaseProxy._after_fork registers), unless this handle goes first. On a connection
+        // of its own: this thread's may be gone by then.
+        released_ = std::make_shared<std::atomic<bool>>(false);
+        register_finalizer([released = released_, token = token_] {
+            if (released->exchange(true)) return;
+            Connection c = manager_connections::connect(token.address, key_of(token));
+            std::string bye;
+            PickleWriter out(bye);
+            out.write_raw(static_cast<std::uint8_t>(manager_op::decref));
+            out.write_raw(token.id);
+            c.send_bytes(bye);
+            (void)c.recv_bytes();
+        });
     }
 
     manager_token token_;
     std::mutex m_;
     std::atomic<pid_t> owner_;
+    std::shared_ptr<std::atomic<bool>> released_;  // set once this process's reference is released
 };
 
 }  // namespace detail
@@ -631,31 +655,98 @@ inline std::chrono::duration<double> from_wire(double seconds) { return std::chr
 /// The server's side of the proxies over the library's own synchronised types (a queue, the
 /// locks, an event, a condition, a barrier): they are thread-safe, so a call that blocks (get,
 /// acquire, wait) holds up only the connection that made it, and the object's mutex is not taken.
-template <class T, class Q>
+/// The queue a manager holds (Python: SyncManager's queue.Queue): a deque under a mutex, for the
+/// server's threads only. An mp::Queue would work, but its get() spins a while for a producer in
+/// another process, and here the item is always a socket round trip away: the spin only took
+/// the CPU from the processes it waited for (24% of a manager queue ping-pong under perf).
+template <class T>
+class server_queue {
+public:
+    explicit server_queue(std::int64_t maxsize) : maxsize_(maxsize) {}
+
+    void put(T x, bool block, std::optional<std::chrono::duration<double>> timeout) {
+        std::unique_lock g(m_);
+        auto room = [&] { return maxsize_ <= 0 || static_cast<std::int64_t>(items_.size()) < maxsize_; };
+        if (!room()) {
+            if (!block) throw Full("multiprocessing: Queue.put_nowait: the queue is full");
+            if (timeout) {
+                if (!not_full_.wait_for(g, *timeout, room)) throw Full("multiprocessing: Queue.put: the queue stayed full");
+            } else {
+                not_full_.wait(g, room);
+            }
+        }
+        items_.push_back(std::move(x));
+        ++unfinished_;
+        not_empty_.notify_one();
+    }
+    T get(bool block, std::optional<std::chrono::duration<double>> timeout) {
+        std::unique_lock g(m_);
+        auto some = [&] { return !items_.empty(); };
+        if (!some()) {
+            if (!block) throw Empty("multiprocessing: Queue.get_nowait: the queue is empty");
+            if (timeout) {
+                if (!not_empty_.wait_for(g, *timeout, some)) throw Empty("multiprocessing: Queue.get: the queue stayed empty");
+            } else {
+                not_empty_.wait(g, some);
+            }
+        }
+        T x = std::move(items_.front());
+        items_.pop_front();
+        not_full_.notify_one();
+        return x;
+    }
+    [[nodiscard]] std::size_t qsize() {
+        std::lock_guard g(m_);
+        return items_.size();
+    }
+    [[nodiscard]] bool full() {
+        std::lock_guard g(m_);
+        return maxsize_ > 0 && static_cast<std::int64_t>(items_.size()) >= maxsize_;
+    }
+    void task_done() {
+        std::lock_guard g(m_);
+        if (unfinished_ == 0) throw ValueError("multiprocessing: task_done() called too many times");
+        if (--unfinished_ == 0) all_done_.notify_all();
+    }
+    void join() {
+        std::unique_lock g(m_);
+        all_done_.wait(g, [&] { return unfinished_ == 0; });
+    }
+
+private:
+    std::mutex m_;
+    std::condition_variable not_empty_, not_full_, all_done_;
+    std::deque<T> items_;
+    std::int64_t maxsize_;
+    std::uint64_t unfinished_ = 0;  // put and not task_done() (JoinableQueue)
+};
+
+/// The server's side of QueueProxy and JoinableQueueProxy.
+template <class T>
 struct queue_ops {
-    using object = held<Q>;
-    static Q& of(server_object& o) { return static_cast<object&>(o).value; }
+    using object = held<server_queue<T>>;
+    static server_queue<T>& of(server_object& o) { return static_cast<object&>(o).value; }
 
     static std::shared_ptr<server_object> make(PickleReader& in) { return std::make_shared<object>(in.load<std::int64_t>()); }
     static void put(server_object& so, PickleReader& in, PickleWriter&) {
         T x = in.load<T>();
         auto timeout = in.load<wire_timeout>();
         auto block = in.load<bool>();
-        if (!block) return of(so).put_nowait(x);
-        if (timeout) return of(so).put(x, from_wire(*timeout));
-        of(so).put(x);
+        std::optional<std::chrono::duration<double>> t;
+        if (timeout) t = from_wire(*timeout);
+        of(so).put(std::move(x), block, t);
     }
     static void get(server_object& so, PickleReader& in, PickleWriter& out) {
         auto timeout = in.load<wire_timeout>();
         auto block = in.load<bool>();
-        if (!block) return out.dump(of(so).get_nowait());
-        if (timeout) return out.dump(of(so).get(from_wire(*timeout)));
-        out.dump(of(so).get());
+        std::optional<std::chrono::duration<double>> t;
+        if (timeout) t = from_wire(*timeout);
+        out.dump(of(so).get(block, t));
     }
     static void qsize(server_object& so, PickleReader&, PickleWriter& out) {
         out.dump(static_cast<std::uint64_t>(of(so).qsize()));
     }
-    static void empty(server_object& so, PickleReader&, PickleWriter& out) { out.dump(of(so).empty()); }
+    static void empty(server_object& so, PickleReader&, PickleWriter& out) { out.dump(of(so).qsize() == 0); }
     static void full(server_object& so, PickleReader&, PickleWriter& out) { out.dump(of(so).full()); }
     static void task_done(server_object& so, PickleReader&, PickleWriter&) { of(so).task_done(); }
     static void join(server_object& so, PickleReader&, PickleWriter&) { of(so).join(); }
@@ -1158,10 +1249,10 @@ private:
 
 /// A proxy for a queue the manager holds (Python: m.Queue()); JoinableQueueProxy adds
 /// task_done() and join(). mp::Empty / mp::Full as the local Queue raises them.
-template <class T, class Q = Queue<T>>
+template <class T>
 class QueueProxy : public BaseProxy {
 protected:
-    using ops = detail::queue_ops<T, Q>;
+    using ops = detail::queue_ops<T>;
 
 public:
     void put(const T& x) const { call_method<void, &ops::put>(x, detail::wire_timeout{}, true); }
@@ -1188,8 +1279,8 @@ protected:
 
 /// A proxy for a JoinableQueue the manager holds (Python: m.JoinableQueue()).
 template <class T>
-class JoinableQueueProxy : public QueueProxy<T, JoinableQueue<T>> {
-    using base = QueueProxy<T, JoinableQueue<T>>;
+class JoinableQueueProxy : public QueueProxy<T> {
+    using base = QueueProxy<T>;
     using ops = typename base::ops;
 
 public:
@@ -1534,13 +1625,13 @@ public:
     /// A queue (Python: m.Queue(maxsize)); <= 0: no limit.
     template <class T>
     [[nodiscard]] QueueProxy<T> Queue(std::int64_t maxsize = 0) {
-        return QueueProxy<T>(create<&detail::queue_ops<T, multiprocessing::Queue<T>>::make>("Queue", maxsize));
+        return QueueProxy<T>(create<&detail::queue_ops<T>::make>("Queue", maxsize));
     }
     /// A joinable queue (Python: m.JoinableQueue(maxsize)).
     template <class T>
     [[nodiscard]] JoinableQueueProxy<T> JoinableQueue(std::int64_t maxsize = 0) {
         return JoinableQueueProxy<T>(
-            create<&detail::queue_ops<T, multiprocessing::JoinableQueue<T>>::make>("JoinableQueue", maxsize));
+            create<&detail::queue_ops<T>::make>("JoinableQueue", maxsize));
     }
     /// Python: m.Lock(), m.RLock(), m.Semaphore(n), m.BoundedSemaphore(n).
     [[nodiscard]] AcquirerProxy<multiprocessing::Lock> Lock() {

@@ -3,15 +3,18 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "exit_hooks.hpp"
@@ -85,6 +88,9 @@ struct process_globals {
     std::shared_ptr<ProcessState> parent;
     int counter = 0;  // processes created here, for "Process-N" names
     bool exit_handler_registered = false;
+    // Run by exit_cleanup() in the process that registered each (Python: util.Finalize with an
+    // exit priority): a forked child's copy holds its parent's, which it skips.
+    std::vector<std::pair<pid_t, std::function<void()>>> finalizers;
 };
 
 /// One per process however the headers are compiled in (detail/process_wide.hpp).
@@ -133,7 +139,9 @@ inline void reap_finished_children() {
 }
 
 /// At exit, as Python's util._exit_function: terminate daemonic children, join all the others.
-inline void exit_cleanup() noexcept {
+/// `finalize`: run the finalizers too; not from atexit, where the libraries they call (OpenSSL,
+/// this thread's thread_locals) may already be torn down.
+inline void exit_cleanup(bool finalize = true) noexcept {
     try {
         auto& g = globals();
         std::vector<std::shared_ptr<ProcessState>> kids;
@@ -144,6 +152,19 @@ inline void exit_cleanup() noexcept {
         // The records (and their order) of Python's util._exit_function.
         log_event(LogLevel::info, "process shutting down");
         log_event(LogLevel::debug, "running all \"atexit\" finalizers with priority >= 0");
+        std::vector<std::pair<pid_t, std::function<void()>>> finalizers;
+        {
+            std::lock_guard lock(g.mutex);
+            finalizers.swap(g.finalizers);
+        }
+        const pid_t me = ::getpid();
+        for (auto it = finalizers.rbegin(); finalize && it != finalizers.rend(); ++it) {
+            if (it->first != me) continue;
+            try {
+                it->second();
+            } catch (...) {
+            }
+        }
         for (auto& p : kids)
             if (p->daemon && p->popen && !p->popen->poll()) {
                 log_event(LogLevel::info, "calling terminate() for daemon ", p->name);
@@ -160,13 +181,22 @@ inline void exit_cleanup() noexcept {
     }
 }
 
+/// Runs `fn` as this child process ends, after its target returned (last registered first). Not
+/// when the target calls std::exit() itself: atexit handlers run after the libraries may have
+/// been torn down.
+inline void register_finalizer(std::function<void()> fn) {
+    auto& g = globals();
+    std::lock_guard lock(g.mutex);
+    g.finalizers.emplace_back(::getpid(), std::move(fn));
+}
+
 /// Registers exit_cleanup() to run when this process exits normally (once per process).
 inline void register_exit_handler() {
     auto& g = globals();
     std::lock_guard lock(g.mutex);
     if (!g.exit_handler_registered) {
         g.exit_handler_registered = true;
-        std::atexit([] { exit_cleanup(); });
+        std::atexit([] { exit_cleanup(false); });
     }
 }
 
