@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,6 +18,7 @@
 #include <openssl/hmac.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -794,6 +796,47 @@ TEST_CASE("hostile clients before authentication are dropped without allocating,
     auto c = accept_within(l);
     CHECK(c.recv_bytes() == "after");
     CHECK(good.get() == "ok");
+}
+
+TEST_CASE("a 4 GiB claim before authentication is refused in a process with 32 MiB of address space to spare",
+          "[listener][hostile][fault]") {
+#if defined(__SANITIZE_ADDRESS__)
+    WARN("skipped under AddressSanitizer: an address-space limit starves its own allocator");
+    return;
+#endif
+    // The proof of "without allocating": a forked child whose address space cannot grow by more
+    // than 32 MiB accepts the hostile client. A receive that trusted the header (or merely
+    // reserved what it claims, as a plain recv_bytes reserves up to 128 MiB) would fail with
+    // std::bad_alloc or an mp::ProcessError instead of AuthenticationError.
+    const mp::Context fork_ctx(mp::StartMethod::fork);
+    mp::Listener l({.authkey = "k"});
+    mp::Process child(fork_ctx, [&l] {
+        long pages = 0;
+        if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+            if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+            std::fclose(f);
+        }
+        if (pages <= 0) std::_Exit(child_other_error);
+        const rlim_t limit = static_cast<rlim_t>(pages) * static_cast<rlim_t>(::sysconf(_SC_PAGESIZE)) + (rlim_t{32} << 20);
+        const rlimit r{limit, limit};
+        if (::setrlimit(RLIMIT_AS, &r) != 0) std::_Exit(child_other_error);
+        int code = child_other_error;
+        try {
+            (void)l.accept();
+            code = child_ok;  // accepted: wrong
+        } catch (const mp::AuthenticationError&) {
+            code = child_auth_failed;
+        } catch (const std::bad_alloc&) {
+            code = child_wrong_reply;
+        } catch (...) {
+        }
+        std::_Exit(code);
+    });
+    child.start();
+    auto raw = raw_connect(l.address());
+    REQUIRE(write_raw(raw.get(), big_endian(0xffffffff, 4) + big_endian(std::uint64_t{4} << 30, 8)));
+    mp_test::join(child);
+    CHECK(child.exitcode() == child_auth_failed);
 }
 
 TEST_CASE("a hostile listener cannot make Client allocate or wait forever", "[listener][hostile]") {
