@@ -1,0 +1,146 @@
+// Manager workloads (managers.hpp): a proxy's call round trip to the manager's server process.
+//
+//   manager_dict_roundtrip/mp    on a DictProxy<int64, int64> of mp::Manager(): d.set(k, x) then
+//                                d.get(k), k = x % 16; one op = the pair (two proxy calls, two
+//                                round trips to the manager's process; Python: d[k] = x; d[k])
+//   manager_dict_roundtrip/raw   the same two round trips over a socketpair(AF_UNIX, SOCK_STREAM)
+//                                to a forked server process: a 32-byte request (op, key, value)
+//                                written, read by the server, which keeps 16 int64 slots and
+//                                writes a 16-byte reply (status, value); two requests per op
+//
+// The raw baseline is the least a request/response to another process over a Unix stream socket
+// costs: one write and one read on each side per round trip, fixed sizes, no framing, no
+// pickling, no lookup of the object or the method. The manager's server listens on a Unix socket
+// too (a connection of its own per client thread, served by a thread of the server's process), so
+// "mp vs raw" is the price of the proxy protocol on top of the same kernel round trip.
+// The Python side of the same workloads is python/bench_managers.py.
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+// GCC 12 at -O3 warns that Address::normalize (detail/socket.hpp) reads an uninitialised string
+// where Listener::accept, inlined into the manager's serve_forever, builds an Address: a false
+// positive of its inliner on std::string's small-string buffer, which -Werror turns into an error.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <multiprocessing/managers.hpp>
+
+#include "bench_common.hpp"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace mp = multiprocessing;
+
+namespace {
+
+constexpr std::int64_t kKeys = 16;  // the dict's keys are x % kKeys: a small dict, as Python's
+
+// ---------------------------------------------------------------------------------------------
+// mp
+
+void dict_roundtrip_mp(benchmark::State& state) {
+    try {
+        auto m = mp::Manager();
+        auto d = m.dict<std::int64_t, std::int64_t>();
+        std::int64_t x = 0;
+        for (; x < 64; ++x) d.set(x % kKeys, x);  // warm-up: the connection, the dict's keys
+        for (auto _ : state) {
+            d.set(x % kKeys, x);
+            if (d.get(x % kKeys) != x) return state.SkipWithError("wrong value read back");
+            ++x;
+        }
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+// ---------------------------------------------------------------------------------------------
+// raw: socketpair + fork, a request/response server in the child
+
+/// What the raw client sends: an operation on one of the server's slots.
+struct raw_request {
+    std::uint64_t op;  // 1: set, 2: get, 3: stop
+    std::int64_t key;
+    std::int64_t value;
+    std::uint64_t pad;
+};
+/// What the raw server answers.
+struct raw_reply {
+    std::uint64_t status;
+    std::int64_t value;
+};
+static_assert(sizeof(raw_request) == 32 && sizeof(raw_reply) == 16);
+
+/// The child's loop: answers requests until "stop" or end of file; its exit status.
+int raw_dict_server(int fd) {
+    std::array<std::int64_t, kKeys> slots{};
+    raw_request rq;
+    while (mp_bench::read_full(fd, &rq, sizeof rq)) {
+        raw_reply rp{0, 0};
+        if (rq.op == 3) return 0;
+        auto& slot = slots[static_cast<std::size_t>(rq.key) % slots.size()];
+        if (rq.op == 1)
+            slot = rq.value;
+        else
+            rp.value = slot;
+        if (!mp_bench::write_full(fd, &rp, sizeof rp)) return 1;
+    }
+    return 1;
+}
+
+/// One request/response; false if the server is gone.
+bool raw_call(int fd, const raw_request& rq, raw_reply& rp) {
+    return mp_bench::write_full(fd, &rq, sizeof rq) && mp_bench::read_full(fd, &rp, sizeof rp);
+}
+
+void dict_roundtrip_raw(benchmark::State& state) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return state.SkipWithError("socketpair failed");
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(sv[0]);
+        ::_exit(raw_dict_server(sv[1]));  // never return into Google Benchmark
+    }
+    ::close(sv[1]);
+    if (pid < 0) {
+        ::close(sv[0]);
+        return state.SkipWithError("fork failed");
+    }
+    const int fd = sv[0];
+    bool ok = true;
+    std::int64_t x = 0;
+    raw_reply rp{};
+    for (; x < 64 && ok; ++x) ok = raw_call(fd, {1, x % kKeys, x, 0}, rp);  // warm-up, as mp's
+    for (auto _ : state) {
+        if (!ok) break;
+        ok = raw_call(fd, {1, x % kKeys, x, 0}, rp) && raw_call(fd, {2, x % kKeys, 0, 0}, rp);
+        if (ok && rp.value != x) ok = false;
+        ++x;
+    }
+    const raw_request stop{3, 0, 0, 0};
+    ok = mp_bench::write_full(fd, &stop, sizeof stop) && ok;
+    ::close(fd);
+    ok = mp_bench::exited_cleanly(mp_bench::wait_child(pid)) && ok;
+    if (!ok) return state.SkipWithError("raw request/response failed");
+    state.SetItemsProcessed(state.iterations());
+}
+
+}  // namespace
+
+BENCHMARK(dict_roundtrip_mp)->UseRealTime()->Name("manager_dict_roundtrip/mp");
+BENCHMARK(dict_roundtrip_raw)->UseRealTime()->Name("manager_dict_roundtrip/raw");
+
+int main(int argc, char** argv) {
+    mp::freeze_support();
+    return mp_bench::run_benchmarks(argc, argv);
+}
