@@ -135,10 +135,78 @@ void dict_roundtrip_raw(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 
+// ---------------------------------------------------------------------------------------------
+// raw: a relay process between two processes over two socketpairs
+
+/// Forks a child that runs f() and _exits with its status; the pid, or -1.
+template <class F>
+pid_t raw_fork(F&& f) {
+    pid_t pid = ::fork();
+    if (pid == 0) ::_exit(f());  // never return into Google Benchmark
+    return pid;
+}
+
+/// The parent writes v to the relay, the relay writes it to the echo, the echo writes v + 1 back
+/// to the relay, the relay writes it to the parent: four one-way hops over Unix stream sockets per
+/// ping-pong, as a message through a broker process must make. A negative value stops both.
+void queue_pingpong_raw(benchmark::State& state) {
+    int a[2], b[2];  // a: parent <-> relay, b: relay <-> echo
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return state.SkipWithError("socketpair failed");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0) {
+        ::close(a[0]);
+        ::close(a[1]);
+        return state.SkipWithError("socketpair failed");
+    }
+    const pid_t relay = raw_fork([&] {
+        ::close(a[0]);
+        ::close(b[1]);
+        std::int64_t v;
+        while (mp_bench::read_full(a[1], &v, sizeof v)) {
+            if (!mp_bench::write_full(b[0], &v, sizeof v)) return 1;
+            if (v < 0) return 0;
+            if (!mp_bench::read_full(b[0], &v, sizeof v) || !mp_bench::write_full(a[1], &v, sizeof v)) return 1;
+        }
+        return 1;
+    });
+    const pid_t echo = relay < 0 ? -1 : raw_fork([&] {
+        ::close(a[0]);
+        ::close(a[1]);
+        ::close(b[0]);
+        std::int64_t v;
+        while (mp_bench::read_full(b[1], &v, sizeof v)) {
+            if (v < 0) return 0;
+            ++v;
+            if (!mp_bench::write_full(b[1], &v, sizeof v)) return 1;
+        }
+        return 1;
+    });
+    ::close(a[1]);
+    ::close(b[0]);
+    ::close(b[1]);
+    const int fd = a[0];
+    bool ok = relay > 0 && echo > 0;
+    std::int64_t v = 0;
+    for (int i = 0; i < 64 && ok; ++i)  // warm-up, as mp's
+        ok = mp_bench::write_full(fd, &v, sizeof v) && mp_bench::read_full(fd, &v, sizeof v);
+    const std::int64_t start = v;
+    for (auto _ : state) {
+        if (!ok) break;
+        ok = mp_bench::write_full(fd, &v, sizeof v) && mp_bench::read_full(fd, &v, sizeof v);
+    }
+    const std::int64_t stop = -1;
+    ok = mp_bench::write_full(fd, &stop, sizeof stop) && ok;
+    ::close(fd);
+    if (relay > 0) ok = mp_bench::exited_cleanly(mp_bench::wait_child(relay)) && ok;
+    if (echo > 0) ok = mp_bench::exited_cleanly(mp_bench::wait_child(echo)) && ok;
+    if (!ok || v != start + state.iterations()) return state.SkipWithError("raw relay ping-pong failed");
+    state.SetItemsProcessed(state.iterations());
+}
+
 }  // namespace
 
 BENCHMARK(dict_roundtrip_mp)->UseRealTime()->Name("manager_dict_roundtrip/mp");
 BENCHMARK(dict_roundtrip_raw)->UseRealTime()->Name("manager_dict_roundtrip/raw");
+BENCHMARK(queue_pingpong_raw)->UseRealTime()->Name("manager_queue_pingpong/raw");
 
 int main(int argc, char** argv) {
     mp::freeze_support();
