@@ -272,3 +272,145 @@ TEST_CASE("BaseManager: a remote server on TCP, with its own authkey; a wrong ke
     REQUIRE(maths.call(&Maths::add, 2, 2) == 5);
     server.shutdown();
 }
+
+namespace {
+
+void child_consumes(mp::JoinableQueueProxy<int> q, mp::QueueProxy<int> results) {
+    for (;;) {
+        int x = q.get(mp_test::bound);
+        if (x < 0) {
+            q.task_done();
+            return;
+        }
+        results.put(x * x);
+        q.task_done();
+    }
+}
+void child_waits_event(mp::EventProxy started, mp::EventProxy go, mp::ValueProxy<int> out) {
+    started.set();
+    out.set(go.wait(mp_test::bound) ? 1 : -1);
+}
+void child_barrier(mp::BarrierProxy b, mp::ListProxy<int> order, int me) {
+    order.append(b.wait(mp_test::bound) >= 0 ? me : -1);
+}
+void child_locks(mp::AcquirerProxy<mp::Lock> lock, mp::ValueProxy<int> counter, int n) {
+    for (int i = 0; i < n; ++i) {
+        std::lock_guard g(lock);
+        counter.set(counter.get() + 1);
+    }
+}
+void child_notifies(mp::ConditionProxy cond, mp::ValueProxy<int> state) {
+    std::lock_guard g(cond);
+    state.set(1);
+    cond.notify_all();
+}
+
+}  // namespace
+
+TEST_CASE("Manager: Queue and JoinableQueue proxies between processes", "[managers][unit]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto m = mp::Manager();
+    auto q = m.JoinableQueue<int>();
+    auto results = m.Queue<int>();
+    mp::Process p(ctx, child_consumes, q, results);
+    p.start();
+    for (int i = 1; i <= 20; ++i) q.put(i);
+    q.put(-1);
+    q.join();  // every item was task_done()'d
+    mp_test::join(p);
+    REQUIRE(p.exitcode() == 0);
+    long sum = 0;
+    for (int i = 0; i < 20; ++i) sum += results.get(mp_test::bound);
+    REQUIRE(sum == 2870);
+    REQUIRE(results.empty());
+    REQUIRE_THROWS_AS(results.get_nowait(), mp::Empty);
+    REQUIRE_THROWS_AS(results.get(10ms), mp::Empty);
+    auto small = m.Queue<int>(1);
+    small.put(1);
+    REQUIRE(small.full());
+    REQUIRE_THROWS_AS(small.put_nowait(2), mp::Full);
+    REQUIRE(small.qsize() == 1);
+}
+
+TEST_CASE("Manager: Lock, RLock, Semaphore, Event, Condition and Barrier proxies", "[managers][unit]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto m = mp::Manager();
+
+    auto lock = m.Lock();
+    auto counter = m.Value<int>(0);
+    mp::Process a(ctx, child_locks, lock, counter, 100);
+    mp::Process b(ctx, child_locks, lock, counter, 100);
+    a.start();
+    b.start();
+    mp_test::join(a);
+    mp_test::join(b);
+    REQUIRE(counter.get() == 200);  // no lost update under the lock
+    lock.acquire();
+    REQUIRE_FALSE(lock.try_lock());
+    REQUIRE_FALSE(lock.acquire(10ms));
+    lock.release();
+
+    auto rlock = m.RLock();
+    rlock.acquire();
+    rlock.acquire();  // the same thread again
+    rlock.release();
+    rlock.release();
+    REQUIRE_THROWS(rlock.release());  // not held: as the local RLock
+
+    auto sem = m.BoundedSemaphore(2);
+    sem.acquire();
+    sem.acquire();
+    REQUIRE_FALSE(sem.acquire(10ms));
+    sem.release();
+    sem.release();
+    REQUIRE_THROWS_AS(sem.release(), mp::ValueError);
+
+    auto started = m.Event();
+    auto go = m.Event();
+    auto out = m.Value<int>(0);
+    mp::Process w(ctx, child_waits_event, started, go, out);
+    w.start();
+    REQUIRE(started.wait(mp_test::bound));
+    REQUIRE_FALSE(go.is_set());
+    go.set();
+    mp_test::join(w);
+    REQUIRE(out.get() == 1);
+    go.clear();
+    REQUIRE_FALSE(go.wait(10ms));
+
+    auto cond = m.Condition();
+    auto state = m.Value<int>(0);
+    {
+        std::unique_lock g(cond);
+        mp::Process n(ctx, child_notifies, cond, state);
+        n.start();
+        REQUIRE(cond.wait_for([&] { return state.get() == 1; }, mp_test::bound));
+        g.unlock();
+        mp_test::join(n);
+    }
+
+    auto barrier = m.Barrier(3);
+    REQUIRE(barrier.parties() == 3);
+    auto order = m.list<int>();
+    mp::Process x(ctx, child_barrier, barrier, order, 1);
+    mp::Process y(ctx, child_barrier, barrier, order, 2);
+    x.start();
+    y.start();
+    REQUIRE(barrier.wait(mp_test::bound) >= 0);
+    mp_test::join(x);
+    mp_test::join(y);
+    auto seen = order.copy();
+    std::sort(seen.begin(), seen.end());
+    REQUIRE(seen == std::vector<int>{1, 2});
+    barrier.abort();
+    REQUIRE(barrier.broken());
+    REQUIRE_THROWS_AS(barrier.wait(mp_test::bound), mp::BrokenBarrierError);
+    barrier.reset();
+    REQUIRE_FALSE(barrier.broken());
+
+    auto arr = m.Array<double>(3);
+    arr.set(-1, 2.5);
+    REQUIRE(arr.copy() == std::vector<double>{0, 0, 2.5});
+    REQUIRE(arr.size() == 3);
+    REQUIRE_THROWS_AS(arr.get(3), mp::IndexError);
+}

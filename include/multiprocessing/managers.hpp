@@ -50,6 +50,8 @@
 #include "errors.hpp"
 #include "pickle.hpp"
 #include "process.hpp"
+#include "queue.hpp"
+#include "synchronize.hpp"
 #include "detail/function_id.hpp"
 #include "detail/pool_protocol.hpp"
 #include "detail/remote_exception.hpp"
@@ -618,6 +620,122 @@ struct value_ops {
     }
 };
 
+/// A timeout as it travels: seconds, or none (wait for ever).
+using wire_timeout = std::optional<double>;
+template <class Rep, class Period>
+wire_timeout to_wire(std::chrono::duration<Rep, Period> d) {
+    return std::chrono::duration<double>(d).count();
+}
+inline std::chrono::duration<double> from_wire(double seconds) { return std::chrono::duration<double>(seconds); }
+
+/// The server's side of the proxies over the library's own synchronised types (a queue, the
+/// locks, an event, a condition, a barrier): they are thread-safe, so a call that blocks (get,
+/// acquire, wait) holds up only the connection that made it, and the object's mutex is not taken.
+template <class T, class Q>
+struct queue_ops {
+    using object = held<Q>;
+    static Q& of(server_object& o) { return static_cast<object&>(o).value; }
+
+    static std::shared_ptr<server_object> make(PickleReader& in) { return std::make_shared<object>(in.load<std::int64_t>()); }
+    static void put(server_object& so, PickleReader& in, PickleWriter&) {
+        T x = in.load<T>();
+        auto timeout = in.load<wire_timeout>();
+        auto block = in.load<bool>();
+        if (!block) return of(so).put_nowait(x);
+        if (timeout) return of(so).put(x, from_wire(*timeout));
+        of(so).put(x);
+    }
+    static void get(server_object& so, PickleReader& in, PickleWriter& out) {
+        auto timeout = in.load<wire_timeout>();
+        auto block = in.load<bool>();
+        if (!block) return out.dump(of(so).get_nowait());
+        if (timeout) return out.dump(of(so).get(from_wire(*timeout)));
+        out.dump(of(so).get());
+    }
+    static void qsize(server_object& so, PickleReader&, PickleWriter& out) {
+        out.dump(static_cast<std::uint64_t>(of(so).qsize()));
+    }
+    static void empty(server_object& so, PickleReader&, PickleWriter& out) { out.dump(of(so).empty()); }
+    static void full(server_object& so, PickleReader&, PickleWriter& out) { out.dump(of(so).full()); }
+    static void task_done(server_object& so, PickleReader&, PickleWriter&) { of(so).task_done(); }
+    static void join(server_object& so, PickleReader&, PickleWriter&) { of(so).join(); }
+};
+
+/// Lock, RLock, Semaphore, BoundedSemaphore: acquire and release (Python: AcquirerProxy).
+template <class L>
+struct acquirer_ops {
+    using object = held<L>;
+    static L& of(server_object& o) { return static_cast<object&>(o).value; }
+
+    static std::shared_ptr<server_object> make(PickleReader& in) {
+        if constexpr (std::is_constructible_v<L, int>)
+            return std::make_shared<object>(in.load<int>());
+        else
+            return std::make_shared<object>();
+    }
+    static void acquire(server_object& so, PickleReader& in, PickleWriter& out) {
+        auto timeout = in.load<wire_timeout>();
+        auto block = in.load<bool>();
+        if (!block) return out.dump(of(so).try_lock());
+        if (timeout) return out.dump(of(so).acquire(from_wire(*timeout)));
+        of(so).acquire();
+        out.dump(true);
+    }
+    static void release(server_object& so, PickleReader&, PickleWriter&) { of(so).release(); }
+};
+
+struct event_ops {
+    using object = held<Event>;
+    static Event& of(server_object& o) { return static_cast<object&>(o).value; }
+
+    static std::shared_ptr<server_object> make(PickleReader&) { return std::make_shared<object>(); }
+    static void is_set(server_object& so, PickleReader&, PickleWriter& out) { out.dump(of(so).is_set()); }
+    static void set(server_object& so, PickleReader&, PickleWriter&) { of(so).set(); }
+    static void clear(server_object& so, PickleReader&, PickleWriter&) { of(so).clear(); }
+    static void wait(server_object& so, PickleReader& in, PickleWriter& out) {
+        auto timeout = in.load<wire_timeout>();
+        out.dump(timeout ? of(so).wait(from_wire(*timeout)) : of(so).wait());
+    }
+};
+
+struct condition_ops {
+    using object = held<Condition>;
+    static Condition& of(server_object& o) { return static_cast<object&>(o).value; }
+
+    static std::shared_ptr<server_object> make(PickleReader&) { return std::make_shared<object>(); }
+    static void acquire(server_object& so, PickleReader& in, PickleWriter& out) {
+        auto timeout = in.load<wire_timeout>();
+        auto block = in.load<bool>();
+        if (!block) return out.dump(of(so).try_lock());
+        if (timeout) return out.dump(of(so).acquire(from_wire(*timeout)));
+        of(so).acquire();
+        out.dump(true);
+    }
+    static void release(server_object& so, PickleReader&, PickleWriter&) { of(so).release(); }
+    static void wait(server_object& so, PickleReader& in, PickleWriter& out) {
+        auto timeout = in.load<wire_timeout>();
+        out.dump(timeout ? of(so).wait(from_wire(*timeout)) : of(so).wait());
+    }
+    static void notify(server_object& so, PickleReader& in, PickleWriter&) { of(so).notify(in.load<int>()); }
+    static void notify_all(server_object& so, PickleReader&, PickleWriter&) { of(so).notify_all(); }
+};
+
+struct barrier_ops {
+    using object = held<Barrier>;
+    static Barrier& of(server_object& o) { return static_cast<object&>(o).value; }
+
+    static std::shared_ptr<server_object> make(PickleReader& in) { return std::make_shared<object>(in.load<int>()); }
+    static void wait(server_object& so, PickleReader& in, PickleWriter& out) {
+        auto timeout = in.load<wire_timeout>();
+        out.dump(timeout ? of(so).wait(from_wire(*timeout)) : of(so).wait());
+    }
+    static void abort(server_object& so, PickleReader&, PickleWriter&) { of(so).abort(); }
+    static void reset(server_object& so, PickleReader&, PickleWriter&) { of(so).reset(); }
+    static void parties(server_object& so, PickleReader&, PickleWriter& out) { out.dump(of(so).parties()); }
+    static void n_waiting(server_object& so, PickleReader&, PickleWriter& out) { out.dump(of(so).n_waiting()); }
+    static void broken(server_object& so, PickleReader&, PickleWriter& out) { out.dump(of(so).broken()); }
+};
+
 /// A member function pointer as it crosses exec (the Itanium C++ ABI's {ptr, adj}: ptr is the
 /// function's address, or 1 + its vtable offset for a virtual one).
 template <class F>
@@ -1038,6 +1156,183 @@ private:
     explicit ValueProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
 };
 
+/// A proxy for a queue the manager holds (Python: m.Queue()); JoinableQueueProxy adds
+/// task_done() and join(). mp::Empty / mp::Full as the local Queue raises them.
+template <class T, class Q = Queue<T>>
+class QueueProxy : public BaseProxy {
+protected:
+    using ops = detail::queue_ops<T, Q>;
+
+public:
+    void put(const T& x) const { call_method<void, &ops::put>(x, detail::wire_timeout{}, true); }
+    template <class Rep, class Period>
+    void put(const T& x, std::chrono::duration<Rep, Period> timeout) const {
+        call_method<void, &ops::put>(x, detail::to_wire(timeout), true);
+    }
+    void put_nowait(const T& x) const { call_method<void, &ops::put>(x, detail::wire_timeout{}, false); }
+    [[nodiscard]] T get() const { return call_method<T, &ops::get>(detail::wire_timeout{}, true); }
+    template <class Rep, class Period>
+    [[nodiscard]] T get(std::chrono::duration<Rep, Period> timeout) const {
+        return call_method<T, &ops::get>(detail::to_wire(timeout), true);
+    }
+    [[nodiscard]] T get_nowait() const { return call_method<T, &ops::get>(detail::wire_timeout{}, false); }
+    [[nodiscard]] std::size_t qsize() const { return call_method<std::uint64_t, &ops::qsize>(); }
+    [[nodiscard]] bool empty() const { return call_method<bool, &ops::empty>(); }
+    [[nodiscard]] bool full() const { return call_method<bool, &ops::full>(); }
+
+protected:
+    friend class SyncManager;
+    friend struct pickler<QueueProxy, void>;
+    explicit QueueProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
+};
+
+/// A proxy for a JoinableQueue the manager holds (Python: m.JoinableQueue()).
+template <class T>
+class JoinableQueueProxy : public QueueProxy<T, JoinableQueue<T>> {
+    using base = QueueProxy<T, JoinableQueue<T>>;
+    using ops = typename base::ops;
+
+public:
+    void task_done() const { this->template call_method<void, &ops::task_done>(); }
+    void join() const { this->template call_method<void, &ops::join>(); }
+
+private:
+    friend class SyncManager;
+    friend struct pickler<JoinableQueueProxy, void>;
+    explicit JoinableQueueProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : base(std::move(ref)) {}
+};
+
+/// A proxy for a Lock, RLock, Semaphore or BoundedSemaphore the manager holds (Python:
+/// AcquirerProxy). Lockable, as the local types: std::lock_guard works. An RLock's owner is the
+/// calling thread (each thread has its own connection, served by its own server thread).
+template <class L>
+class AcquirerProxy : public BaseProxy {
+    using ops = detail::acquirer_ops<L>;
+
+public:
+    void acquire() const { (void)call_method<bool, &ops::acquire>(detail::wire_timeout{}, true); }
+    template <class Rep, class Period>
+    [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) const {
+        return call_method<bool, &ops::acquire>(detail::to_wire(timeout), true);
+    }
+    void release() const { call_method<void, &ops::release>(); }
+    void lock() const { acquire(); }
+    void unlock() const { release(); }
+    [[nodiscard]] bool try_lock() const { return call_method<bool, &ops::acquire>(detail::wire_timeout{}, false); }
+
+private:
+    friend class SyncManager;
+    friend struct pickler<AcquirerProxy, void>;
+    explicit AcquirerProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
+};
+
+/// A proxy for an Event the manager holds (Python: EventProxy).
+class EventProxy : public BaseProxy {
+    using ops = detail::event_ops;
+
+public:
+    [[nodiscard]] bool is_set() const { return call_method<bool, &ops::is_set>(); }
+    void set() const { call_method<void, &ops::set>(); }
+    void clear() const { call_method<void, &ops::clear>(); }
+    bool wait() const { return call_method<bool, &ops::wait>(detail::wire_timeout{}); }
+    template <class Rep, class Period>
+    bool wait(std::chrono::duration<Rep, Period> timeout) const {
+        return call_method<bool, &ops::wait>(detail::to_wire(timeout));
+    }
+
+private:
+    friend class SyncManager;
+    friend struct pickler<EventProxy, void>;
+    explicit EventProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
+};
+
+/// A proxy for a Condition (with its own RLock) the manager holds (Python: ConditionProxy).
+class ConditionProxy : public BaseProxy {
+    using ops = detail::condition_ops;
+
+public:
+    void acquire() const { (void)call_method<bool, &ops::acquire>(detail::wire_timeout{}, true); }
+    template <class Rep, class Period>
+    [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) const {
+        return call_method<bool, &ops::acquire>(detail::to_wire(timeout), true);
+    }
+    void release() const { call_method<void, &ops::release>(); }
+    void lock() const { acquire(); }
+    void unlock() const { release(); }
+    [[nodiscard]] bool try_lock() const { return call_method<bool, &ops::acquire>(detail::wire_timeout{}, false); }
+    bool wait() const { return call_method<bool, &ops::wait>(detail::wire_timeout{}); }
+    template <class Rep, class Period>
+    bool wait(std::chrono::duration<Rep, Period> timeout) const {
+        return call_method<bool, &ops::wait>(detail::to_wire(timeout));
+    }
+    /// Waits until pred() is true, evaluated here under the lock (Python: wait_for).
+    template <class Pred>
+    bool wait_for(Pred pred) const {
+        while (!pred()) (void)wait();
+        return true;
+    }
+    /// As wait_for(pred), giving up after `timeout`; returns pred()'s last value.
+    template <class Pred, class Rep, class Period>
+    bool wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout) const {
+        const auto until = std::chrono::steady_clock::now() + timeout;
+        bool ok = pred();
+        while (!ok) {
+            const auto left = until - std::chrono::steady_clock::now();
+            if (left <= decltype(left)::zero()) break;
+            (void)wait(left);
+            ok = pred();
+        }
+        return ok;
+    }
+    void notify(int n = 1) const { call_method<void, &ops::notify>(n); }
+    void notify_all() const { call_method<void, &ops::notify_all>(); }
+
+private:
+    friend class SyncManager;
+    friend struct pickler<ConditionProxy, void>;
+    explicit ConditionProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
+};
+
+/// A proxy for a Barrier the manager holds (Python: BarrierProxy).
+class BarrierProxy : public BaseProxy {
+    using ops = detail::barrier_ops;
+
+public:
+    int wait() const { return call_method<int, &ops::wait>(detail::wire_timeout{}); }
+    template <class Rep, class Period>
+    int wait(std::chrono::duration<Rep, Period> timeout) const {
+        return call_method<int, &ops::wait>(detail::to_wire(timeout));
+    }
+    void abort() const { call_method<void, &ops::abort>(); }
+    void reset() const { call_method<void, &ops::reset>(); }
+    [[nodiscard]] int parties() const { return call_method<int, &ops::parties>(); }
+    [[nodiscard]] int n_waiting() const { return call_method<int, &ops::n_waiting>(); }
+    [[nodiscard]] bool broken() const { return call_method<bool, &ops::broken>(); }
+
+private:
+    friend class SyncManager;
+    friend struct pickler<BarrierProxy, void>;
+    explicit BarrierProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
+};
+
+/// A proxy for an array the manager holds (Python: m.Array(typecode, n or values)): get, set,
+/// size and copy, with Python's negative indices.
+template <class T>
+class ArrayProxy : public BaseProxy {
+    using ops = detail::list_ops<T>;
+
+public:
+    [[nodiscard]] T get(std::int64_t i) const { return call_method<T, &ops::get>(i); }
+    void set(std::int64_t i, const T& x) const { call_method<void, &ops::set>(i, x); }
+    [[nodiscard]] std::size_t size() const { return call_method<std::uint64_t, &ops::size>(); }
+    [[nodiscard]] std::vector<T> copy() const { return call_method<std::vector<T>, &ops::copy>(); }
+
+private:
+    friend class SyncManager;
+    friend struct pickler<ArrayProxy, void>;
+    explicit ArrayProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
+};
+
 /// A manager (Python: managers.BaseManager): starts a server process, or connects to one, and
 /// makes objects there. Register types first (`register_type`), in every process.
 class BaseManager {
@@ -1217,6 +1512,49 @@ public:
     template <class T>
     [[nodiscard]] ValueProxy<T> Value(const T& x) {
         return ValueProxy<T>(create<&detail::value_ops<T>::make>("Value", x));
+    }
+    /// An array of n default values, or of these (Python: m.Array(typecode, n or values)).
+    template <class T>
+    [[nodiscard]] ArrayProxy<T> Array(std::size_t n) {
+        return ArrayProxy<T>(create<&detail::list_ops<T>::make>("Array", std::vector<T>(n)));
+    }
+    template <class T>
+    [[nodiscard]] ArrayProxy<T> Array(const std::vector<T>& values) {
+        return ArrayProxy<T>(create<&detail::list_ops<T>::make>("Array", values));
+    }
+    /// A queue (Python: m.Queue(maxsize)); <= 0: no limit.
+    template <class T>
+    [[nodiscard]] QueueProxy<T> Queue(std::int64_t maxsize = 0) {
+        return QueueProxy<T>(create<&detail::queue_ops<T, multiprocessing::Queue<T>>::make>("Queue", maxsize));
+    }
+    /// A joinable queue (Python: m.JoinableQueue(maxsize)).
+    template <class T>
+    [[nodiscard]] JoinableQueueProxy<T> JoinableQueue(std::int64_t maxsize = 0) {
+        return JoinableQueueProxy<T>(
+            create<&detail::queue_ops<T, multiprocessing::JoinableQueue<T>>::make>("JoinableQueue", maxsize));
+    }
+    /// Python: m.Lock(), m.RLock(), m.Semaphore(n), m.BoundedSemaphore(n).
+    [[nodiscard]] AcquirerProxy<multiprocessing::Lock> Lock() {
+        return AcquirerProxy<multiprocessing::Lock>(create<&detail::acquirer_ops<multiprocessing::Lock>::make>("Lock"));
+    }
+    [[nodiscard]] AcquirerProxy<multiprocessing::RLock> RLock() {
+        return AcquirerProxy<multiprocessing::RLock>(
+            create<&detail::acquirer_ops<multiprocessing::RLock>::make>("RLock"));
+    }
+    [[nodiscard]] AcquirerProxy<multiprocessing::Semaphore> Semaphore(int value = 1) {
+        return AcquirerProxy<multiprocessing::Semaphore>(
+            create<&detail::acquirer_ops<multiprocessing::Semaphore>::make>("Semaphore", value));
+    }
+    [[nodiscard]] AcquirerProxy<multiprocessing::BoundedSemaphore> BoundedSemaphore(int value = 1) {
+        return AcquirerProxy<multiprocessing::BoundedSemaphore>(
+            create<&detail::acquirer_ops<multiprocessing::BoundedSemaphore>::make>("BoundedSemaphore", value));
+    }
+    /// Python: m.Event(), m.Condition(), m.Barrier(parties).
+    [[nodiscard]] EventProxy Event() { return EventProxy(create<&detail::event_ops::make>("Event")); }
+    [[nodiscard]] ConditionProxy Condition() { return ConditionProxy(create<&detail::condition_ops::make>("Condition")); }
+    [[nodiscard]] BarrierProxy Barrier(int parties) {
+        if (parties < 1) throw ValueError("multiprocessing: a Barrier needs at least one party");
+        return BarrierProxy(create<&detail::barrier_ops::make>("Barrier", parties));
     }
 };
 
