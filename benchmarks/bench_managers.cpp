@@ -7,6 +7,15 @@
 //                                to a forked server process: a 32-byte request (op, key, value)
 //                                written, read by the server, which keeps 16 int64 slots and
 //                                writes a 16-byte reply (status, value); two requests per op
+//   manager_queue_pingpong/mp    parent and child bounce an int64 through two QueueProxy<int64> of
+//                                one mp::Manager(): the parent puts x into one and gets x + 1 from
+//                                the other, the child gets and puts back; one op = one ping-pong
+//                                (four proxy calls: the parent's put and get, the child's get and
+//                                put; the server hands x between its threads in an mp::Queue)
+//   manager_queue_pingpong/raw   the same ping-pong through a forked relay process: the parent
+//                                writes 8 bytes to the relay, the relay to the echo process, the
+//                                echo x + 1 back to the relay, the relay to the parent (two
+//                                socketpairs, four one-way hops, as through any broker process)
 //
 // The raw baseline is the least a request/response to another process over a Unix stream socket
 // costs: one write and one read on each side per round trip, fixed sizes, no framing, no
@@ -21,6 +30,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -61,6 +71,38 @@ void dict_roundtrip_mp(benchmark::State& state) {
     } catch (const std::exception& e) {
         return state.SkipWithError(e.what());
     }
+    state.SetItemsProcessed(state.iterations());
+}
+
+/// The child of manager_queue_pingpong/mp: echoes x + 1 until a negative x.
+void echo_proxy(mp::QueueProxy<std::int64_t> in, mp::QueueProxy<std::int64_t> out) {
+    for (std::int64_t v = in.get(); v >= 0; v = in.get()) out.put(v + 1);
+}
+
+void queue_pingpong_mp(benchmark::State& state) {
+    std::optional<mp::SyncManager> m;
+    try {
+        m.emplace(mp::Manager());
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+    auto in = m->Queue<std::int64_t>();
+    auto out = m->Queue<std::int64_t>();
+    mp::Process child(echo_proxy, in, out);
+    mp_bench::with_child(state, child, [&] {
+        std::int64_t v = 0;
+        for (int i = 0; i < 64; ++i) {  // warm-up: both processes' connections, the server's threads
+            in.put(v);
+            v = out.get();
+        }
+        const std::int64_t start = v;
+        for (auto _ : state) {
+            in.put(v);
+            v = out.get();
+        }
+        in.put(-1);
+        if (v != start + state.iterations()) throw std::runtime_error("the echo lost count");
+    });
     state.SetItemsProcessed(state.iterations());
 }
 
@@ -206,6 +248,7 @@ void queue_pingpong_raw(benchmark::State& state) {
 
 BENCHMARK(dict_roundtrip_mp)->UseRealTime()->Name("manager_dict_roundtrip/mp");
 BENCHMARK(dict_roundtrip_raw)->UseRealTime()->Name("manager_dict_roundtrip/raw");
+BENCHMARK(queue_pingpong_mp)->UseRealTime()->Name("manager_queue_pingpong/mp");
 BENCHMARK(queue_pingpong_raw)->UseRealTime()->Name("manager_queue_pingpong/raw");
 
 int main(int argc, char** argv) {
