@@ -1,4 +1,5 @@
-// Manager workloads (managers.hpp): a proxy's call round trip to the manager's server process.
+// Manager workloads (managers.hpp): proxy calls to the manager's server process, a dict's round trip
+// and a queue's ping-pong between two processes.
 //
 //   manager_dict_roundtrip/mp    on a DictProxy<int64, int64> of mp::Manager(): d.set(k, x) then
 //                                d.get(k), k = x % 16; one op = the pair (two proxy calls, two
@@ -147,7 +148,8 @@ bool raw_call(int fd, const raw_request& rq, raw_reply& rp) {
 
 void dict_roundtrip_raw(benchmark::State& state) {
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return state.SkipWithError("socketpair failed");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return state.SkipWithError("socketpair failed");
     pid_t pid = ::fork();
     if (pid == 0) {
         ::close(sv[0]);
@@ -193,7 +195,8 @@ pid_t raw_fork(F&& f) {
 /// ping-pong, as a message through a broker process must make. A negative value stops both.
 void queue_pingpong_raw(benchmark::State& state) {
     int a[2], b[2];  // a: parent <-> relay, b: relay <-> echo
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return state.SkipWithError("socketpair failed");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0)
+        return state.SkipWithError("socketpair failed");
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0) {
         ::close(a[0]);
         ::close(a[1]);
@@ -206,7 +209,8 @@ void queue_pingpong_raw(benchmark::State& state) {
         while (mp_bench::read_full(a[1], &v, sizeof v)) {
             if (!mp_bench::write_full(b[0], &v, sizeof v)) return 1;
             if (v < 0) return 0;
-            if (!mp_bench::read_full(b[0], &v, sizeof v) || !mp_bench::write_full(a[1], &v, sizeof v)) return 1;
+            if (!mp_bench::read_full(b[0], &v, sizeof v) || !mp_bench::write_full(a[1], &v, sizeof v))
+                return 1;
         }
         return 1;
     });
