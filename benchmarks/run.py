@@ -202,6 +202,12 @@ WORKLOADS = [
              (at_least_x_python(20), at_most_x_row(3, "pool_map_100k")), raw="bench_pool:pool_map_100k/raw"),
     Workload("threadpoolexecutor_submit_roundtrip", "ThreadPoolExecutor submit(f, x).result() round trip", "time",
              "bench_futures", "bench_futures.py", ()),
+    # Managers (managers.hpp): a proxy call is a request/response to the manager's process.
+    Workload("manager_dict_roundtrip", "Manager dict: d.set(k, x) then d.get(k), one op = the pair (2 round trips)",
+             "time", "bench_managers", "bench_managers.py", (at_most_x_raw(1.5), at_least_x_python(20))),
+    # The issue names targets for the round trip only; the queue's are the same, against its relay.
+    Workload("manager_queue_pingpong", "Manager Queue ping-pong, int (put/get through two QueueProxy)", "time",
+             "bench_managers", "bench_managers.py", (at_most_x_raw(1.5), at_least_x_python(20))),
 ]
 
 # Google Benchmark settings and the time limit of one program run, per mode.
@@ -238,6 +244,13 @@ BASELINES = {
     "threadpoolexecutor_submit_roundtrip": "a std::thread pool of cpu_count threads fed through a one-task queue "
                                            "(std::mutex, std::condition_variable notify_one), the caller waiting "
                                            "for the result on a condition variable",
+    "manager_dict_roundtrip": "two request/response round trips over a socketpair(AF_UNIX, SOCK_STREAM) to a forked "
+                              "server process (a 32-byte request written and read, a 16-byte reply written and "
+                              "read; the server keeps 16 int64 slots): the kernel's Unix-socket round trip, "
+                              "no framing, pickling or lookup",
+    "manager_queue_pingpong": "the same ping-pong through a forked relay process over two socketpairs(AF_UNIX, "
+                              "SOCK_STREAM): parent -> relay -> echo -> relay -> parent, 8 bytes a hop, four "
+                              "one-way hops, as any message through a broker process",
 }
 
 

@@ -1,0 +1,261 @@
+// Manager workloads (managers.hpp): proxy calls to the manager's server process, a dict's round trip
+// and a queue's ping-pong between two processes.
+//
+//   manager_dict_roundtrip/mp    on a DictProxy<int64, int64> of mp::Manager(): d.set(k, x) then
+//                                d.get(k), k = x % 16; one op = the pair (two proxy calls, two
+//                                round trips to the manager's process; Python: d[k] = x; d[k])
+//   manager_dict_roundtrip/raw   the same two round trips over a socketpair(AF_UNIX, SOCK_STREAM)
+//                                to a forked server process: a 32-byte request (op, key, value)
+//                                written, read by the server, which keeps 16 int64 slots and
+//                                writes a 16-byte reply (status, value); two requests per op
+//   manager_queue_pingpong/mp    parent and child bounce an int64 through two QueueProxy<int64> of
+//                                one mp::Manager(): the parent puts x into one and gets x + 1 from
+//                                the other, the child gets and puts back; one op = one ping-pong
+//                                (four proxy calls: the parent's put and get, the child's get and
+//                                put; the server hands x between its threads in an mp::Queue)
+//   manager_queue_pingpong/raw   the same ping-pong through a forked relay process: the parent
+//                                writes 8 bytes to the relay, the relay to the echo process, the
+//                                echo x + 1 back to the relay, the relay to the parent (two
+//                                socketpairs, four one-way hops, as through any broker process)
+//
+// The raw baseline is the least a request/response to another process over a Unix stream socket
+// costs: one write and one read on each side per round trip, fixed sizes, no framing, no
+// pickling, no lookup of the object or the method. The manager's server listens on a Unix socket
+// too (a connection of its own per client thread, served by a thread of the server's process), so
+// "mp vs raw" is the price of the proxy protocol on top of the same kernel round trip.
+// The Python side of the same workloads is python/bench_managers.py.
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+// GCC 12 at -O3 warns that Address::normalize (detail/socket.hpp) reads an uninitialised string
+// where Listener::accept, inlined into the manager's serve_forever, builds an Address: a false
+// positive of its inliner on std::string's small-string buffer, which -Werror turns into an error.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <multiprocessing/managers.hpp>
+
+#include "bench_common.hpp"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace mp = multiprocessing;
+
+namespace {
+
+constexpr std::int64_t kKeys = 16;  // the dict's keys are x % kKeys: a small dict, as Python's
+
+// ---------------------------------------------------------------------------------------------
+// mp
+
+void dict_roundtrip_mp(benchmark::State& state) {
+    try {
+        auto m = mp::Manager();
+        auto d = m.dict<std::int64_t, std::int64_t>();
+        std::int64_t x = 0;
+        for (; x < 64; ++x) d.set(x % kKeys, x);  // warm-up: the connection, the dict's keys
+        for (auto _ : state) {
+            d.set(x % kKeys, x);
+            if (d.get(x % kKeys) != x) return state.SkipWithError("wrong value read back");
+            ++x;
+        }
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+/// The child of manager_queue_pingpong/mp: echoes x + 1 until a negative x.
+void echo_proxy(mp::QueueProxy<std::int64_t> in, mp::QueueProxy<std::int64_t> out) {
+    for (std::int64_t v = in.get(); v >= 0; v = in.get()) out.put(v + 1);
+}
+
+void queue_pingpong_mp(benchmark::State& state) {
+    std::optional<mp::SyncManager> m;
+    try {
+        m.emplace(mp::Manager());
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+    auto in = m->Queue<std::int64_t>();
+    auto out = m->Queue<std::int64_t>();
+    mp::Process child(echo_proxy, in, out);
+    mp_bench::with_child(state, child, [&] {
+        std::int64_t v = 0;
+        for (int i = 0; i < 64; ++i) {  // warm-up: both processes' connections, the server's threads
+            in.put(v);
+            v = out.get();
+        }
+        const std::int64_t start = v;
+        for (auto _ : state) {
+            in.put(v);
+            v = out.get();
+        }
+        in.put(-1);
+        if (v != start + state.iterations()) throw std::runtime_error("the echo lost count");
+    });
+    state.SetItemsProcessed(state.iterations());
+}
+
+// ---------------------------------------------------------------------------------------------
+// raw: socketpair + fork, a request/response server in the child
+
+/// What the raw client sends: an operation on one of the server's slots.
+struct raw_request {
+    std::uint64_t op;  // 1: set, 2: get, 3: stop
+    std::int64_t key;
+    std::int64_t value;
+    std::uint64_t pad;
+};
+/// What the raw server answers.
+struct raw_reply {
+    std::uint64_t status;
+    std::int64_t value;
+};
+static_assert(sizeof(raw_request) == 32 && sizeof(raw_reply) == 16);
+
+/// The child's loop: answers requests until "stop" or end of file; its exit status.
+int raw_dict_server(int fd) {
+    std::array<std::int64_t, kKeys> slots{};
+    raw_request rq;
+    while (mp_bench::read_full(fd, &rq, sizeof rq)) {
+        raw_reply rp{0, 0};
+        if (rq.op == 3) return 0;
+        auto& slot = slots[static_cast<std::size_t>(rq.key) % slots.size()];
+        if (rq.op == 1)
+            slot = rq.value;
+        else
+            rp.value = slot;
+        if (!mp_bench::write_full(fd, &rp, sizeof rp)) return 1;
+    }
+    return 1;
+}
+
+/// One request/response; false if the server is gone.
+bool raw_call(int fd, const raw_request& rq, raw_reply& rp) {
+    return mp_bench::write_full(fd, &rq, sizeof rq) && mp_bench::read_full(fd, &rp, sizeof rp);
+}
+
+void dict_roundtrip_raw(benchmark::State& state) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return state.SkipWithError("socketpair failed");
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(sv[0]);
+        ::_exit(raw_dict_server(sv[1]));  // never return into Google Benchmark
+    }
+    ::close(sv[1]);
+    if (pid < 0) {
+        ::close(sv[0]);
+        return state.SkipWithError("fork failed");
+    }
+    const int fd = sv[0];
+    bool ok = true;
+    std::int64_t x = 0;
+    raw_reply rp{};
+    for (; x < 64 && ok; ++x) ok = raw_call(fd, {1, x % kKeys, x, 0}, rp);  // warm-up, as mp's
+    for (auto _ : state) {
+        if (!ok) break;
+        ok = raw_call(fd, {1, x % kKeys, x, 0}, rp) && raw_call(fd, {2, x % kKeys, 0, 0}, rp);
+        if (ok && rp.value != x) ok = false;
+        ++x;
+    }
+    const raw_request stop{3, 0, 0, 0};
+    ok = mp_bench::write_full(fd, &stop, sizeof stop) && ok;
+    ::close(fd);
+    ok = mp_bench::exited_cleanly(mp_bench::wait_child(pid)) && ok;
+    if (!ok) return state.SkipWithError("raw request/response failed");
+    state.SetItemsProcessed(state.iterations());
+}
+
+// ---------------------------------------------------------------------------------------------
+// raw: a relay process between two processes over two socketpairs
+
+/// Forks a child that runs f() and _exits with its status; the pid, or -1.
+template <class F>
+pid_t raw_fork(F&& f) {
+    pid_t pid = ::fork();
+    if (pid == 0) ::_exit(f());  // never return into Google Benchmark
+    return pid;
+}
+
+/// The parent writes v to the relay, the relay writes it to the echo, the echo writes v + 1 back
+/// to the relay, the relay writes it to the parent: four one-way hops over Unix stream sockets per
+/// ping-pong, as a message through a broker process must make. A negative value stops both.
+void queue_pingpong_raw(benchmark::State& state) {
+    int a[2], b[2];  // a: parent <-> relay, b: relay <-> echo
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0)
+        return state.SkipWithError("socketpair failed");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0) {
+        ::close(a[0]);
+        ::close(a[1]);
+        return state.SkipWithError("socketpair failed");
+    }
+    const pid_t relay = raw_fork([&] {
+        ::close(a[0]);
+        ::close(b[1]);
+        std::int64_t v;
+        while (mp_bench::read_full(a[1], &v, sizeof v)) {
+            if (!mp_bench::write_full(b[0], &v, sizeof v)) return 1;
+            if (v < 0) return 0;
+            if (!mp_bench::read_full(b[0], &v, sizeof v) || !mp_bench::write_full(a[1], &v, sizeof v))
+                return 1;
+        }
+        return 1;
+    });
+    const pid_t echo = relay < 0 ? -1 : raw_fork([&] {
+        ::close(a[0]);
+        ::close(a[1]);
+        ::close(b[0]);
+        std::int64_t v;
+        while (mp_bench::read_full(b[1], &v, sizeof v)) {
+            if (v < 0) return 0;
+            ++v;
+            if (!mp_bench::write_full(b[1], &v, sizeof v)) return 1;
+        }
+        return 1;
+    });
+    ::close(a[1]);
+    ::close(b[0]);
+    ::close(b[1]);
+    const int fd = a[0];
+    bool ok = relay > 0 && echo > 0;
+    std::int64_t v = 0;
+    for (int i = 0; i < 64 && ok; ++i)  // warm-up, as mp's
+        ok = mp_bench::write_full(fd, &v, sizeof v) && mp_bench::read_full(fd, &v, sizeof v);
+    const std::int64_t start = v;
+    for (auto _ : state) {
+        if (!ok) break;
+        ok = mp_bench::write_full(fd, &v, sizeof v) && mp_bench::read_full(fd, &v, sizeof v);
+    }
+    const std::int64_t stop = -1;
+    ok = mp_bench::write_full(fd, &stop, sizeof stop) && ok;
+    ::close(fd);
+    if (relay > 0) ok = mp_bench::exited_cleanly(mp_bench::wait_child(relay)) && ok;
+    if (echo > 0) ok = mp_bench::exited_cleanly(mp_bench::wait_child(echo)) && ok;
+    if (!ok || v != start + state.iterations()) return state.SkipWithError("raw relay ping-pong failed");
+    state.SetItemsProcessed(state.iterations());
+}
+
+}  // namespace
+
+BENCHMARK(dict_roundtrip_mp)->UseRealTime()->Name("manager_dict_roundtrip/mp");
+BENCHMARK(dict_roundtrip_raw)->UseRealTime()->Name("manager_dict_roundtrip/raw");
+BENCHMARK(queue_pingpong_mp)->UseRealTime()->Name("manager_queue_pingpong/mp");
+BENCHMARK(queue_pingpong_raw)->UseRealTime()->Name("manager_queue_pingpong/raw");
+
+int main(int argc, char** argv) {
+    mp::freeze_support();
+    return mp_bench::run_benchmarks(argc, argv);
+}
