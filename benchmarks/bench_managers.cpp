@@ -12,7 +12,7 @@
 //                                one mp::Manager(): the parent puts x into one and gets x + 1 from
 //                                the other, the child gets and puts back; one op = one ping-pong
 //                                (four proxy calls: the parent's put and get, the child's get and
-//                                put; the server hands x between its threads in an mp::Queue)
+//                                put; the server hands x between its threads in a deque under a mutex)
 //   manager_queue_pingpong/raw   the same ping-pong through a forked relay process: the parent
 //                                writes 8 bytes to the relay, the relay to the echo process, the
 //                                echo x + 1 back to the relay, the relay to the parent (two
@@ -35,19 +35,9 @@
 #include <stdexcept>
 #include <string>
 
-// GCC 12 at -O3 warns that Address::normalize (detail/socket.hpp) reads an uninitialised string
-// where Listener::accept, inlined into the manager's serve_forever, builds an Address: a false
-// positive of its inliner on std::string's small-string buffer, which -Werror turns into an error.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <multiprocessing/managers.hpp>
 
 #include "bench_common.hpp"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 namespace mp = multiprocessing;
 

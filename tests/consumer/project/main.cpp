@@ -36,6 +36,14 @@ int main() {
                     p.exitcode().value_or(-999), reported, static_cast<int>(p.pid()));
         return 1;
     }
+    // A manager at the user's -O3 -Werror: GCC 12 once warned inside the Listener it inlines.
+    auto m = mp::Manager();
+    auto d = m.dict<int, int>();
+    d.set(1, 2);
+    if (d.get(1) != 2) {
+        std::puts("consumer: FAILED: a manager's dict did not keep a value");
+        return 1;
+    }
     std::printf("consumer: OK: multiprocessing %s; %s (pid %d) exited with 0\n", MULTIPROCESSING_VERSION_STRING,
                 p.name().c_str(), reported);
     return 0;
