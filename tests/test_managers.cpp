@@ -536,3 +536,60 @@ TEST_CASE("Manager: the references children took are released as they end, under
     }
     REQUIRE(m.number_of_objects() == 0);
 }
+
+namespace {
+
+void child_from_queue(mp::Queue<mp::DictProxy<std::string, int>> q) {
+    auto d = q.get(mp_test::bound);  // a proxy that travelled as a queue item
+    d.set("via queue", 1);
+}
+
+void remote_server(mp::Connection report, std::string key) {
+    MathsManager::register_type<Maths>("Maths");
+    MathsManager m(mp::TcpAddress{"127.0.0.1", 0}, std::move(key));
+    auto server = m.get_server();
+    report.send(server.address());
+    server.serve_forever();  // until the test terminates this process
+}
+
+}  // namespace
+
+TEST_CASE("Manager: a proxy sent as a Queue item, and a proxy stored in another (nested)", "[managers][unit]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto m = mp::Manager();
+    auto d = m.dict<std::string, int>();
+    mp::Queue<mp::DictProxy<std::string, int>> q;
+    mp::Process p(ctx, child_from_queue, q);
+    p.start();
+    q.put(d);
+    mp_test::join(p);
+    REQUIRE(p.exitcode() == 0);
+    REQUIRE(d.get("via queue") == 1);
+
+    // _TestContainers' nested values: a list kept in a dict, changed through the dict's copy.
+    auto inner = m.list<int>({1, 2});
+    auto outer = m.dict<std::string, mp::ListProxy<int>>();
+    outer.set("inner", inner);
+    outer.get("inner").append(3);
+    REQUIRE(inner.copy() == std::vector<int>{1, 2, 3});
+}
+
+TEST_CASE("BaseManager: get_server().serve_forever() in a process of its own, and connect() to it",
+          "[managers][unit]") {
+    MathsManager::register_type<Maths>("Maths");
+    auto [r, w] = mp::Pipe(false);
+    mp::Process server(remote_server, w, std::string("xyzzy"));
+    server.start();
+    w.close();
+    REQUIRE(r.poll(mp_test::bound));
+    const auto where = r.recv<mp::Address>();
+    {
+        MathsManager client(where, "xyzzy");
+        client.connect();
+        auto maths = client.make<Maths>("Maths", 100);
+        REQUIRE(maths.call(&Maths::add, 1, 2) == 103);
+        REQUIRE(client.number_of_objects() == 1);
+    }
+    server.terminate();
+    mp_test::join(server);
+}

@@ -793,16 +793,7 @@ struct condition_ops {
     using object = held<Condition>;
     static Condition& of(server_object& o) { return static_cast<object&>(o).value; }
 
-    static std::shared_ptr<server_object> make(PickleReader&) { return std::make_shared<object>(); }
-    static void acquire(server_object& so, PickleReader& in, PickleWriter& out) {
-        auto timeout = in.load<wire_timeout>();
-        auto block = in.load<bool>();
-        if (!block) return out.dump(of(so).try_lock());
-        if (timeout) return out.dump(of(so).acquire(from_wire(*timeout)));
-        of(so).acquire();
-        out.dump(true);
-    }
-    static void release(server_object& so, PickleReader&, PickleWriter&) { of(so).release(); }
+    // Its acquire and release are acquirer_ops<Condition>'s.
     static void wait(server_object& so, PickleReader& in, PickleWriter& out) {
         auto timeout = in.load<wire_timeout>();
         out.dump(timeout ? of(so).wait(from_wire(*timeout)) : of(so).wait());
@@ -1311,7 +1302,7 @@ public:
     void unlock() const { release(); }
     [[nodiscard]] bool try_lock() const { return call_method<bool, &ops::acquire>(detail::wire_timeout{}, false); }
 
-private:
+protected:
     friend class SyncManager;
     friend struct pickler<AcquirerProxy, void>;
     explicit AcquirerProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
@@ -1337,20 +1328,12 @@ private:
     explicit EventProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
 };
 
-/// A proxy for a Condition (with its own RLock) the manager holds (Python: ConditionProxy).
-class ConditionProxy : public BaseProxy {
+/// A proxy for a Condition (with its own RLock) the manager holds (Python: ConditionProxy):
+/// acquire and release as an AcquirerProxy, and the waits.
+class ConditionProxy : public AcquirerProxy<Condition> {
     using ops = detail::condition_ops;
 
 public:
-    void acquire() const { (void)call_method<bool, &ops::acquire>(detail::wire_timeout{}, true); }
-    template <class Rep, class Period>
-    [[nodiscard]] bool acquire(std::chrono::duration<Rep, Period> timeout) const {
-        return call_method<bool, &ops::acquire>(detail::to_wire(timeout), true);
-    }
-    void release() const { call_method<void, &ops::release>(); }
-    void lock() const { acquire(); }
-    void unlock() const { release(); }
-    [[nodiscard]] bool try_lock() const { return call_method<bool, &ops::acquire>(detail::wire_timeout{}, false); }
     bool wait() const { return call_method<bool, &ops::wait>(detail::wire_timeout{}); }
     template <class Rep, class Period>
     bool wait(std::chrono::duration<Rep, Period> timeout) const {
@@ -1381,7 +1364,7 @@ public:
 private:
     friend class SyncManager;
     friend struct pickler<ConditionProxy, void>;
-    explicit ConditionProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : BaseProxy(std::move(ref)) {}
+    explicit ConditionProxy(std::shared_ptr<detail::proxy_ref> ref) noexcept : AcquirerProxy(std::move(ref)) {}
 };
 
 /// A proxy for a Barrier the manager holds (Python: BarrierProxy).
@@ -1651,7 +1634,9 @@ public:
     }
     /// Python: m.Event(), m.Condition(), m.Barrier(parties).
     [[nodiscard]] EventProxy Event() { return EventProxy(create<&detail::event_ops::make>("Event")); }
-    [[nodiscard]] ConditionProxy Condition() { return ConditionProxy(create<&detail::condition_ops::make>("Condition")); }
+    [[nodiscard]] ConditionProxy Condition() {
+        return ConditionProxy(create<&detail::acquirer_ops<multiprocessing::Condition>::make>("Condition"));
+    }
     [[nodiscard]] BarrierProxy Barrier(int parties) {
         if (parties < 1) throw ValueError("multiprocessing: a Barrier needs at least one party");
         return BarrierProxy(create<&detail::barrier_ops::make>("Barrier", parties));

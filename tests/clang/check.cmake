@@ -3,7 +3,8 @@
 # by a GCC-built program must load in a Clang-built one and back (issue 14, bugs 6 and 8).
 #   cmake -DCLANG=<clang++> -DMP_SOURCE_DIR=<repo> -DWORK_DIR=<scratch> -DGCC_EXCHANGE=<gcc-built
 #         pickle_exchange> [-DGENERATOR=...] [-DMAKE_PROGRAM=...] [-DBoost_DIR=...] -P check.cmake
-# Kept small for CI's time: the examples at -O0 (codegen is not what is checked; project/),
+# Kept small for CI's time: the examples parsed and instantiated only (-fsyntax-only; codegen
+# is not what is checked; project/),
 # test_pickle.cpp parsed only, and one small program built and run both ways.
 cmake_minimum_required(VERSION 3.25)
 foreach(var CLANG MP_SOURCE_DIR WORK_DIR GCC_EXCHANGE)
