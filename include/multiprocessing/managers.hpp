@@ -192,6 +192,15 @@ const function_id& identity_of() {
 /// reference on the server is taken in the process that uses it: a forked child that uses a
 /// proxy it inherited takes one of its own then (Python: BaseProxy._after_fork).
 class proxy_ref {
+    /// The start of a request about object `id`: its op and the id.
+    static std::string about(manager_op op, std::uint64_t id) {
+        std::string msg;
+        PickleWriter w(msg);
+        w.write_raw(static_cast<std::uint8_t>(op));
+        w.write_raw(id);
+        return msg;
+    }
+
 public:
     /// A reference this process already holds (made it, or adopted it from a pickle).
     explicit proxy_ref(manager_token t) : token_(std::move(t)), owner_(self_pid()) {}
@@ -208,15 +217,15 @@ public:
     }
     [[nodiscard]] const manager_token& token() const noexcept { return token_; }
 
-    /// Sends a request about this object; returns the answer (status checked).
+    /// Sends a request about this object, `write` adding its arguments; returns the answer
+    /// (its status not checked yet).
     template <class Write>
     std::string send(manager_op op, Write&& write) {
         adopt_after_fork(op);
-        return manager_request(token_.address, key_of(token_), [&](PickleWriter& w) {
-            w.write_raw(static_cast<std::uint8_t>(op));
-            w.write_raw(token_.id);
-            write(w);
-        });
+        std::string msg = about(op, token_.id);
+        PickleWriter w(msg);
+        write(w);
+        return manager_connections::request(token_.address, key_of(token_), msg);
     }
     /// Takes one more reference on the server, for a pickle that carries it to another process.
     void incref_for_pickle() {
@@ -230,12 +239,8 @@ private:
         if (owner_ == self_pid() || op == manager_op::decref) return;
         std::lock_guard g(m_);
         if (owner_ == self_pid()) return;
-        owner_ = self_pid();  // before the request: send() is re-entered for the incref
-        std::string msg;
-        PickleWriter w(msg);
-        w.write_raw(static_cast<std::uint8_t>(manager_op::incref));
-        w.write_raw(token_.id);
-        auto answer = manager_connections::request(token_.address, key_of(token_), msg);
+        owner_ = self_pid();
+        auto answer = manager_connections::request(token_.address, key_of(token_), about(manager_op::incref, token_.id));
         PickleReader r(answer);
         check_answer(r);
         // A forked child ends with _exit, and the parent's copy of a Process's arguments is never
@@ -246,11 +251,7 @@ private:
         register_finalizer([released = released_, token = token_] {
             if (released->exchange(true)) return;
             Connection c = manager_connections::connect(token.address, key_of(token));
-            std::string bye;
-            PickleWriter out(bye);
-            out.write_raw(static_cast<std::uint8_t>(manager_op::decref));
-            out.write_raw(token.id);
-            c.send_bytes(bye);
+            c.send_bytes(about(manager_op::decref, token.id));
             (void)c.recv_bytes();
         });
     }
@@ -1041,22 +1042,22 @@ private:
             throw KeyError("the manager holds no object with id " + std::to_string(id) + " (its last reference went)");
         return it->second.object;
     }
-    method_runner resolve_runner(const function_id& id) {
+    /// A method's or a factory's address in this process, looked up once per function.
+    void* resolve(const function_id& id) {
         std::lock_guard g(m_);
         auto key = std::make_pair(id.module, id.offset);
-        auto it = runners_.find(key);
-        if (it == runners_.end()) it = runners_.emplace(key, reinterpret_cast<method_runner>(resolve_address(id))).first;
+        auto it = resolved_.find(key);
+        if (it == resolved_.end()) it = resolved_.emplace(key, resolve_address(id)).first;
         return it->second;
     }
-    object_factory resolve_factory(const function_id& id) {
-        return reinterpret_cast<object_factory>(resolve_address(id));
-    }
+    method_runner resolve_runner(const function_id& id) { return reinterpret_cast<method_runner>(resolve(id)); }
+    object_factory resolve_factory(const function_id& id) { return reinterpret_cast<object_factory>(resolve(id)); }
 
     Listener listener_;
     std::atomic<bool> stop_{false};
     std::mutex m_;
     std::unordered_map<std::uint64_t, entry> objects_;
-    std::map<std::pair<std::string, std::uint64_t>, method_runner> runners_;
+    std::map<std::pair<std::string, std::uint64_t>, void*> resolved_;  // functions by identity
     std::uint64_t next_id_ = 0;
 };
 
