@@ -14,6 +14,7 @@
 #include "multiprocessing/arena.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/shared.hpp"
+#include "multiprocessing/shared_memory.hpp"
 #include "multiprocessing/queue.hpp"
 #include "multiprocessing/pool.hpp"
 #include "multiprocessing/futures.hpp"

@@ -1,6 +1,7 @@
 // The exception hierarchy, as Python's multiprocessing names it: ProcessError, TimeoutError,
 // BufferTooShort, AuthenticationError, Empty, Full, EOFError, PicklingError, ValueError,
-// BrokenBarrierError, AttributeError, RemoteError. They are defined, in namespace
+// BrokenBarrierError, AttributeError, KeyError, IndexError, RemoteError, WorkerLostError,
+// FileNotFoundError, FileExistsError. They are defined, in namespace
 // multiprocessing, in detail/errors.hpp, so the internals can raise them from below the public
 // headers (README: Layout).
 #pragma once

@@ -53,6 +53,7 @@
 #include "pickle.hpp"
 #include "process.hpp"
 #include "queue.hpp"
+#include "shared_memory.hpp"
 #include "synchronize.hpp"
 #include "detail/function_id.hpp"
 #include "detail/liveness.hpp"
@@ -1656,5 +1657,118 @@ public:
     m.start(ctx);
     return m;
 }
+
+
+// ---- SharedMemoryManager ------------------------------------------------------------------------
+
+namespace detail {
+
+/// The names of the segments a SharedMemoryManager made, held by its server (Python:
+/// managers._SharedMemoryTracker).
+struct shm_segment_names {
+    std::vector<std::string> names;
+};
+inline void shm_segment_add(shm_segment_names& s, std::string name) { s.names.push_back(std::move(name)); }
+/// Unlinks every segment named (those already unlinked are skipped); returns how many it unlinked.
+inline std::uint64_t shm_segment_unlink_all(shm_segment_names& s) {
+    std::uint64_t n = 0;
+    for (const auto& name : s.names) n += ::shm_unlink(shm_os_name(name).c_str()) == 0;
+    s.names.clear();
+    return n;
+}
+
+}  // namespace detail
+
+/// A manager of shared memory segments (Python: managers.SharedMemoryManager): segments and
+/// lists made through it are unlinked by shutdown(), which its destructor calls.
+///
+///     mp::SharedMemoryManager smm;
+///     smm.start();
+///     auto shm = smm.SharedMemory(1 << 20);          // mp::shared_memory::SharedMemory
+///     auto sl = smm.ShareableList<int>({1, 2, 3});   // mp::shared_memory::ShareableList<int>
+///     smm.shutdown();                                // both unlinked
+///
+/// As CPython's, a segment is created in the calling process and its name given to the manager's
+/// server, which unlinks it at shutdown; one made by a process whose manager was never shut down
+/// (killed) is still unlinked when its process tree ends (shared_memory.hpp's tracker).
+class SharedMemoryManager : public BaseManager {
+public:
+    /// A manager whose server will listen on a new Unix socket, with this process's authkey.
+    SharedMemoryManager() { register_type<detail::shm_segment_names>(server_type); }
+    /// A manager at `address` with `authkey` (Python: SharedMemoryManager(address, authkey)).
+    SharedMemoryManager(Address address, std::string authkey) : BaseManager(std::move(address), std::move(authkey)) {
+        register_type<detail::shm_segment_names>(server_type);
+    }
+    ~SharedMemoryManager() override {
+        try {
+            shutdown();
+        } catch (...) {
+        }
+    }
+
+    /// Starts the server (Python: start()).
+    void start() {
+        BaseManager::start();
+        names_ = make<detail::shm_segment_names>(server_type);
+    }
+    /// Starts the server under `ctx`'s start method.
+    void start(const Context& ctx) {
+        BaseManager::start(ctx);
+        names_ = make<detail::shm_segment_names>(server_type);
+    }
+    /// A new segment of `size` bytes, unlinked at shutdown() (Python: smm.SharedMemory(size)).
+    [[nodiscard]] shared_memory::SharedMemory SharedMemory(std::int64_t size) {
+        auto& names = started("SharedMemory");
+        shared_memory::SharedMemory shm(std::nullopt, true, size);
+        add(names, shm);
+        return shm;
+    }
+    /// A new list holding `values`, unlinked at shutdown() (Python: smm.ShareableList(sequence)).
+    template <class T>
+    [[nodiscard]] shared_memory::ShareableList<T> ShareableList(std::initializer_list<T> values) {
+        return ShareableList<T>(std::vector<T>(values));
+    }
+    template <class T>
+    [[nodiscard]] shared_memory::ShareableList<T> ShareableList(const std::vector<T>& values) {
+        auto& names = started("ShareableList");
+        shared_memory::ShareableList<T> list(values);
+        add(names, list.shm());
+        return list;
+    }
+    /// Unlinks every segment made through this manager, then stops its server (Python:
+    /// shutdown()). Segments already unlinked are skipped.
+    void shutdown() {
+        if (names_) {
+            try {
+                (void)names_->call(&detail::shm_segment_unlink_all);
+            } catch (...) {
+                // The server is gone: its segments are left to the tracker, which unlinks them
+                // when this process tree ends.
+            }
+            names_.reset();
+        }
+        BaseManager::shutdown();
+    }
+
+private:
+    static constexpr const char* server_type = "SharedMemoryServer";
+
+    Proxy<detail::shm_segment_names>& started(const char* what) {
+        if (!names_)
+            throw ValueError(std::string("multiprocessing: SharedMemoryManager::") + what +
+                             " before start() or after shutdown(); call start() first");
+        return *names_;
+    }
+    static void add(Proxy<detail::shm_segment_names>& names, shared_memory::SharedMemory& shm) {
+        try {
+            names.call(&detail::shm_segment_add, shm.name());
+        } catch (...) {
+            shm.unlink();  // the manager could not take it: do not leave it behind
+            throw;
+        }
+    }
+
+    std::optional<Proxy<detail::shm_segment_names>> names_;
+};
 
 }  // namespace multiprocessing

@@ -65,6 +65,7 @@
 
 #include "arena.hpp"
 #include "detail/remote_exception.hpp"
+#include "detail/shared_span.hpp"
 #include "detail/repr.hpp"
 #include "errors.hpp"
 #include "pickle.hpp"
@@ -248,6 +249,14 @@ shared_handle<E[]> new_array_from(R&& r) {
 [[noreturn]] inline void throw_index_error(std::size_t i, std::size_t size) {
     throw std::out_of_range("multiprocessing: Array index " + std::to_string(i) + " out of range (size " +
                             std::to_string(size) + ")");
+}
+
+/// Array::slice's bounds: [begin, end) within n elements, or mp::IndexError saying them.
+inline void check_slice(std::size_t begin, std::size_t end, std::size_t n) {
+    if (begin > end || end > n)
+        throw IndexError("multiprocessing: slice [" + std::to_string(begin) + ", " + std::to_string(end) +
+                         ") out of range for an Array of " + std::to_string(n) +
+                         " elements (need begin <= end <= size())");
 }
 
 template <class Shared>
@@ -495,6 +504,12 @@ public:
     [[nodiscard]] E* end() const noexcept { return data_ + size_; }
     /// A copy of the elements (no lock).
     [[nodiscard]] std::vector<E> to_vector() const { return std::vector<E>(begin(), end()); }
+    /// A picklable view of elements [begin, end), zero-copy in any process (a Pool task's
+    /// argument); mp::IndexError unless begin <= end <= size().
+    [[nodiscard]] SharedSpan<E> slice(std::size_t begin, std::size_t end) const {
+        detail::check_slice(begin, end, size_);
+        return SharedSpan<E>::from_array(storage_, begin, end - begin);
+    }
 
     /// True if both handles are the same shared array.
     friend bool operator==(const RawArray& a, const RawArray& b) noexcept { return a.storage_ == b.storage_; }
@@ -585,6 +600,9 @@ public:
     }
     /// The same storage without the lock (Python: get_obj()).
     [[nodiscard]] RawArray<E> get_obj() const { return raw_; }
+    /// A picklable view of elements [begin, end), zero-copy in any process (a Pool task's
+    /// argument), without the lock; mp::IndexError unless begin <= end <= size().
+    [[nodiscard]] SharedSpan<E> slice(std::size_t begin, std::size_t end) const { return raw_.slice(begin, end); }
 
     /// True if both handles are the same shared array.
     friend bool operator==(const SynchronizedArray& a, const SynchronizedArray& b) noexcept {

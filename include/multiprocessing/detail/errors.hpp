@@ -3,9 +3,11 @@
 // them (README: Layout).
 #pragma once
 
+#include <cerrno>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 
 namespace multiprocessing {
@@ -99,6 +101,20 @@ public:
 class IndexError : public std::out_of_range {
 public:
     using std::out_of_range::out_of_range;
+};
+
+/// A shared memory segment of that name does not exist (Python: FileNotFoundError, an OSError
+/// with errno ENOENT): attaching to a name nobody created, or one already unlinked.
+class FileNotFoundError : public std::system_error {
+public:
+    explicit FileNotFoundError(const std::string& what) : std::system_error(ENOENT, std::generic_category(), what) {}
+};
+
+/// A shared memory segment of that name exists already (Python: FileExistsError, an OSError with
+/// errno EEXIST): creating a name that is taken.
+class FileExistsError : public std::system_error {
+public:
+    explicit FileExistsError(const std::string& what) : std::system_error(EEXIST, std::generic_category(), what) {}
 };
 
 /// A task raised an exception whose type cannot be rebuilt here; keeps its type name and message.

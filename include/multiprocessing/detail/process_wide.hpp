@@ -53,6 +53,8 @@ enum class process_wide_slot : std::uint32_t {
     arena_fork,       // arena.hpp: its fork handlers, registered once per process
     forkserver,       // popen_forkserver.hpp: the connection to the fork server
     logger,           // log_core.hpp: mp::get_logger()'s level and handlers
+    shm_tracker,      // shm.hpp: this process's end of the shared-memory segments' tracker
+    shm_mappings,     // shm.hpp: the segments this process has mapped, by file
 };
 
 /// The table of one process: one entry per slot, each made by the first module that needs it.

@@ -25,6 +25,7 @@
 #include "popen_fork.hpp"
 #include "posix.hpp"
 #include "process_state.hpp"
+#include "shm.hpp"
 #include "task.hpp"
 
 extern char** environ;
@@ -72,6 +73,11 @@ inline child_payload make_child_payload(const ProcessState& state) {
     arena& shared = arena::instance();
     w.write_raw(shared.id());
     w.write_raw(w.add_fd(shared.fd()));
+    // The shared memory tracker of this tree, if one runs: the child's segments are tracked by
+    // it, and it lives as long as the child does (Python's spawn passes resource_tracker's fd).
+    const int tracker = shm_tracker_fd();
+    w.dump(tracker >= 0);
+    if (tracker >= 0) w.write_raw(w.add_fd(tracker));
     // The parent keeps the target (and the shared objects in it) until the child has ended, so
     // the child takes references of its own as it unpickles them: a child killed before that
     // leaves nothing behind (a reference carried by the payload would be lost with it).
@@ -113,6 +119,7 @@ inline int run_child_payload(int payload_fd, const std::vector<int>& fds, pid_t 
         log_state::get().set_level(static_cast<LogLevel>(log_level));
         auto arena_id = r.read_raw<std::uint64_t>();
         arena::adopt(r.fd(r.read_raw<std::uint32_t>()), arena_id);
+        if (r.load<bool>()) shm_tracker_adopt(r.fd(r.read_raw<std::uint32_t>()));
         prepare_child_process(who, os_parent);
         child_view view = make_child_view(who);
         become_child(view);
