@@ -208,6 +208,13 @@ WORKLOADS = [
     # The issue names targets for the round trip only; the queue's are the same, against its relay.
     Workload("manager_queue_pingpong", "Manager Queue ping-pong, int (put/get through two QueueProxy)", "time",
              "bench_managers", "bench_managers.py", (at_most_x_raw(1.5), at_least_x_python(20))),
+    # Shared memory (shared_memory.hpp, mp::SharedSpan): Pool tasks over zero-copy slices of 1 GiB.
+    Workload("shm_sum_1gib", "Sum of 1 GiB of doubles, cpu_count x 4 SharedMemory views, Pool.map (raw: threads)",
+             "time", "bench_shared_memory", "bench_shared_memory.py", (at_most_x_raw(1 / 0.9), at_least_x_python(1))),
+    Workload("shm_sum_1gib_array", "Sum of 1 GiB of doubles, cpu_count x 4 mp::Array slices, Pool.map (raw: threads)",
+             "time", "bench_shared_memory", None, (at_most_x_raw(1 / 0.9),)),
+    Workload("shm_create_attach_1gib", "SharedMemory of 1 GiB: create, attach by name, close both, unlink", "time",
+             "bench_shared_memory", "bench_shared_memory.py", (at_least_x_python(1),)),
 ]
 
 # Google Benchmark settings and the time limit of one program run, per mode.
@@ -248,6 +255,10 @@ BASELINES = {
                               "server process (a 32-byte request written and read, a 16-byte reply written and "
                               "read; the server keeps 16 int64 slots): the kernel's Unix-socket round trip, "
                               "no framing, pickling or lookup",
+    "shm_sum_1gib": "cpu_count std::threads of one process summing the same slices of the same memory "
+                    "(slices taken from an atomic counter; threads made per op)",
+    "shm_create_attach_1gib": "shm_open(O_CREAT|O_EXCL) + ftruncate + fstat + mmap, shm_open + fstat + mmap, "
+                              "two munmap, shm_unlink",
     "manager_queue_pingpong": "the same ping-pong through a forked relay process over two socketpairs(AF_UNIX, "
                               "SOCK_STREAM): parent -> relay -> echo -> relay -> parent, 8 bytes a hop, four "
                               "one-way hops, as any message through a broker process",

@@ -7,8 +7,10 @@ set -euo pipefail
 # clang: the CTest check that the examples build with Clang too (label clang);
 # pkg-config: the consumer test of the installed multiprocessing.pc; libssl-dev: libcrypto's HMACs
 # (Listener/Client authentication); python3: the benchmarks' Python side and the Listener tests
-# that talk to Python's multiprocessing.connection.
-packages=(g++ clang cmake make pkg-config libboost1.81-dev libssl-dev catch2 libbenchmark-dev python3 gnuplot-nox)
+# that talk to Python's multiprocessing.connection; python3-numpy: the shared_memory tests that
+# read a segment with numpy from Python and the reverse, and the shm_sum_1gib benchmark's Python
+# side (Debian's numpy is for /usr/bin/python3, which those use).
+packages=(g++ clang cmake make pkg-config libboost1.81-dev libssl-dev catch2 libbenchmark-dev python3 python3-numpy gnuplot-nox)
 
 if [ "${MP_SKIP_DEPS:-0}" = "1" ]; then
   echo "== deps.sh: MP_SKIP_DEPS=1: not installing anything"
@@ -18,7 +20,7 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
   cat >&2 <<MSG
 == deps.sh: no apt-get/dpkg here, so nothing is installed. Install these yourself (Debian names;
    elsewhere: a C++20 compiler such as GCC 12+, Clang (optional), CMake 3.25+, make, pkg-config,
-   the Boost headers 1.81+, OpenSSL 1.1.1+ (libcrypto's headers), Catch2 2.13+ or 3, Google Benchmark, Python 3, gnuplot):
+   the Boost headers 1.81+, OpenSSL 1.1.1+ (libcrypto's headers), Catch2 2.13+ or 3, Google Benchmark, Python 3 with numpy, gnuplot):
      ${packages[*]}
    then run again; set MP_SKIP_DEPS=1 to skip this step. Going on with what is installed.
 MSG
