@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "detail/posix.hpp"
+#include "detail/remote_exception.hpp"
 #include "detail/repr.hpp"
 #include "detail/shared_span.hpp"
 #include "detail/shm.hpp"
