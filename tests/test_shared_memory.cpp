@@ -400,6 +400,7 @@ TEST_CASE("ShareableList: numbers, negative indices, count, index and errors, as
     struct point {
         int x;
         double y;
+        bool operator==(const point&) const = default;
     };
     shm::ShareableList<point> pts({{1, 2.5}, {3, 4.5}});
     CHECK(pts[1].y == 4.5);

@@ -476,8 +476,12 @@ private:
             return read_string(k) == v;
         else if constexpr (std::equality_comparable<T>)
             return elements()[k] == v;
-        else
+        else {
+            static_assert(std::has_unique_object_representations_v<T>,
+                          "multiprocessing: ShareableList<T>::count and index compare elements: give T an "
+                          "operator== (its padding bytes make a byte-wise comparison meaningless)");
             return std::memcmp(&elements()[k], &v, sizeof(T)) == 0;
+        }
     }
 
     SharedMemory shm_;
