@@ -239,7 +239,6 @@ inline void shm_tracker_say(const char* s) noexcept {
 [[noreturn]] inline void shm_tracker_main() noexcept {
     struct entry {
         std::uint64_t ino;
-        std::uint32_t live;
         std::uint32_t len;
         char name[shm_name_max + 2];
     };
@@ -266,16 +265,18 @@ inline void shm_tracker_say(const char* s) noexcept {
             }
             entry& e = entries[count++];
             e.ino = msg.ino;
-            e.live = 1;
             e.len = len;
             std::memcpy(e.name, msg.name, len);
             e.name[len] = '\0';
         } else if (msg.op == 'U') {
+            // Removed, the last entry moved into its place: the table holds only what is live, so
+            // a program that creates and unlinks segments in a loop keeps it small.
             for (std::size_t i = 0; i < count; ++i) {
                 entry& e = entries[i];
-                if (e.live && e.len == len && std::memcmp(e.name, msg.name, len) == 0 &&
+                if (e.len == len && std::memcmp(e.name, msg.name, len) == 0 &&
                     (msg.ino == 0 || e.ino == msg.ino)) {
-                    e.live = 0;
+                    if (i != count - 1) std::memcpy(&e, &entries[count - 1], sizeof(entry));
+                    --count;
                     break;
                 }
             }
@@ -286,7 +287,6 @@ inline void shm_tracker_say(const char* s) noexcept {
     std::size_t leaked = 0;
     for (std::size_t i = 0; i < count; ++i) {
         entry& e = entries[i];
-        if (!e.live) continue;
         int fd = ::shm_open(e.name, O_RDONLY | O_CLOEXEC, 0);
         if (fd < 0) continue;
         struct stat st {};
