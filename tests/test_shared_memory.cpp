@@ -92,6 +92,17 @@ void own_tracker_then_exit(std::string parents, mp::Queue<std::string> q) {
     q.put(std::to_string(mp::detail::shm_tracker_pid()));
 }
 
+/// Leaves the tree's tracker for its own, creates `name` (tracked), then removes the name behind
+/// the tracker's back and makes another segment of that name, untracked: a different file.
+void replace_behind_tracker(std::string name, mp::Queue<std::string> q) {
+    mp::detail::shm_tracker_detach();
+    shm::SharedMemory first(name, true, 64);
+    ::shm_unlink(("/" + name).c_str());
+    shm::SharedMemory second(name, true, 64, false);
+    second.buf()[0] = std::byte{5};
+    q.put(std::to_string(mp::detail::shm_tracker_pid()));
+}
+
 double sum_span(mp::SharedSpan<double> s) { return std::accumulate(s.begin(), s.end(), 0.0); }
 std::size_t double_in_place(mp::SharedSpan<double> s) {
     for (double& x : s.span()) x *= 2;
@@ -258,6 +269,22 @@ TEST_CASE(
     CHECK(parents.buf()[0] == std::byte{9});
     unlink_quietly(untracked);
     parents.unlink();
+}
+
+TEST_CASE("SharedMemory: the tracker leaves a name that now names another segment", "[process]") {
+    const std::string name = test_name("replaced");
+    mp::Queue<std::string> q;
+    mp::Process p(replace_behind_tracker, name, q);
+    p.start();
+    const pid_t tracker = std::stoi(q.get(mp_test::bound));
+    REQUIRE(tracker > 0);
+    mp_test::join(p);
+    CHECK(p.exitcode() == 0);
+    CHECK(mp_test::wait_gone(tracker));
+    CHECK(in_dev_shm(name));  // not the file it registered: left alone
+    shm::SharedMemory s(name);
+    CHECK(s.buf()[0] == std::byte{5});
+    s.unlink();
 }
 
 TEST_CASE("SharedMemory: a SIGKILLed tree leaves nothing in /dev/shm, and its tracker exits",
