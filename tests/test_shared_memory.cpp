@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <regex>
@@ -101,6 +103,34 @@ void replace_behind_tracker(std::string name, mp::Queue<std::string> q) {
     shm::SharedMemory second(name, true, 64, false);
     second.buf()[0] = std::byte{5};
     q.put(std::to_string(mp::detail::shm_tracker_pid()));
+}
+
+/// Leaves the tree's tracker; fills a big heap (one large block and many small ones), then
+/// starts a tracker of its own by creating a segment, reports it and waits to be told to end.
+void big_heap_then_tracker(mp::Queue<std::string> q, mp::Event done) {
+    mp::detail::shm_tracker_detach();
+    std::vector<char> big(256 << 20, 'x');
+    std::vector<std::unique_ptr<char[]>> small;
+    for (int i = 0; i < (64 << 10); ++i) {
+        small.emplace_back(new char[1024]);
+        std::memset(small.back().get(), 'y', 1024);
+    }
+    shm::SharedMemory s(std::nullopt, true, 64);
+    q.put(std::to_string(mp::detail::shm_tracker_pid()));
+    (void)done.wait(mp_test::bound);
+    s.unlink();
+}
+
+/// A process's resident memory in KiB (VmRSS), or -1.
+long rss_kib(pid_t pid) {
+    FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    if (!f) return -1;
+    char line[256];
+    long kib = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (std::strncmp(line, "VmRSS:", 6) == 0) kib = std::atol(line + 6);
+    std::fclose(f);
+    return kib;
 }
 
 double sum_span(mp::SharedSpan<double> s) { return std::accumulate(s.begin(), s.end(), 0.0); }
@@ -285,6 +315,23 @@ TEST_CASE("SharedMemory: the tracker leaves a name that now names another segmen
     shm::SharedMemory s(name);
     CHECK(s.buf()[0] == std::byte{5});
     s.unlink();
+}
+
+TEST_CASE("SharedMemory: the tracker lets go of the heap it was forked with", "[process]") {
+    mp::Queue<std::string> q;
+    mp::Event done;
+    mp::Process p(big_heap_then_tracker, q, done);
+    p.start();
+    const pid_t tracker = std::stoi(q.get(mp_test::bound));
+    REQUIRE(tracker > 0);
+    const long tracker_rss = rss_kib(tracker), creator_rss = rss_kib(p.pid());
+    done.set();
+    mp_test::join(p);
+    CHECK(mp_test::wait_gone(tracker));
+    INFO("tracker " << tracker_rss << " KiB, its creator " << creator_rss << " KiB");
+    CHECK(creator_rss > 300 * 1024);
+    CHECK(tracker_rss >= 0);
+    CHECK(tracker_rss < 64 * 1024);  // not the creator's 320 MiB
 }
 
 TEST_CASE("SharedMemory: a SIGKILLed tree leaves nothing in /dev/shm, and its tracker exits",
