@@ -309,6 +309,21 @@ inline void shm_tracker_say(const char* s) noexcept {
     ::_exit(0);
 }
 
+/// Whether the tracker drops the memory it was forked with (below). Not under AddressSanitizer or
+/// ThreadSanitizer: their runtimes keep state in anonymous mappings that the tracker's intercepted
+/// system calls still use (the tracker then keeps its creator's heap, as any forked process).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool shm_tracker_drops_memory = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool shm_tracker_drops_memory = false;
+#else
+inline constexpr bool shm_tracker_drops_memory = true;
+#endif
+#else
+inline constexpr bool shm_tracker_drops_memory = true;
+#endif
+
 /// In the tracker: lets go of the copy of its creator's heap that fork gave it. A forked process
 /// shares its parent's private pages until one of them writes, so a tracker holding them would make
 /// the creator copy each page of its heap it writes from then on, and keep the old copies alive as
@@ -406,7 +421,7 @@ inline void shm_tracker_prepare(int socket_fd, int report_fd) noexcept {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::prctl(PR_SET_NAME, "mp-shm-tracker", 0, 0, 0);
-    shm_tracker_drop_inherited_memory();
+    if constexpr (shm_tracker_drops_memory) shm_tracker_drop_inherited_memory();
     // Ready: its pid to the process that started it, which waits for it.
     const pid_t self = ::getpid();
     ssize_t w;
