@@ -56,6 +56,7 @@
 #include "synchronize.hpp"
 #include "detail/function_id.hpp"
 #include "detail/liveness.hpp"
+#include "detail/manager_channel.hpp"
 #include "detail/pool_protocol.hpp"
 #include "detail/remote_exception.hpp"
 
@@ -70,7 +71,7 @@ namespace detail {
 inline pid_t self_pid() noexcept { return static_cast<pid_t>(self_identity().pid); }
 
 /// What a client asks of the manager.
-enum class manager_op : std::uint8_t { call = 1, create = 2, incref = 3, decref = 4, shutdown = 5, count = 6 };
+enum class manager_op : std::uint8_t { call = 1, create = 2, incref = 3, decref = 4, shutdown = 5, count = 6, channel = 7 };
 /// How the manager answered.
 enum class manager_status : std::uint8_t { ok = 0, error = 1 };
 
@@ -113,10 +114,14 @@ public:
         auto it = self.find(address, authkey);
         if (it == self.conns_.end()) {
             Connection c = connect(address, authkey);
-            self.conns_.push_back({address, authkey, std::move(c)});
+            self.conns_.push_back({address, authkey, c, open_channel(address, c)});
             it = std::prev(self.conns_.end());
         }
         try {
+            if (it->channel) {
+                it->channel->post(request);
+                return std::string(it->channel->receive());
+            }
             it->conn.send_bytes(request);
             return it->conn.recv_bytes();
         } catch (const std::exception& e) {
@@ -136,6 +141,21 @@ public:
                                ": " + e.what());
         }
     }
+    /// Asks a manager on this machine for a shared-memory channel (manager_channel.hpp); a TCP
+    /// manager may be on another machine, so its calls stay on the socket.
+    static std::optional<manager_channel> open_channel(const Address& address, const Connection& c) {
+        if (address.is_tcp()) return std::nullopt;
+        try {
+            std::string ask;
+            PickleWriter(ask).write_raw(static_cast<std::uint8_t>(manager_op::channel));
+            Connection conn = c;
+            conn.send_bytes(ask);
+            return manager_channel::accept_offer(c);
+        } catch (const std::exception& e) {
+            throw ProcessError(std::string("multiprocessing: the manager at ") + describe(address) +
+                               " is gone (its process ended or shut down): " + e.what());
+        }
+    }
     static std::string describe(const Address& a) {
         std::ostringstream os;
         os << a;
@@ -147,6 +167,7 @@ private:
         Address address;
         std::string authkey;
         Connection conn;
+        std::optional<manager_channel> channel;  // every call goes through it when there is one
     };
     static manager_connections& mine() {
         thread_local manager_connections tls;
@@ -949,22 +970,51 @@ private:
                 } catch (...) {
                     return;  // the client closed its end or died: nothing to answer
                 }
+                if (request.size() == 1 && static_cast<manager_op>(request[0]) == manager_op::channel)
+                    return serve_channel(c);
                 bool shutdown = false;
                 answer.clear();
                 handle(request, answer, shutdown);
                 c.send_bytes(answer);
-                if (shutdown) {
-                    stop_.store(true, std::memory_order_release);
-                    listener_.close();  // wakes serve_forever's accept()
-                    return;
-                }
+                if (shutdown) return stop();
             }
         } catch (...) {
             // A client that went away mid-answer: its thread ends, the others go on.
         }
     }
 
-    void handle(const std::string& request, std::string& answer, bool& shutdown) noexcept {
+    /// Serves a client that asked for a shared-memory channel: every call through it from now.
+    void serve_channel(Connection c) {
+        std::optional<manager_channel> ch;
+        try {
+            ch.emplace(manager_channel::offer(c));
+        } catch (const std::exception&) {
+            const char no = 0;  // no channel: the client keeps to the socket
+            send_with_fds(c.fileno(), &no, 1, {});
+            return serve_client(std::move(c));
+        }
+        std::string answer;
+        for (;;) {
+            std::string_view request;
+            try {
+                request = ch->receive();
+            } catch (...) {
+                return;  // the client closed its end or died: nothing to answer
+            }
+            bool shutdown = false;
+            answer.clear();
+            handle(request, answer, shutdown);
+            ch->post(answer);
+            if (shutdown) return stop();
+        }
+    }
+
+    void stop() {
+        stop_.store(true, std::memory_order_release);
+        listener_.close();  // wakes serve_forever's accept()
+    }
+
+    void handle(std::string_view request, std::string& answer, bool& shutdown) noexcept {
         PickleWriter out(answer);
         try {
             PickleReader in(request);
@@ -1019,6 +1069,8 @@ private:
                     shutdown = true;
                     out.write_raw(static_cast<std::uint8_t>(manager_status::ok));
                     return;
+                case manager_op::channel:
+                    break;  // only as a connection's first request (serve_client)
             }
             throw ValueError("multiprocessing: the manager got a request it does not know");
         } catch (...) {
