@@ -540,6 +540,30 @@ TEST_CASE("Manager: the references children took are released as they end, under
 
 namespace {
 
+void child_touches_then_exits(mp::DictProxy<int, int> d) {
+    d.set(3, 3);
+    std::exit(0);  // no destructor runs: the reference is released by its finalizer
+}
+
+}  // namespace
+
+TEST_CASE("Manager: a child that ends with std::exit releases its references too, under every start method",
+          "[managers][unit]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto m = mp::Manager();
+    {
+        auto d = m.dict<int, int>();
+        mp::Process p(ctx, child_touches_then_exits, d);
+        p.start();
+        mp_test::join(p);
+        REQUIRE(p.exitcode() == 0);
+        REQUIRE(d.get(3) == 3);
+    }
+    REQUIRE(m.number_of_objects() == 0);  // the child's reference did not outlive it
+}
+
+namespace {
+
 void child_from_queue(mp::Queue<mp::DictProxy<std::string, int>> q) {
     auto d = q.get(mp_test::bound);  // a proxy that travelled as a queue item
     d.set("via queue", 1);

@@ -209,9 +209,34 @@ const function_id& identity_of() {
     return id;
 }
 
+/// Releases one reference to object `id` over a connection of its own (the thread's may be gone
+/// by then): a reference's finalizer, as the process ends.
+inline void release_at_exit(const manager_token& token) {
+    Connection c = manager_connections::connect(token.address, key_of(token));
+    std::string msg;
+    PickleWriter w(msg);
+    w.write_raw(static_cast<std::uint8_t>(manager_op::decref));
+    w.write_raw(token.id);
+    c.send_bytes(msg);
+    (void)c.recv_bytes();
+}
+
+/// Makes this process's std::exit() release the references it still holds (once per process),
+/// after OpenSSL has initialised, so that its teardown at exit comes after the releases.
+inline void release_references_at_exit() {
+    static std::atomic<pid_t> done{0};
+    if (done.load(std::memory_order_relaxed) == self_pid()) return;
+    (void)auth_hmac("sha256", "k", "m");  // initialises OpenSSL (and registers its teardown) now
+    run_finalizers_at_exit();
+    done.store(self_pid(), std::memory_order_relaxed);
+}
+
 /// One reference to a manager's object, shared by the copies of a proxy in this process. Its
 /// reference on the server is taken in the process that uses it: a forked child that uses a
-/// proxy it inherited takes one of its own then (Python: BaseProxy._after_fork).
+/// proxy it inherited takes one of its own then (Python: BaseProxy._after_fork). Whatever ends
+/// the process, the reference is released: by the handle's destructor, or by a finalizer as the
+/// process ends (a child's target returns, or calls std::exit; Python: the Finalize of each
+/// proxy), which a process killed by a signal cannot run.
 class proxy_ref {
     /// The start of a request about object `id`: its op and the id.
     static std::string about(manager_op op, std::uint64_t id) {
@@ -224,12 +249,13 @@ class proxy_ref {
 
 public:
     /// A reference this process already holds (made it, or adopted it from a pickle).
-    explicit proxy_ref(manager_token t) : token_(std::move(t)), owner_(self_pid()) {}
+    explicit proxy_ref(manager_token t) : token_(std::move(t)), owner_(self_pid()) { release_at_end(); }
     proxy_ref(const proxy_ref&) = delete;
     proxy_ref& operator=(const proxy_ref&) = delete;
     ~proxy_ref() {
         if (owner_ != self_pid()) return;  // a forked child's copy that never took a reference
-        if (released_ && released_->exchange(true)) return;  // released by the child's finalizer
+        if (released_->exchange(true)) return;  // released by the finalizer as the process ended
+        cancel_finalizer(finalizer_);
         try {
             (void)send(manager_op::decref, [](PickleWriter&) {});
         } catch (...) {
@@ -256,31 +282,34 @@ public:
     }
 
 private:
+    /// Registers this process's release of the reference as it ends, unless this handle goes
+    /// first (it then cancels it).
+    void release_at_end() {
+        release_references_at_exit();
+        released_ = std::make_shared<std::atomic<bool>>(false);
+        finalizer_ = register_finalizer([released = released_, token = token_] {
+            if (!released->exchange(true)) release_at_exit(token);
+        });
+    }
+
     void adopt_after_fork(manager_op op) {
         if (owner_ == self_pid() || op == manager_op::decref) return;
         std::lock_guard g(m_);
         if (owner_ == self_pid()) return;
-        owner_ = self_pid();
         auto answer = manager_connections::request(token_.address, key_of(token_), about(manager_op::incref, token_.id));
         PickleReader r(answer);
         check_answer(r);
         // A forked child ends with _exit, and the parent's copy of a Process's arguments is never
-        // destroyed in it: the reference is released as the child ends (Python: the Finalize
-        // that BaseProxy._after_fork registers), unless this handle goes first. On a connection
-        // of its own: this thread's may be gone by then.
-        released_ = std::make_shared<std::atomic<bool>>(false);
-        register_finalizer([released = released_, token = token_] {
-            if (released->exchange(true)) return;
-            Connection c = manager_connections::connect(token.address, key_of(token));
-            c.send_bytes(about(manager_op::decref, token.id));
-            (void)c.recv_bytes();
-        });
+        // destroyed in it: the reference it took now is released as it ends.
+        release_at_end();
+        owner_.store(self_pid());
     }
 
     manager_token token_;
     std::mutex m_;
     std::atomic<pid_t> owner_;
     std::shared_ptr<std::atomic<bool>> released_;  // set once this process's reference is released
+    std::uint64_t finalizer_ = 0;                  // its release as the process ends
 };
 
 }  // namespace detail
