@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <fstream>
 #include <latch>
 #include <map>
 #include <numeric>
@@ -724,4 +725,48 @@ TEST_CASE("Manager: hostile bytes on a channel are refused with an error, and th
     c2.close();
     d.set(2, 20);
     REQUIRE(d.get(2) == 20);
+}
+
+namespace {
+
+/// The number of threads of process `pid` (its /proc status), or -1.
+int threads_of(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+    return -1;
+}
+
+}  // namespace
+
+TEST_CASE("Manager: proxies and connections made and dropped thousands of times leave nothing behind",
+          "[managers][fault]") {
+    auto m = mp::Manager();
+    const auto finalizers = mp::detail::globals().finalizers.size();
+    for (int i = 0; i < 3000; ++i) {
+        auto d = m.dict<int, int>();
+        d.set(i, i);
+    }
+    REQUIRE(m.number_of_objects() == 0);
+    // Each dropped handle cancelled its release at exit: the finalizers did not pile up.
+    REQUIRE(mp::detail::globals().finalizers.size() == finalizers);
+
+    // A connection (and its channel) per thread: 300 threads, each one call, one after another.
+    // The server's thread for each ends when its client's thread does (end-of-file).
+    auto l = m.list<int>();
+    REQUIRE(m.process() != nullptr);
+    const pid_t server = m.process()->pid();
+    const int before = threads_of(server);
+    REQUIRE(before > 0);
+    for (int i = 0; i < 300; ++i) std::thread([&l, i] { l.append(i); }).join();
+    REQUIRE(l.size() == 300);
+    const auto until = std::chrono::steady_clock::now() + mp_test::bound;
+    int now = threads_of(server);
+    while (now > before + 2 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::yield();  // polling the kernel's count, bounded: nothing to wait on
+        now = threads_of(server);
+    }
+    INFO("server threads: " << before << " before, " << now << " after 300 client threads came and went");
+    REQUIRE(now <= before + 2);
 }
