@@ -1022,11 +1022,12 @@ private:
             send_with_fds(c.fileno(), &no, 1, {});
             return serve_client(std::move(c));
         }
-        std::string answer;
+        std::string answer, request;
         for (;;) {
-            std::string_view request;
             try {
-                request = ch->receive();
+                // Copied out of the mailbox before it is read: the client maps it too, and a
+                // request must not change under the server's parsing (its buffer is reused).
+                request.assign(ch->receive());
             } catch (...) {
                 return;  // the client closed its end or died: nothing to answer
             }
