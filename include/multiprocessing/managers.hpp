@@ -209,15 +209,20 @@ const function_id& identity_of() {
     return id;
 }
 
-/// Releases one reference to object `id` over a connection of its own (the thread's may be gone
+/// The start of a request about object `id`: its op and the id.
+inline std::string request_about(manager_op op, std::uint64_t id) {
+    std::string msg;
+    PickleWriter w(msg);
+    w.write_raw(static_cast<std::uint8_t>(op));
+    w.write_raw(id);
+    return msg;
+}
+
+/// Releases one reference to an object over a connection of its own (the thread's may be gone
 /// by then): a reference's finalizer, as the process ends.
 inline void release_at_exit(const manager_token& token) {
     Connection c = manager_connections::connect(token.address, key_of(token));
-    std::string msg;
-    PickleWriter w(msg);
-    w.write_raw(static_cast<std::uint8_t>(manager_op::decref));
-    w.write_raw(token.id);
-    c.send_bytes(msg);
+    c.send_bytes(request_about(manager_op::decref, token.id));
     (void)c.recv_bytes();
 }
 
@@ -238,15 +243,6 @@ inline void release_references_at_exit() {
 /// process ends (a child's target returns, or calls std::exit; Python: the Finalize of each
 /// proxy), which a process killed by a signal cannot run.
 class proxy_ref {
-    /// The start of a request about object `id`: its op and the id.
-    static std::string about(manager_op op, std::uint64_t id) {
-        std::string msg;
-        PickleWriter w(msg);
-        w.write_raw(static_cast<std::uint8_t>(op));
-        w.write_raw(id);
-        return msg;
-    }
-
 public:
     /// A reference this process already holds (made it, or adopted it from a pickle).
     explicit proxy_ref(manager_token t) : token_(std::move(t)), owner_(self_pid()) { release_at_end(); }
@@ -269,7 +265,7 @@ public:
     template <class Write>
     std::string send(manager_op op, Write&& write) {
         adopt_after_fork(op);
-        std::string msg = about(op, token_.id);
+        std::string msg = request_about(op, token_.id);
         PickleWriter w(msg);
         write(w);
         return manager_connections::request(token_.address, key_of(token_), msg);
@@ -296,7 +292,7 @@ private:
         if (owner_ == self_pid() || op == manager_op::decref) return;
         std::lock_guard g(m_);
         if (owner_ == self_pid()) return;
-        auto answer = manager_connections::request(token_.address, key_of(token_), about(manager_op::incref, token_.id));
+        auto answer = manager_connections::request(token_.address, key_of(token_), request_about(manager_op::incref, token_.id));
         PickleReader r(answer);
         check_answer(r);
         // A forked child ends with _exit, and the parent's copy of a Process's arguments is never
