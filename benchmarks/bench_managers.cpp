@@ -17,6 +17,16 @@
 //                                writes 8 bytes to the relay, the relay to the echo process, the
 //                                echo x + 1 back to the relay, the relay to the parent (two
 //                                socketpairs, four one-way hops, as through any broker process)
+//   manager_start/mp             mp::Manager() until it returns: the server process started and
+//                                listening (its shutdown untimed); the median of fresh managers
+//   manager_start/raw            fork a child that listens on a Unix socket in a fresh directory
+//                                and says so on a pipe, until the parent reads that byte
+//   manager_dict_first/mp        a user's first calls on a fresh manager (made untimed):
+//                                m.dict<int64, int64>(), d.set(1, 1), d.get(1), which include this
+//                                thread's first connection (the authentication, the channel) and
+//                                the object's creation; the median of fresh managers
+//   manager_dict_first/raw       a fresh forked Unix-socket server (started untimed): connect, then
+//                                the two request/response round trips of manager_dict_roundtrip/raw
 //
 // The raw baseline is the least a request/response to another process over a Unix stream socket
 // costs: one write and one read on each side per round trip, fixed sizes, no framing, no
@@ -24,16 +34,23 @@
 // too (a connection of its own per client thread, served by a thread of the server's process), so
 // "mp vs raw" is the price of the proxy protocol on top of the same kernel round trip.
 // The Python side of the same workloads is python/bench_managers.py.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <multiprocessing/managers.hpp>
 
@@ -238,12 +255,149 @@ void queue_pingpong_raw(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 
+// ---------------------------------------------------------------------------------------------
+// fresh managers: what a user meets first
+
+/// Fresh managers (or raw servers) per measurement: one measurement is their median, so that one
+/// hit by another process's burst moves it less than a mean would.
+constexpr int fresh_managers = 5;
+
+/// Times `once()` (which returns false on a wrong result) on fresh_managers fresh servers; the
+/// measurement is the median.
+template <class Once>
+void fresh(benchmark::State& state, Once&& once) {
+    try {
+        for (auto _ : state) {
+            std::vector<double> t;
+            for (int i = 0; i < fresh_managers; ++i) {
+                double seconds = 0;
+                if (!once(seconds)) return state.SkipWithError("wrong result");
+                t.push_back(seconds);
+            }
+            std::sort(t.begin(), t.end());
+            state.SetIterationTime(t[t.size() / 2]);
+        }
+    } catch (const std::exception& e) {
+        return state.SkipWithError(e.what());
+    }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void start_mp(benchmark::State& state) {
+    fresh(state, [](double& seconds) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto m = mp::Manager();
+        seconds = seconds_since(t0);
+        return m.process() != nullptr;  // the shutdown, in the destructor, is not timed
+    });
+}
+
+void dict_first_mp(benchmark::State& state) {
+    fresh(state, [](double& seconds) {
+        auto m = mp::Manager();
+        const auto t0 = std::chrono::steady_clock::now();
+        auto d = m.dict<std::int64_t, std::int64_t>();
+        d.set(1, 1);
+        const bool ok = d.get(1) == 1;
+        seconds = seconds_since(t0);
+        return ok;
+    });
+}
+
+/// A raw server for the fresh rows: a forked child listening on a Unix socket in a directory of
+/// its own, serving one connection as raw_dict_server; killed and reaped when this goes.
+class raw_unix_server {
+public:
+    raw_unix_server() {
+        char dir[] = "/tmp/mp-bench-XXXXXX";
+        if (!::mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
+        dir_ = dir;
+        path_ = dir_ + "/s";
+        int ready[2];
+        if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::close(ready[0]);
+            const int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            const sockaddr_un a = address();
+            if (l < 0 || ::bind(l, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 || ::listen(l, 8) != 0)
+                ::_exit(1);
+            const char one = 1;
+            if (!mp_bench::write_full(ready[1], &one, 1)) ::_exit(1);
+            const int c = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+            ::_exit(c < 0 ? 1 : raw_dict_server(c));  // never return into Google Benchmark
+        }
+        ::close(ready[1]);
+        char got = 0;
+        const bool ok = pid_ > 0 && mp_bench::read_full(ready[0], &got, 1);
+        ::close(ready[0]);
+        if (!ok) throw std::runtime_error("the raw server did not start");
+    }
+    raw_unix_server(const raw_unix_server&) = delete;
+    raw_unix_server& operator=(const raw_unix_server&) = delete;
+    ~raw_unix_server() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            (void)mp_bench::wait_child(pid_);
+        }
+        ::unlink(path_.c_str());
+        ::rmdir(dir_.c_str());
+    }
+    /// A connected client socket (the caller closes it).
+    [[nodiscard]] int connect() const {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const sockaddr_un a = address();
+        if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
+            throw std::runtime_error("connect to the raw server failed");
+        return fd;
+    }
+
+private:
+    [[nodiscard]] sockaddr_un address() const {
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path_.c_str(), sizeof a.sun_path - 1);
+        return a;
+    }
+    std::string dir_, path_;
+    pid_t pid_ = -1;
+};
+
+void start_raw(benchmark::State& state) {
+    fresh(state, [](double& seconds) {
+        const auto t0 = std::chrono::steady_clock::now();
+        raw_unix_server server;
+        seconds = seconds_since(t0);
+        return true;  // killed and reaped untimed
+    });
+}
+
+void dict_first_raw(benchmark::State& state) {
+    fresh(state, [](double& seconds) {
+        raw_unix_server server;
+        raw_reply rp{};
+        const auto t0 = std::chrono::steady_clock::now();
+        const int fd = server.connect();
+        const bool ok = raw_call(fd, {1, 1, 1, 0}, rp) && raw_call(fd, {2, 1, 0, 0}, rp) && rp.value == 1;
+        seconds = seconds_since(t0);
+        ::close(fd);
+        return ok;
+    });
+}
+
 }  // namespace
 
 BENCHMARK(dict_roundtrip_mp)->UseRealTime()->Name("manager_dict_roundtrip/mp");
 BENCHMARK(dict_roundtrip_raw)->UseRealTime()->Name("manager_dict_roundtrip/raw");
 BENCHMARK(queue_pingpong_mp)->UseRealTime()->Name("manager_queue_pingpong/mp");
 BENCHMARK(queue_pingpong_raw)->UseRealTime()->Name("manager_queue_pingpong/raw");
+BENCHMARK(start_mp)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Name("manager_start/mp");
+BENCHMARK(start_raw)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Name("manager_start/raw");
+BENCHMARK(dict_first_mp)->Iterations(1)->UseManualTime()->Name("manager_dict_first/mp");
+BENCHMARK(dict_first_raw)->Iterations(1)->UseManualTime()->Name("manager_dict_first/raw");
 
 int main(int argc, char** argv) {
     mp::freeze_support();

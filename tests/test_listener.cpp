@@ -259,6 +259,50 @@ private:
     std::optional<int> status_;
 };
 
+// CPython 3.12's handshake, for a Python older than 3.12 (Debian 12 has 3.11): its digest-prefixed
+// challenge ("#CHALLENGE#{sha256}" and 40 random bytes) and response ("{sha256}" and the HMAC of
+// the whole challenge), and a raw HMAC-MD5 for a legacy challenge (exactly 20 bytes), written
+// from the 3.12 protocol with Python's own hmac and installed in place of 3.11's functions, which
+// Listener.accept and Client look up at each call. So the C++ side meets the modern form from an
+// implementation that is not its own. On 3.12 and later it changes nothing.
+constexpr const char* python_312_handshake = R"(
+import os, sys, hmac
+import multiprocessing.connection as mpc
+from multiprocessing import AuthenticationError
+if sys.version_info < (3, 12):
+    DIGESTS = {b'md5', b'sha256', b'sha384', b'sha3_256', b'sha3_384'}
+    def split(m):
+        if len(m) in (20, 16):
+            return '', m
+        if m.startswith(b'{'):
+            end = m.find(b'}', 1, 10)
+            if end > 0 and m[1:end] in DIGESTS:
+                return m[1:end].decode('ascii'), m[end + 1:]
+        raise AuthenticationError('unsupported message length, missing digest prefix, or unsupported digest')
+    def respond(key, m):
+        name = split(m)[0]
+        if not name:
+            return hmac.new(key, m, 'md5').digest()
+        return b'{' + name.encode('ascii') + b'}' + hmac.new(key, m, name).digest()
+    def deliver_challenge(conn, key, digest_name='sha256'):
+        m = b'{' + digest_name.encode('ascii') + b'}' + os.urandom(40)
+        conn.send_bytes(b'#CHALLENGE#' + m)
+        name, mac = split(conn.recv_bytes(256))
+        want = hmac.new(key, m, name or 'md5').digest()
+        if len(want) != len(mac) or not hmac.compare_digest(want, mac):
+            conn.send_bytes(b'#FAILURE#')
+            raise AuthenticationError('digest received was wrong')
+        conn.send_bytes(b'#WELCOME#')
+    def answer_challenge(conn, key):
+        m = conn.recv_bytes(256)
+        if not m.startswith(b'#CHALLENGE#') or len(m) < len(b'#CHALLENGE#') + 20:
+            raise AuthenticationError('Protocol error, expected challenge')
+        conn.send_bytes(respond(key, m[len(b'#CHALLENGE#'):]))
+        if conn.recv_bytes(256) != b'#WELCOME#':
+            raise AuthenticationError('digest sent was rejected')
+    mpc.deliver_challenge, mpc.answer_challenge = deliver_challenge, answer_challenge
+)";
+
 // Both scripts echo each message reversed until b'stop', and exit 3 on AuthenticationError.
 // argv: family ("tcp" or "unix"), the authkey in hex or "-" for none (Python's authkey=None).
 constexpr const char* python_listener = R"(
@@ -906,11 +950,13 @@ TEST_CASE("Python's Client talks to a C++ Listener, with and without a key", "[l
     }
     auto tcp = GENERATE(false, true);
     auto key = GENERATE(std::optional<std::string>(), std::optional<std::string>("the key \x01\xff"));
-    INFO((tcp ? "TCP" : "Unix") << (key ? ", authenticated" : ", no key"));
+    auto modern = GENERATE(false, true);  // Python with 3.12's handshake
+    INFO((tcp ? "TCP" : "Unix") << (key ? ", authenticated" : ", no key") << (modern ? ", 3.12's handshake" : ""));
+    const std::string client_script = (modern ? std::string(python_312_handshake) : std::string()) + python_client;
     mp::Listener l = tcp ? mp::Listener(mp::TcpAddress{"", 0}, {.authkey = key}) : mp::Listener({.authkey = key});
     const std::string where = tcp ? std::to_string(l.address().tcp().port) : l.address().path();
     SECTION("the same key: messages of every size both ways") {
-        PythonProcess py(*python, python_client, {tcp ? "tcp" : "unix", where, key ? to_hex(*key) : "-"});
+        PythonProcess py(*python, client_script, {tcp ? "tcp" : "unix", where, key ? to_hex(*key) : "-"});
         auto c = accept_within(l);
         echo_sizes_with(c);
         CHECK(py.read_line() == "done");
@@ -918,7 +964,7 @@ TEST_CASE("Python's Client talks to a C++ Listener, with and without a key", "[l
     }
     if (key) {
         SECTION("another key: AuthenticationError on both sides") {
-            PythonProcess py(*python, python_client, {tcp ? "tcp" : "unix", where, to_hex("another key")});
+            PythonProcess py(*python, client_script, {tcp ? "tcp" : "unix", where, to_hex("another key")});
             CHECK(accept_outcome(l) == "AuthenticationError");
             auto line = py.read_line();
             CHECK(line.value_or("").starts_with("AuthenticationError"));
@@ -935,8 +981,10 @@ TEST_CASE("a C++ Client talks to Python's Listener, with and without a key", "[l
     }
     auto tcp = GENERATE(false, true);
     auto key = GENERATE(std::optional<std::string>(), std::optional<std::string>("the key \x01\xff"));
-    INFO((tcp ? "TCP" : "Unix") << (key ? ", authenticated" : ", no key"));
-    PythonProcess py(*python, python_listener, {tcp ? "tcp" : "unix", key ? to_hex(*key) : "-"});
+    auto modern = GENERATE(false, true);  // Python with 3.12's handshake
+    INFO((tcp ? "TCP" : "Unix") << (key ? ", authenticated" : ", no key") << (modern ? ", 3.12's handshake" : ""));
+    const std::string listener_script = (modern ? std::string(python_312_handshake) : std::string()) + python_listener;
+    PythonProcess py(*python, listener_script, {tcp ? "tcp" : "unix", key ? to_hex(*key) : "-"});
     auto line = py.read_line();
     REQUIRE(line);
     INFO("Python listens on: " << *line);

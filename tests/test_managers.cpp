@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <fstream>
+#include <latch>
 #include <map>
 #include <numeric>
 #include <random>
@@ -539,6 +541,30 @@ TEST_CASE("Manager: the references children took are released as they end, under
 
 namespace {
 
+void child_touches_then_exits(mp::DictProxy<int, int> d) {
+    d.set(3, 3);
+    std::exit(0);  // no destructor runs: the reference is released by its finalizer
+}
+
+}  // namespace
+
+TEST_CASE("Manager: a child that ends with std::exit releases its references too, under every start method",
+          "[managers][unit]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    auto m = mp::Manager();
+    {
+        auto d = m.dict<int, int>();
+        mp::Process p(ctx, child_touches_then_exits, d);
+        p.start();
+        mp_test::join(p);
+        REQUIRE(p.exitcode() == 0);
+        REQUIRE(d.get(3) == 3);
+    }
+    REQUIRE(m.number_of_objects() == 0);  // the child's reference did not outlive it
+}
+
+namespace {
+
 void child_from_queue(mp::Queue<mp::DictProxy<std::string, int>> q) {
     auto d = q.get(mp_test::bound);  // a proxy that travelled as a queue item
     d.set("via queue", 1);
@@ -592,4 +618,155 @@ TEST_CASE("BaseManager: get_server().serve_forever() in a process of its own, an
     }
     server.terminate();
     mp_test::join(server);
+}
+
+// ---- the shared-memory channel (detail/manager_channel.hpp) ----------------------------------
+
+namespace {
+
+/// In a process of its own, so that a hang is a bounded join: a call blocked in the manager
+/// (a queue's get, its client asleep in poll(2) after its spin) when the manager is SIGKILLed.
+void blocked_get_then_manager_killed() {
+    auto m = mp::Manager();
+    auto q = m.Queue<int>();
+    q.put(1);
+    if (q.get() != 1) std::exit(2);  // the channel is up and the thread has its connection
+    std::latch calling(1);
+    std::thread killer([&] {
+        calling.wait();
+        m.process()->kill();
+    });
+    int code = 3;
+    try {
+        calling.count_down();
+        (void)q.get();  // nothing will ever come: only the manager's death ends it
+    } catch (const mp::ProcessError&) {
+        code = 0;
+    } catch (...) {
+        code = 4;
+    }
+    killer.join();
+    std::exit(code);
+}
+
+}  // namespace
+
+TEST_CASE("Manager: messages longer than a channel's mailbox travel whole, both ways", "[managers][unit]") {
+    auto m = mp::Manager();
+    auto d = m.dict<int, std::string>();
+    std::mt19937 rng(42);
+    auto text = [&rng](std::size_t n) {
+        std::string s(n, '\0');
+        for (auto& c : s) c = static_cast<char>(rng());
+        return s;
+    };
+    // Every size around the mailbox's capacity, where a request or an answer moves to the socket.
+    constexpr std::size_t room = mp::detail::manager_channel_bytes - mp::detail::manager_channel_data;
+    for (std::size_t n = room - 80; n <= room + 16; ++n) {
+        const std::string v = text(n);
+        d.set(static_cast<int>(n % 7), v);
+        REQUIRE(d.get(static_cast<int>(n % 7)) == v);
+    }
+    const std::string big = text(std::size_t{3} << 20);
+    d.set(-1, big);
+    REQUIRE(d.get(-1) == big);
+    REQUIRE(d.get(-1, "") == big);
+    // A big answer to a small request, then small calls on the same channel again.
+    auto items = d.items();
+    REQUIRE(items.size() == 8);
+    REQUIRE(d.size() == 8);
+    REQUIRE(d.pop(-1) == big);
+    REQUIRE_FALSE(d.contains(-1));
+}
+
+TEST_CASE("Manager: a call blocked in the manager raises mp::ProcessError when the manager is SIGKILLed",
+          "[managers][fault]") {
+    MP_FOR_EACH_START_METHOD(ctx);
+    mp::Process p(ctx, blocked_get_then_manager_killed);
+    p.start();
+    mp_test::join(p);
+    REQUIRE(p.exitcode() == 0);
+}
+
+TEST_CASE("Manager: hostile bytes on a channel are refused with an error, and the server goes on",
+          "[managers][fault]") {
+    auto m = mp::Manager();
+    auto d = m.dict<int, int>();
+    d.set(1, 10);
+    const auto objects = m.number_of_objects();
+
+    auto c = mp::Client(m.address(), {.authkey = mp::current_process().authkey()});
+    c.send_bytes(std::string(1, static_cast<char>(mp::detail::manager_op::channel)));
+    auto ch = mp::detail::manager_channel::accept_offer(c);
+    REQUIRE(ch.has_value());
+    std::mt19937 rng(7);
+    int refused = 0;
+    for (int i = 0; i < 2000; ++i) {
+        std::string junk(rng() % 200, '\0');
+        for (auto& b : junk) b = static_cast<char>(rng());
+        // Never the ops that change what the manager holds by chance (create, decref,
+        // shutdown): an id or a function that happens to be real is a real request.
+        if (!junk.empty() && (junk[0] == 2 || junk[0] == 4 || junk[0] == 5)) junk[0] = 1;
+        ch->post(junk);
+        const auto answer = ch->receive();
+        REQUIRE_FALSE(answer.empty());
+        refused += answer[0] == static_cast<char>(mp::detail::manager_status::error);
+    }
+    REQUIRE(refused >= 1900);
+    REQUIRE(d.get(1) == 10);
+    REQUIRE(m.number_of_objects() == objects);
+    // A client that takes a channel and closes without a call: only its own thread ends.
+    auto c2 = mp::Client(m.address(), {.authkey = mp::current_process().authkey()});
+    c2.send_bytes(std::string(1, static_cast<char>(mp::detail::manager_op::channel)));
+    {
+        auto ch2 = mp::detail::manager_channel::accept_offer(c2);
+        REQUIRE(ch2.has_value());
+    }
+    c2.close();
+    d.set(2, 20);
+    REQUIRE(d.get(2) == 20);
+}
+
+namespace {
+
+/// The number of threads of process `pid` (its /proc status), or -1.
+int threads_of(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+    return -1;
+}
+
+}  // namespace
+
+TEST_CASE("Manager: proxies and connections made and dropped thousands of times leave nothing behind",
+          "[managers][fault]") {
+    auto m = mp::Manager();
+    const auto finalizers = mp::detail::globals().finalizers.size();
+    for (int i = 0; i < 3000; ++i) {
+        auto d = m.dict<int, int>();
+        d.set(i, i);
+    }
+    REQUIRE(m.number_of_objects() == 0);
+    // Each dropped handle cancelled its release at exit: the finalizers did not pile up.
+    REQUIRE(mp::detail::globals().finalizers.size() == finalizers);
+
+    // A connection (and its channel) per thread: 300 threads, each one call, one after another.
+    // The server's thread for each ends when its client's thread does (end-of-file).
+    auto l = m.list<int>();
+    REQUIRE(m.process() != nullptr);
+    const pid_t server = m.process()->pid();
+    const int before = threads_of(server);
+    REQUIRE(before > 0);
+    for (int i = 0; i < 300; ++i) std::thread([&l, i] { l.append(i); }).join();
+    REQUIRE(l.size() == 300);
+    const auto until = std::chrono::steady_clock::now() + mp_test::bound;
+    int now = threads_of(server);
+    while (now > before + 2 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::yield();  // polling the kernel's count, bounded: nothing to wait on
+        now = threads_of(server);
+    }
+    INFO("server threads: " << before << " before, " << now << " after 300 client threads came and went");
+    REQUIRE(now <= before + 2);
 }

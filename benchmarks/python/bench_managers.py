@@ -8,6 +8,10 @@ Workloads (the same names as the C++ benchmarks):
                             proxies: the parent puts x into one and gets x + 1 from the other, the
                             child gets and puts back; one op = one ping-pong (the parent's put and
                             get, the child's get and put: four proxy calls); seconds per ping-pong
+  manager_start             Manager() (fork context) until it returns; its shutdown untimed; the
+                            median of fresh managers; seconds per manager
+  manager_dict_first        a user's first calls on a fresh manager (started untimed): m.dict(),
+                            d[1] = 1, d[1]; the median of fresh managers; seconds
 
 Prints one JSON object on stdout (see common.py).
 
@@ -85,9 +89,47 @@ def queue_pingpong(cfg):
     return common.result("seconds_per_op", samples, ops=n)
 
 
+FRESH = 5  # fresh managers per sample, as the C++ side's fresh_managers
+
+
+def fresh_median(once):
+    """The median over FRESH fresh managers of once(), which returns the seconds it timed."""
+    t = sorted(once() for _ in range(FRESH))
+    return t[len(t) // 2]
+
+
+def start_once():
+    ctx = mp.get_context("fork")
+    t0 = time.perf_counter()
+    m = ctx.Manager()
+    seconds = time.perf_counter() - t0
+    m.shutdown()
+    return seconds
+
+
+def dict_first_once():
+    with mp.get_context("fork").Manager() as m:
+        t0 = time.perf_counter()
+        d = m.dict()
+        d[1] = 1
+        if d[1] != 1:
+            raise RuntimeError("wrong value read back")
+        return time.perf_counter() - t0
+
+
+def manager_start(cfg):
+    return common.result("seconds_per_op", [fresh_median(start_once) for _ in range(cfg["repeats"])], ops=FRESH)
+
+
+def manager_dict_first(cfg):
+    return common.result("seconds_per_op", [fresh_median(dict_first_once) for _ in range(cfg["repeats"])], ops=FRESH)
+
+
 WORKLOADS = {
     "manager_dict_roundtrip": dict_roundtrip,
     "manager_queue_pingpong": queue_pingpong,
+    "manager_start": manager_start,
+    "manager_dict_first": manager_dict_first,
 }
 
 CONFIG = {

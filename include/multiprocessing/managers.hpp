@@ -57,6 +57,7 @@
 #include "synchronize.hpp"
 #include "detail/function_id.hpp"
 #include "detail/liveness.hpp"
+#include "detail/manager_channel.hpp"
 #include "detail/pool_protocol.hpp"
 #include "detail/remote_exception.hpp"
 
@@ -71,7 +72,7 @@ namespace detail {
 inline pid_t self_pid() noexcept { return static_cast<pid_t>(self_identity().pid); }
 
 /// What a client asks of the manager.
-enum class manager_op : std::uint8_t { call = 1, create = 2, incref = 3, decref = 4, shutdown = 5, count = 6 };
+enum class manager_op : std::uint8_t { call = 1, create = 2, incref = 3, decref = 4, shutdown = 5, count = 6, channel = 7 };
 /// How the manager answered.
 enum class manager_status : std::uint8_t { ok = 0, error = 1 };
 
@@ -114,10 +115,14 @@ public:
         auto it = self.find(address, authkey);
         if (it == self.conns_.end()) {
             Connection c = connect(address, authkey);
-            self.conns_.push_back({address, authkey, std::move(c)});
+            self.conns_.push_back({address, authkey, c, open_channel(address, c)});
             it = std::prev(self.conns_.end());
         }
         try {
+            if (it->channel) {
+                it->channel->post(request);
+                return std::string(it->channel->receive());
+            }
             it->conn.send_bytes(request);
             return it->conn.recv_bytes();
         } catch (const std::exception& e) {
@@ -137,6 +142,21 @@ public:
                                ": " + e.what());
         }
     }
+    /// Asks a manager on this machine for a shared-memory channel (manager_channel.hpp); a TCP
+    /// manager may be on another machine, so its calls stay on the socket.
+    static std::optional<manager_channel> open_channel(const Address& address, const Connection& c) {
+        if (address.is_tcp()) return std::nullopt;
+        try {
+            std::string ask;
+            PickleWriter(ask).write_raw(static_cast<std::uint8_t>(manager_op::channel));
+            Connection conn = c;
+            conn.send_bytes(ask);
+            return manager_channel::accept_offer(c);
+        } catch (const std::exception& e) {
+            throw ProcessError(std::string("multiprocessing: the manager at ") + describe(address) +
+                               " is gone (its process ended or shut down): " + e.what());
+        }
+    }
     static std::string describe(const Address& a) {
         std::ostringstream os;
         os << a;
@@ -148,6 +168,7 @@ private:
         Address address;
         std::string authkey;
         Connection conn;
+        std::optional<manager_channel> channel;  // every call goes through it when there is one
     };
     static manager_connections& mine() {
         thread_local manager_connections tls;
@@ -189,27 +210,49 @@ const function_id& identity_of() {
     return id;
 }
 
+/// The start of a request about object `id`: its op and the id.
+inline std::string request_about(manager_op op, std::uint64_t id) {
+    std::string msg;
+    PickleWriter w(msg);
+    w.write_raw(static_cast<std::uint8_t>(op));
+    w.write_raw(id);
+    return msg;
+}
+
+/// Releases one reference to an object over a connection of its own (the thread's may be gone
+/// by then): a reference's finalizer, as the process ends.
+inline void release_at_exit(const manager_token& token) {
+    Connection c = manager_connections::connect(token.address, key_of(token));
+    c.send_bytes(request_about(manager_op::decref, token.id));
+    (void)c.recv_bytes();
+}
+
+/// Makes this process's std::exit() release the references it still holds (once per process),
+/// after OpenSSL has initialised, so that its teardown at exit comes after the releases.
+inline void release_references_at_exit() {
+    static std::atomic<pid_t> done{0};
+    if (done.load(std::memory_order_relaxed) == self_pid()) return;
+    (void)auth_hmac("sha256", "k", "m");  // initialises OpenSSL (and registers its teardown) now
+    run_finalizers_at_exit();
+    done.store(self_pid(), std::memory_order_relaxed);
+}
+
 /// One reference to a manager's object, shared by the copies of a proxy in this process. Its
 /// reference on the server is taken in the process that uses it: a forked child that uses a
-/// proxy it inherited takes one of its own then (Python: BaseProxy._after_fork).
+/// proxy it inherited takes one of its own then (Python: BaseProxy._after_fork). Whatever ends
+/// the process, the reference is released: by the handle's destructor, or by a finalizer as the
+/// process ends (a child's target returns, or calls std::exit; Python: the Finalize of each
+/// proxy), which a process killed by a signal cannot run.
 class proxy_ref {
-    /// The start of a request about object `id`: its op and the id.
-    static std::string about(manager_op op, std::uint64_t id) {
-        std::string msg;
-        PickleWriter w(msg);
-        w.write_raw(static_cast<std::uint8_t>(op));
-        w.write_raw(id);
-        return msg;
-    }
-
 public:
     /// A reference this process already holds (made it, or adopted it from a pickle).
-    explicit proxy_ref(manager_token t) : token_(std::move(t)), owner_(self_pid()) {}
+    explicit proxy_ref(manager_token t) : token_(std::move(t)), owner_(self_pid()) { release_at_end(); }
     proxy_ref(const proxy_ref&) = delete;
     proxy_ref& operator=(const proxy_ref&) = delete;
     ~proxy_ref() {
         if (owner_ != self_pid()) return;  // a forked child's copy that never took a reference
-        if (released_ && released_->exchange(true)) return;  // released by the child's finalizer
+        if (released_->exchange(true)) return;  // released by the finalizer as the process ended
+        cancel_finalizer(finalizer_);
         try {
             (void)send(manager_op::decref, [](PickleWriter&) {});
         } catch (...) {
@@ -223,7 +266,7 @@ public:
     template <class Write>
     std::string send(manager_op op, Write&& write) {
         adopt_after_fork(op);
-        std::string msg = about(op, token_.id);
+        std::string msg = request_about(op, token_.id);
         PickleWriter w(msg);
         write(w);
         return manager_connections::request(token_.address, key_of(token_), msg);
@@ -236,31 +279,34 @@ public:
     }
 
 private:
+    /// Registers this process's release of the reference as it ends, unless this handle goes
+    /// first (it then cancels it).
+    void release_at_end() {
+        release_references_at_exit();
+        released_ = std::make_shared<std::atomic<bool>>(false);
+        finalizer_ = register_finalizer([released = released_, token = token_] {
+            if (!released->exchange(true)) release_at_exit(token);
+        });
+    }
+
     void adopt_after_fork(manager_op op) {
         if (owner_ == self_pid() || op == manager_op::decref) return;
         std::lock_guard g(m_);
         if (owner_ == self_pid()) return;
-        owner_ = self_pid();
-        auto answer = manager_connections::request(token_.address, key_of(token_), about(manager_op::incref, token_.id));
+        auto answer = manager_connections::request(token_.address, key_of(token_), request_about(manager_op::incref, token_.id));
         PickleReader r(answer);
         check_answer(r);
         // A forked child ends with _exit, and the parent's copy of a Process's arguments is never
-        // destroyed in it: the reference is released as the child ends (Python: the Finalize
-        // that BaseProxy._after_fork registers), unless this handle goes first. On a connection
-        // of its own: this thread's may be gone by then.
-        released_ = std::make_shared<std::atomic<bool>>(false);
-        register_finalizer([released = released_, token = token_] {
-            if (released->exchange(true)) return;
-            Connection c = manager_connections::connect(token.address, key_of(token));
-            c.send_bytes(about(manager_op::decref, token.id));
-            (void)c.recv_bytes();
-        });
+        // destroyed in it: the reference it took now is released as it ends.
+        release_at_end();
+        owner_.store(self_pid());
     }
 
     manager_token token_;
     std::mutex m_;
     std::atomic<pid_t> owner_;
     std::shared_ptr<std::atomic<bool>> released_;  // set once this process's reference is released
+    std::uint64_t finalizer_ = 0;                  // its release as the process ends
 };
 
 }  // namespace detail
@@ -950,22 +996,52 @@ private:
                 } catch (...) {
                     return;  // the client closed its end or died: nothing to answer
                 }
+                if (request.size() == 1 && static_cast<manager_op>(request[0]) == manager_op::channel)
+                    return serve_channel(c);
                 bool shutdown = false;
                 answer.clear();
                 handle(request, answer, shutdown);
                 c.send_bytes(answer);
-                if (shutdown) {
-                    stop_.store(true, std::memory_order_release);
-                    listener_.close();  // wakes serve_forever's accept()
-                    return;
-                }
+                if (shutdown) return stop();
             }
         } catch (...) {
             // A client that went away mid-answer: its thread ends, the others go on.
         }
     }
 
-    void handle(const std::string& request, std::string& answer, bool& shutdown) noexcept {
+    /// Serves a client that asked for a shared-memory channel: every call through it from now.
+    void serve_channel(Connection c) {
+        std::optional<manager_channel> ch;
+        try {
+            ch.emplace(manager_channel::offer(c));
+        } catch (const std::exception&) {
+            const char no = 0;  // no channel: the client keeps to the socket
+            send_with_fds(c.fileno(), &no, 1, {});
+            return serve_client(std::move(c));
+        }
+        std::string answer, request;
+        for (;;) {
+            try {
+                // Copied out of the mailbox before it is read: the client maps it too, and a
+                // request must not change under the server's parsing (its buffer is reused).
+                request.assign(ch->receive());
+            } catch (...) {
+                return;  // the client closed its end or died: nothing to answer
+            }
+            bool shutdown = false;
+            answer.clear();
+            handle(request, answer, shutdown);
+            ch->post(answer);
+            if (shutdown) return stop();
+        }
+    }
+
+    void stop() {
+        stop_.store(true, std::memory_order_release);
+        listener_.close();  // wakes serve_forever's accept()
+    }
+
+    void handle(std::string_view request, std::string& answer, bool& shutdown) noexcept {
         PickleWriter out(answer);
         try {
             PickleReader in(request);
@@ -1020,6 +1096,8 @@ private:
                     shutdown = true;
                     out.write_raw(static_cast<std::uint8_t>(manager_status::ok));
                     return;
+                case manager_op::channel:
+                    break;  // only as a connection's first request (serve_client)
             }
             throw ValueError("multiprocessing: the manager got a request it does not know");
         } catch (...) {

@@ -293,7 +293,7 @@ private:
     /// Reads more bytes into the buffer; false at end of file.
     bool fill() {
         auto& s = *s_;
-        if (!s.buf) s.buf = std::make_unique<char[]>(detail::connection_state::capacity);
+        if (!s.buf) s.buf = std::make_unique_for_overwrite<char[]>(detail::connection_state::capacity);
         if (s.begin == s.end) s.begin = s.end = 0;
         if (s.end == detail::connection_state::capacity) {
             std::memmove(s.buf.get(), s.buf.get() + s.begin, s.buffered());

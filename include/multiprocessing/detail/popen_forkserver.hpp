@@ -29,51 +29,6 @@ namespace multiprocessing::detail {
 
 inline constexpr std::size_t forkserver_max_fds = 250;
 
-/// Sends one datagram with descriptors attached.
-inline void send_with_fds(int sock, const void* data, std::size_t n, const std::vector<int>& fds) {
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-    iovec iov{const_cast<void*>(data), n};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (!fds.empty()) {
-        msg.msg_control = control.data();
-        msg.msg_controllen = control.size();
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    for (;;) {
-        if (::sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0) return;
-        if (errno != EINTR) throw_errno("sendmsg(forkserver)");
-    }
-}
-
-/// Receives one datagram and its descriptors (owned by the caller); 0 bytes means the peer is gone.
-inline ssize_t recv_with_fds(int sock, void* data, std::size_t n, std::vector<int>& fds) {
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * forkserver_max_fds));
-    iovec iov{data, n};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    ssize_t r;
-    do r = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) return r;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        std::vector<int> got(count);
-        std::memcpy(got.data(), CMSG_DATA(c), count * sizeof(int));
-        fds.insert(fds.end(), got.begin(), got.end());
-    }
-    return r;
-}
-
 /// This process's connection to its fork server, started at first use.
 class forkserver_client {
 public:
@@ -247,7 +202,7 @@ private:
         if (!fds[0].revents) continue;
         std::uint32_t count = 0;
         std::vector<int> got;
-        ssize_t r = recv_with_fds(control, &count, sizeof count, got);
+        ssize_t r = recv_with_fds(control, &count, sizeof count, got, forkserver_max_fds);
         if (r <= 0) ::_exit(0);  // the parent is gone; our children live on, as in Python
         if (got.size() < 2) {
             for (int fd : got) ::close(fd);

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,11 +15,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace multiprocessing::detail {
 
@@ -198,6 +201,54 @@ inline unique_fd pidfd_open(pid_t pid) noexcept {
         done += static_cast<std::size_t>(r);
     }
     return out;
+}
+
+/// Sends `n` bytes in one sendmsg(2) with descriptors attached (SCM_RIGHTS): the fork server's
+/// requests, a manager's channel.
+inline void send_with_fds(int sock, const void* data, std::size_t n, const std::vector<int>& fds) {
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+    iovec iov{const_cast<void*>(data), n};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (!fds.empty()) {
+        msg.msg_control = control.data();
+        msg.msg_controllen = control.size();
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    for (;;) {
+        if (::sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0) return;
+        if (errno != EINTR) throw_errno("sendmsg(SCM_RIGHTS)");
+    }
+}
+
+/// Receives up to `n` bytes and the descriptors sent with them (owned by the caller, CLOEXEC);
+/// 0 bytes means the peer is gone.
+inline ssize_t recv_with_fds(int sock, void* data, std::size_t n, std::vector<int>& fds,
+                             std::size_t max_fds = 250) {
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * max_fds));
+    iovec iov{data, n};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    ssize_t r;
+    do r = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return r;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        std::vector<int> got(count);
+        std::memcpy(got.data(), CMSG_DATA(c), count * sizeof(int));
+        fds.insert(fds.end(), got.begin(), got.end());
+    }
+    return r;
 }
 
 }  // namespace multiprocessing::detail

@@ -7,10 +7,13 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -88,9 +91,12 @@ struct process_globals {
     std::shared_ptr<ProcessState> parent;
     int counter = 0;  // processes created here, for "Process-N" names
     bool exit_handler_registered = false;
-    // Run by exit_cleanup() in the process that registered each (Python: util.Finalize with an
-    // exit priority): a forked child's copy holds its parent's, which it skips.
-    std::vector<std::pair<pid_t, std::function<void()>>> finalizers;
+    // Run by run_finalizers() in the process that registered each (Python: util.Finalize with an
+    // exit priority), last registered first: a forked child's copy holds its parent's, which it
+    // skips. Keyed by registration order, so that cancel_finalizer() can drop one.
+    std::map<std::uint64_t, std::pair<pid_t, std::function<void()>>> finalizers;
+    std::uint64_t finalizer_count = 0;
+    pid_t finalizers_at_exit = 0;  // the process that made std::exit() run them (atexit)
 };
 
 /// One per process however the headers are compiled in (detail/process_wide.hpp).
@@ -138,9 +144,29 @@ inline void reap_finished_children() {
     });
 }
 
+/// Runs the finalizers this process registered, last first, once (the others are dropped: they
+/// are a forked parent's). An exception from one is dropped and the others still run.
+inline void run_finalizers() noexcept {
+    auto& g = globals();
+    std::map<std::uint64_t, std::pair<pid_t, std::function<void()>>> finalizers;
+    {
+        std::lock_guard lock(g.mutex);
+        finalizers.swap(g.finalizers);
+    }
+    const pid_t me = ::getpid();
+    for (auto it = finalizers.rbegin(); it != finalizers.rend(); ++it) {
+        if (it->second.first != me) continue;
+        try {
+            it->second.second();
+        } catch (...) {
+        }
+    }
+}
+
 /// At exit, as Python's util._exit_function: terminate daemonic children, join all the others.
-/// `finalize`: run the finalizers too; not from atexit, where the libraries they call (OpenSSL,
-/// this thread's thread_locals) may already be torn down.
+/// `finalize`: run the finalizers too. From the atexit handler of register_exit_handler() it does
+/// not: they run from their own (run_finalizers_at_exit()), registered once the libraries they
+/// use were initialised, so that it runs before those libraries' own atexit teardown.
 inline void exit_cleanup(bool finalize = true) noexcept {
     try {
         auto& g = globals();
@@ -152,19 +178,7 @@ inline void exit_cleanup(bool finalize = true) noexcept {
         // The records (and their order) of Python's util._exit_function.
         log_event(LogLevel::info, "process shutting down");
         log_event(LogLevel::debug, "running all \"atexit\" finalizers with priority >= 0");
-        std::vector<std::pair<pid_t, std::function<void()>>> finalizers;
-        {
-            std::lock_guard lock(g.mutex);
-            finalizers.swap(g.finalizers);
-        }
-        const pid_t me = ::getpid();
-        for (auto it = finalizers.rbegin(); finalize && it != finalizers.rend(); ++it) {
-            if (it->first != me) continue;
-            try {
-                it->second();
-            } catch (...) {
-            }
-        }
+        if (finalize) run_finalizers();
         for (auto& p : kids)
             if (p->daemon && p->popen && !p->popen->poll()) {
                 log_event(LogLevel::info, "calling terminate() for daemon ", p->name);
@@ -181,13 +195,35 @@ inline void exit_cleanup(bool finalize = true) noexcept {
     }
 }
 
-/// Runs `fn` as this child process ends, after its target returned (last registered first). Not
-/// when the target calls std::exit() itself: atexit handlers run after the libraries may have
-/// been torn down.
-inline void register_finalizer(std::function<void()> fn) {
+/// Runs `fn` as this process ends (last registered first): as a child's target returns, and from
+/// std::exit() (or main's return) once run_finalizers_at_exit() was called in this process.
+/// Returns the key that cancel_finalizer() takes.
+inline std::uint64_t register_finalizer(std::function<void()> fn) {
     auto& g = globals();
     std::lock_guard lock(g.mutex);
-    g.finalizers.emplace_back(::getpid(), std::move(fn));
+    const std::uint64_t key = ++g.finalizer_count;
+    g.finalizers.emplace(key, std::make_pair(::getpid(), std::move(fn)));
+    return key;
+}
+
+/// Drops a finalizer that is no longer needed (what it releases was released already).
+inline void cancel_finalizer(std::uint64_t key) noexcept {
+    auto& g = globals();
+    std::lock_guard lock(g.mutex);
+    g.finalizers.erase(key);
+}
+
+/// Makes this process's exit (std::exit(), main's return) run its finalizers, once per process.
+/// Call it after initialising what they use: atexit handlers run last registered first, so a
+/// library initialised before this call (OpenSSL registers its teardown as it initialises) is
+/// still there when they run.
+inline void run_finalizers_at_exit() {
+    auto& g = globals();
+    std::lock_guard lock(g.mutex);
+    const pid_t me = ::getpid();
+    if (g.finalizers_at_exit == me) return;
+    g.finalizers_at_exit = me;  // a forked child has its parent's handler, and gets its own
+    std::atexit([] { run_finalizers(); });
 }
 
 /// Registers exit_cleanup() to run when this process exits normally (once per process).

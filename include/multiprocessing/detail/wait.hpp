@@ -44,10 +44,11 @@ struct spin_policy {
     /// A yield_after that never yields.
     static constexpr unsigned no_yield = UINT_MAX;
 
-    static const spin_policy lock;   // Lock, RLock, a ring's producer and consumer locks
-    static const spin_policy event;  // Event, Semaphore, Condition
-    static const spin_policy ring;   // the queues' rings (Queue, SimpleQueue, JoinableQueue)
-    static const spin_policy pool;   // both sides of a pool's channels (pool_channel.hpp, pool.hpp)
+    static const spin_policy lock;     // Lock, RLock, a ring's producer and consumer locks
+    static const spin_policy event;    // Event, Semaphore, Condition
+    static const spin_policy ring;     // the queues' rings (Queue, SimpleQueue, JoinableQueue)
+    static const spin_policy pool;     // both sides of a pool's channels (pool_channel.hpp, pool.hpp)
+    static const spin_policy manager;  // both sides of a manager's channel (manager_channel.hpp)
 };
 
 /// A contended Lock/RLock waiter does not spin but sleeps at once, as glibc's default mutex does:
@@ -83,6 +84,14 @@ inline constexpr spin_policy spin_policy::ring{.pauses = 2000,
 /// call), every 16th pause is a yield, so that on a machine with more runnable threads than CPUs
 /// the spinner gives its CPU to the side it waits for.
 inline constexpr spin_policy spin_policy::pool{
+    .pauses = 64, .budget = std::chrono::microseconds(50), .yield_after = 128, .slice = {}};
+
+/// A manager's channel spins as a pool's: a proxy call in a loop finds the server still looking
+/// for the next request (a call on a running server takes about a microsecond, a wake-up from
+/// sleep 5-25 us here), and past 128 pauses a spinner yields, as its server's other clients'
+/// threads may need the CPU. A side that sleeps does so in poll(2), not on a futex
+/// (manager_channel.hpp says why).
+inline constexpr spin_policy spin_policy::manager{
     .pauses = 64, .budget = std::chrono::microseconds(50), .yield_after = 128, .slice = {}};
 
 /// The pacing of one spin-wait: CPU pauses, and past `yield_after` of them every 16th a yield.
@@ -156,25 +165,35 @@ struct unannounced_waiter {
 /// How a wait_until() ended.
 enum class wait_result : bool { timed_out = false, ready = true };
 
-/// wait_until() after its first look at ready() found nothing (steps 1-4 at the top of the file).
-template <class Ready, class Waiter, class Gate>
-[[nodiscard]] wait_result wait_after_first_look(futex_word& word, Ready& ready, const spin_policy& policy,
-                                                const deadline& until, Waiter& waiter,
-                                                Gate& gate) noexcept(noexcept(ready())) {
-    if (until.expired()) return wait_result::timed_out;  // a zero timeout (try-once): no spin either
+/// Steps 2 and 3 at the top of the file, the spin: true if ready() came true. Also for a waiter
+/// that sleeps elsewhere than on a futex (a manager's channel sleeps in poll(2) on the socket that
+/// also tells it of its peer's death).
+template <class Ready, class Gate = free_spin>
+[[nodiscard]] bool spin_until(Ready& ready, const spin_policy& policy,
+                              Gate&& gate = {}) noexcept(noexcept(ready())) {
     spinner spin(policy.yield_after);
     for (unsigned i = 0; i < policy.pauses; ++i) {
         spin.pause();
-        if (ready()) return wait_result::ready;
+        if (ready()) return true;
     }
     gate.idle();
     if (policy.budget > policy.budget.zero()) {
         const deadline spin_end(policy.budget);
         while (gate.may_spin() && !spin_end.expired()) {
             spin.pause();
-            if (ready()) return wait_result::ready;
+            if (ready()) return true;
         }
     }
+    return false;
+}
+
+/// wait_until() after its first look at ready() found nothing (steps 1-4 at the top of the file).
+template <class Ready, class Waiter, class Gate>
+[[nodiscard]] wait_result wait_after_first_look(futex_word& word, Ready& ready, const spin_policy& policy,
+                                                const deadline& until, Waiter& waiter,
+                                                Gate& gate) noexcept(noexcept(ready())) {
+    if (until.expired()) return wait_result::timed_out;  // a zero timeout (try-once): no spin either
+    if (spin_until(ready, policy, gate)) return wait_result::ready;
     for (;;) {
         if (until.expired()) return ready() ? wait_result::ready : wait_result::timed_out;
         const std::optional<std::uint32_t> sleep_on = waiter.arm(word);
