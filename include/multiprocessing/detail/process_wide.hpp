@@ -53,6 +53,7 @@ enum class process_wide_slot : std::uint32_t {
     arena_fork,       // arena.hpp: its fork handlers, registered once per process
     forkserver,       // popen_forkserver.hpp: the connection to the fork server
     logger,           // log_core.hpp: mp::get_logger()'s level and handlers
+    context_extensions, // context.hpp: the contexts optional headers register (mpi.hpp's "mpi")
 };
 
 /// The table of one process: one entry per slot, each made by the first module that needs it.
