@@ -7,8 +7,8 @@
 //   - `mpirun -n N ./app`: every rank runs main(); in mp::freeze_support() ranks 1..N-1 say hello
 //     to rank 0 (their binary's identity), then serve rank 0's pools until rank 0 exits (it sends
 //     each one `exit` from an atexit hook, then all call MPI_Finalize);
-//   - a singleton `./app`: a pool spawns its own ranks with MPI_Comm_spawn of this executable;
-//     they serve that pool over the intercommunicator and end with it.
+//   - a singleton `./app`: a pool spawns its ranks with MPI_Comm_spawn of this executable; they
+//     serve it over the intercommunicator, then the later pools, and exit when this process does.
 // The tags of the messages (rank 0 -> serving rank, serving rank -> rank 0): join a pool (its
 // initializer), a task or the pool's stop (pool_protocol's kind byte first), abandon (terminate:
 // drop the queued tasks), exit; hello, ready, failed (the initializer raised), answer, left.
@@ -385,6 +385,13 @@ public:
         return n;
     }
 
+    /// True if `n` ranks can serve a new pool.
+    [[nodiscard]] bool has_room(std::size_t n) {
+        std::lock_guard g(m_);
+        std::size_t room = 0;
+        for (auto& p : peers_) room += p.st == peer::state::free || p.st == peer::state::draining;
+        return n <= room;
+    }
     /// Checks that `n` ranks can serve a new pool; mp::ValueError saying why not.
     void check_room(std::size_t n) {
         std::lock_guard g(m_);
@@ -490,8 +497,8 @@ struct world {
     std::mutex m;
     bool initialised = false;  // by the library
     int rank = 0, size = 1;
-    std::unique_ptr<boss> ranks;                   // mpirun: the ranks 1..N-1 (rank 0 only)
-    std::vector<std::weak_ptr<boss>> spawned;      // the pools' spawned ranks, ended at exit if still there
+    std::unique_ptr<boss> ranks;               // mpirun: the ranks 1..N-1 (rank 0 only)
+    std::vector<std::shared_ptr<boss>> spawned;  // a singleton's spawned ranks, kept for later pools
 };
 inline world& the_world() {
     static world* w = new world;  // never destroyed: the atexit hook below uses it
@@ -502,8 +509,7 @@ inline world& the_world() {
 inline void finalize_at_exit() {
     world& w = the_world();
     std::lock_guard g(w.m);
-    for (auto& s : w.spawned)
-        if (auto b = s.lock()) b->shutdown();
+    for (auto& b : w.spawned) b->shutdown();
     if (w.ranks) w.ranks->shutdown();
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -568,6 +574,10 @@ inline std::shared_ptr<boss> ranks_for_pool(std::size_t n) {
     if (w.rank != 0)
         throw ValueError("multiprocessing: a pool of the \"mpi\" context is made on MPI rank " + std::to_string(w.rank) +
                          "; only rank 0 runs main() under mpirun (the others serve in mp::freeze_support())");
+    // Ranks spawned for an earlier pool serve the next ones (a spawn costs a few hundred ms, and
+    // Open MPI 4.1's singleton was seen to hang in PMIx_Init after a dozen spawns in a row).
+    for (auto& b : w.spawned)
+        if (b->has_room(n)) return b;
     const std::string exe = executable_path();
     MPI_Comm inter;
     std::vector<int> codes(n);
@@ -580,10 +590,8 @@ inline std::shared_ptr<boss> ranks_for_pool(std::size_t n) {
                                   codes.data());
     MPI_Info_free(&info);
     check(rc, "MPI_Comm_spawn");
-    auto b = std::make_shared<boss>(inter, 0, static_cast<int>(n), true);
-    std::erase_if(w.spawned, [](const std::weak_ptr<boss>& x) { return x.expired(); });
-    w.spawned.push_back(b);
-    return b;
+    w.spawned.push_back(std::make_shared<boss>(inter, 0, static_cast<int>(n), true));
+    return w.spawned.back();
 }
 
 /// A pool's size when none is given: the ranks that serve rank 0 under mpirun, else cpu_count().
