@@ -8,7 +8,10 @@ set -euo pipefail
 # pkg-config: the consumer test of the installed multiprocessing.pc; libssl-dev: libcrypto's HMACs
 # (Listener/Client authentication); python3: the benchmarks' Python side and the Listener tests
 # that talk to Python's multiprocessing.connection.
-packages=(g++ clang cmake make pkg-config libboost1.81-dev libssl-dev catch2 libbenchmark-dev python3 gnuplot-nox)
+# openmpi-bin libopenmpi-dev: the "mpi" context (mpi.hpp), its tests, example and benchmark;
+# python3-mpi4py: mpi4py.futures, the Python side of that benchmark.
+packages=(g++ clang cmake make pkg-config libboost1.81-dev libssl-dev catch2 libbenchmark-dev python3 gnuplot-nox
+          openmpi-bin libopenmpi-dev python3-mpi4py)
 
 if [ "${MP_SKIP_DEPS:-0}" = "1" ]; then
   echo "== deps.sh: MP_SKIP_DEPS=1: not installing anything"
