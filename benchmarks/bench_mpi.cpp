@@ -6,7 +6,7 @@
 //   (the raw baseline, MPI_Send/MPI_Recv ping-pong between two ranks: bench_mpi_raw.cpp)
 //   mpi_apply_roundtrip/mp       pool.apply_async(f, x).get() on a rank
 //   mpi_cpu_bound/mp             pool.map of 64 items of about 2 ms of arithmetic each, 2 ranks
-//                                (compared with bench_pool's pool_cpu_bound/mp, the local Pool)
+//   mpi_cpu_bound/raw            the same map on a local process Pool (fork) of as many workers
 #include "bench_common.hpp"
 
 #include <multiprocessing/futures.hpp>
@@ -100,6 +100,16 @@ void submit_roundtrip_mp(benchmark::State& state) {
     for (auto _ : state) benchmark::DoNotOptimize(ex.submit(sqr, ++x).result());
 }
 
+/// The same map on a local process Pool of as many workers as serving ranks (fork; its workers
+/// make no MPI call), in this program, so that both use the same items under the same load.
+void cpu_bound_local(benchmark::State& state) {
+    if (!under_mpirun(state)) return;
+    static mp::Pool local(mp::mpi::world_size() - 1, {.context = mp::get_context("fork")});
+    std::vector<std::uint64_t> items(64, iters_for_2ms());
+    (void)local.map(burn, std::vector<std::uint64_t>(2, 1000));
+    for (auto _ : state) benchmark::DoNotOptimize(local.map(burn, items));
+}
+
 void cpu_bound_mp(benchmark::State& state) {
     if (!under_mpirun(state)) return;
     std::vector<std::uint64_t> items(64, iters_for_2ms());
@@ -112,6 +122,7 @@ void cpu_bound_mp(benchmark::State& state) {
 BENCHMARK(map_100k_mp)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("mpi_map_100k/mp");
 BENCHMARK(apply_roundtrip_mp)->UseRealTime()->Unit(benchmark::kMicrosecond)->Name("mpi_apply_roundtrip/mp");
 BENCHMARK(cpu_bound_mp)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("mpi_cpu_bound/mp");
+BENCHMARK(cpu_bound_local)->UseRealTime()->Unit(benchmark::kMillisecond)->Name("mpi_cpu_bound/raw");
 BENCHMARK(submit_roundtrip_mp)->UseRealTime()->Unit(benchmark::kMicrosecond)->Name("mpi_submit_roundtrip/mp");
 
 int main(int argc, char** argv) {

@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "errors.hpp"
@@ -227,8 +228,9 @@ public:
             }
             receiving_ = true;
             bool handed_off = false;
+            bool moved = false;
             try {
-                (void)pump(g, true, handed_off);
+                moved = pump(g, true, handed_off);
             } catch (...) {
                 end_receiving();
                 throw;
@@ -239,6 +241,10 @@ public:
                 wake();
                 return;
             }
+            g.unlock();
+            // Ranks outnumber cores on a small machine: a rank that has the answer to send may
+            // be waiting for this CPU.
+            if (!moved) std::this_thread::yield();
         }
     }
 

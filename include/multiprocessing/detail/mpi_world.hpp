@@ -157,7 +157,7 @@ public:
     void pause() noexcept {
         if (nap_.count() == 0) {
             if (++count_ % 64 != 0 || std::chrono::steady_clock::now() < spin_until_) {
-                if (count_ % 1024 == 0) std::this_thread::yield();  // a CPU shared with more ranks than cores
+                if (count_ % 16 == 0) std::this_thread::yield();  // a CPU shared with more ranks than cores
                 return;
             }
             nap_ = std::chrono::microseconds(20);
