@@ -495,7 +495,8 @@ private:
 /// else at the first pool of the "mpi" context), and finalised at exit.
 struct world {
     std::mutex m;
-    bool initialised = false;  // by the library
+    bool initialised = false;  // ready for the library's use
+    bool we_init = false;      // MPI_Init_thread was called by the library (which then finalizes)
     int rank = 0, size = 1;
     std::unique_ptr<boss> ranks;               // mpirun: the ranks 1..N-1 (rank 0 only)
     std::vector<std::shared_ptr<boss>> spawned;  // a singleton's spawned ranks, kept for later pools
@@ -509,11 +510,12 @@ inline world& the_world() {
 inline void finalize_at_exit() {
     world& w = the_world();
     std::lock_guard g(w.m);
-    for (auto& b : w.spawned) b->shutdown();
-    if (w.ranks) w.ranks->shutdown();
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Finalize();
+    if (finalized) return;  // the program finalized MPI first: nothing can be sent any more
+    for (auto& b : w.spawned) b->shutdown();
+    if (w.ranks) w.ranks->shutdown();
+    if (w.we_init) MPI_Finalize();
 }
 
 /// Initialises MPI with MPI_THREAD_MULTIPLE (a pool's callers, its result thread and its
@@ -524,11 +526,14 @@ inline void init_locked(world& w) {
     MPI_Initialized(&already);
     int provided = 0;
     if (already) {
-        MPI_Query_thread(&provided);
+        MPI_Query_thread(&provided);  // the program's own MPI_Init_thread: it finalizes
     } else {
         check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
-        std::atexit(finalize_at_exit);
+        w.we_init = true;
     }
+    // At exit, whoever initialised MPI: the serving ranks are told to exit (they would wait for
+    // ever), then MPI_Finalize if the library called MPI_Init_thread.
+    std::atexit(finalize_at_exit);
     if (provided < MPI_THREAD_MULTIPLE)
         throw ProcessError("multiprocessing: the \"mpi\" context needs an MPI library that provides MPI_THREAD_MULTIPLE "
                            "(Open MPI 4.1 does); this one provides level " + std::to_string(provided));
