@@ -223,6 +223,36 @@ WORKLOADS = [
              "bench_shared_memory", "bench_shared_memory.py", (at_least_x_python(1),)),
 ]
 
+# The "mpi" context (mpi.hpp) over the ranks of this machine, under mpirun: against mpi4py.futures
+# (Debian's python3-mpi4py, the system python3), the local process Pool and raw MPI.
+MPI_WORKLOADS = [
+    Workload("mpi_map_100k", "mpi Pool.map of x*x, 100k ints, default chunksize, 2 ranks "
+             "(Python: mpi4py.futures map, same chunks; raw: the local process Pool)", "time",
+             "bench_mpi", "bench_mpi.py", (at_least_x_python(20),), raw="bench_pool:pool_map_100k/mp"),
+    Workload("mpi_submit_roundtrip", "mpi ProcessPoolExecutor submit(f, x).result() round trip "
+             "(Python: mpi4py.futures; raw: MPI_Send/MPI_Recv ping-pong)", "time",
+             "bench_mpi", "bench_mpi.py", (at_most_x_raw(3), at_least_x_python(20)),
+             raw="bench_mpi_raw:mpi_pingpong/raw"),
+    Workload("mpi_apply_roundtrip", "mpi Pool apply_async(f, x).get() round trip (Python: mpi4py.futures submit)",
+             "time", "bench_mpi", "bench_mpi.py", (at_most_x_raw(3), at_least_x_python(20)),
+             raw="bench_mpi_raw:mpi_pingpong/raw"),
+    Workload("mpi_cpu_bound", "mpi CPU-bound Pool.map, 64 items of ~2 ms, 2 ranks (raw: a local process Pool "
+             "of 2 in the same program)", "time", "bench_mpi", "bench_mpi.py",
+             (Target("raw", 0.9, ">= 0.9x the local Pool's speedup"),)),
+]
+WORKLOADS += MPI_WORKLOADS
+
+# Programs launched by mpirun (more ranks than this 2-core machine's cores: --oversubscribe); the
+# Python side runs under mpi4py.futures' launcher, `python3 -m mpi4py.futures script.py`, with the
+# system python3 (Debian's python3-mpi4py is built for it).
+MPIRUN = ["mpirun", "--oversubscribe"]
+CPP_LAUNCHERS = {"bench_mpi": MPIRUN + ["-n", "3"], "bench_mpi_raw": MPIRUN + ["-n", "2"]}
+PY_MPI_SCRIPTS = {"bench_mpi.py": MPIRUN + ["-n", "3"]}
+MPI_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+if os.geteuid() == 0:  # root in a container: Open MPI refuses without these
+    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+
 # Google Benchmark settings and the time limit of one program run, per mode.
 MODES = {
     "short": {"min_time": 0.1, "repetitions": 5, "timeout": 60},
@@ -230,6 +260,13 @@ MODES = {
 }
 
 BASELINES = {
+    "mpi_map_100k": "the local process Pool of cpu_count workers (bench_pool's pool_map_100k/mp): the same map "
+                    "on one machine",
+    "mpi_cpu_bound": "a local process Pool (fork) of as many workers as serving ranks, in bench_mpi itself: the same "
+                     "items, measured interleaved with the ranks' map (the same serial time, so the ratio of the "
+                     "times is the ratio of the speedups)",
+    "mpi_submit_roundtrip, mpi_apply_roundtrip": "an MPI_Send/MPI_Recv ping-pong of an int between two ranks "
+                                                 "(bench_mpi_raw, mpirun -n 2)",
     "pipe": "socketpair(AF_UNIX, SOCK_STREAM) + fork, write/read of the same payload",
     "process_start_join_fork": "fork(); _exit(0) in the child; waitpid",
     "process_start_join_spawn": "posix_spawn of the same benchmark binary, which exits at once; waitpid",
@@ -321,7 +358,7 @@ def run_cpp(build: str, program: str, benches: list[str], metric: str, mode: dic
         return {b: Figure(error=f"{exe} not built (cmake --build {build} --target mp_benchmarks)")
                 for b in benches}
     pattern = "^(" + "|".join(re.escape(b) for b in benches) + ")(/|$)"
-    cmd = [exe, f"--benchmark_filter={pattern}", "--benchmark_format=json",
+    cmd = CPP_LAUNCHERS.get(program, []) + [exe, f"--benchmark_filter={pattern}", "--benchmark_format=json",
            f"--benchmark_min_time={mode['min_time']}",
            f"--benchmark_repetitions={mode['repetitions']}",
            "--benchmark_enable_random_interleaving=true",
@@ -363,7 +400,11 @@ def run_cpp(build: str, program: str, benches: list[str], metric: str, mode: dic
 def run_python(python: str, script: str, workload: str, metric: str, short: bool,
                timeout: float, context: dict) -> Figure:
     path = os.path.join(HERE, "python", script)
-    cmd = [python, path, "--workload", workload] + (["--short"] if short else [])
+    if script in PY_MPI_SCRIPTS:
+        cmd = PY_MPI_SCRIPTS[script] + [MPI_PYTHON, "-m", "mpi4py.futures", path]
+    else:
+        cmd = [python, path]
+    cmd += ["--workload", workload] + (["--short"] if short else [])
     rc, out, err = run_captured(cmd, timeout)
     try:
         data = json.loads(out)

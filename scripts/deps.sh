@@ -10,7 +10,10 @@ set -euo pipefail
 # that talk to Python's multiprocessing.connection; python3-numpy: the shared_memory tests that
 # read a segment with numpy from Python and the reverse, and the shm_sum_1gib benchmark's Python
 # side (Debian's numpy is for /usr/bin/python3, which those use).
-packages=(g++ clang cmake make pkg-config libboost1.81-dev libssl-dev catch2 libbenchmark-dev python3 python3-numpy gnuplot-nox)
+# openmpi-bin libopenmpi-dev: the "mpi" context (mpi.hpp), its tests, example and benchmark;
+# python3-mpi4py: mpi4py.futures, the Python side of that benchmark.
+packages=(g++ clang cmake make pkg-config libboost1.81-dev libssl-dev catch2 libbenchmark-dev python3 python3-numpy gnuplot-nox
+          openmpi-bin libopenmpi-dev python3-mpi4py)
 
 if [ "${MP_SKIP_DEPS:-0}" = "1" ]; then
   echo "== deps.sh: MP_SKIP_DEPS=1: not installing anything"

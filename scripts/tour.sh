@@ -22,6 +22,20 @@ for source in "${sources[@]}"; do
   title="$(sed -n 's|^// tour: *||p;q' "$source")"
   echo "== $name: ${title:-(no title)}"
   exe="$build/examples/$name"
+  if [[ $name == mpi_* ]]; then
+    # Over MPI ranks (built only where MPI is found): both launch modes, as a singleton that
+    # spawns its ranks, then under mpirun (--oversubscribe: more ranks than this machine's cores).
+    if [ ! -x "$exe" ]; then
+      echo "tour: $name skipped: built only where MPI is found (Debian: openmpi-bin libopenmpi-dev)"
+      continue
+    fi
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # root in a container
+    if ! timeout 60 "$exe" || ! timeout 60 mpirun --oversubscribe -n 3 "$exe"; then
+      echo "tour: FAILED: $name (singleton, or under mpirun -n 3)" >&2
+      exit 1
+    fi
+    continue
+  fi
   if [ ! -x "$exe" ]; then
     echo "tour: FAILED: $name: $exe is missing; build $build first" >&2
     exit 1

@@ -6,7 +6,8 @@
 #   3. context.hpp stays light: nothing it includes, directly or not, is a launcher or Boost;
 #   4. every header compiles on its own (a .cpp holding just its #include, -fsyntax-only).
 # -DINCLUDE_DIR=<repo>/include -DCXX=<compiler> -DWORK_DIR=<scratch dir> [-DFLAGS=<-I...;...>]
-# [-DSKIP_COMPILE=ON]
+# [-DSKIP_COMPILE=ON] [-DMPI_FLAGS=<-I...;...>] (mpi.hpp and detail/mpi_*.hpp need <mpi.h>: compiled
+# with MPI_FLAGS, or skipped where no MPI was found)
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var INCLUDE_DIR CXX WORK_DIR)
@@ -154,7 +155,15 @@ if(NOT SKIP_COMPILE)
     string(MAKE_C_IDENTIFIER "${h}" stem)
     set(src "${WORK_DIR}/${stem}.cpp")
     file(WRITE "${src}" "#include <${h}>\n")
-    execute_process(COMMAND "${CXX}" -std=c++20 -fsyntax-only -Wall -Wextra "-I${INCLUDE_DIR}" ${FLAGS} "${src}"
+    set(extra "")
+    if(h MATCHES "^multiprocessing/(mpi|detail/mpi_[a-z_]+)\\.hpp$")
+      if(NOT DEFINED MPI_FLAGS)
+        message(STATUS "headers.dag: ${h} needs <mpi.h>, and no MPI was found: not compiled")
+        continue()
+      endif()
+      set(extra ${MPI_FLAGS})
+    endif()
+    execute_process(COMMAND "${CXX}" -std=c++20 -fsyntax-only -Wall -Wextra "-I${INCLUDE_DIR}" ${FLAGS} ${extra} "${src}"
                     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
     if(rc EQUAL 0)
       message(STATUS "headers.dag: ${h} compiles alone")

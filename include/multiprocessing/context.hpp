@@ -10,6 +10,8 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <ostream>
@@ -17,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "detail/context_extension.hpp"
 #include "detail/process_wide.hpp"
 #include "detail/start_method.hpp"
 #include "errors.hpp"
@@ -24,18 +27,28 @@
 namespace multiprocessing {
 
 /// A start method to create processes with, as Python's get_context() returns
-/// (use: `mp::Process p(ctx, f, args...)`, `mp::Pool pool(4, {.context = ctx})`).
+/// (use: `mp::Process p(ctx, f, args...)`, `mp::Pool pool(4, {.context = ctx})`); or a context
+/// an optional header adds (mpi.hpp's "mpi"), which only Pool and ProcessPoolExecutor take.
 class Context {
 public:
     constexpr explicit Context(StartMethod method) noexcept : method_(method) {}
-    /// The start method of this context.
-    [[nodiscard]] constexpr StartMethod start_method() const noexcept { return method_; }
-    /// The Python name of the start method.
-    [[nodiscard]] constexpr std::string_view name() const noexcept { return to_string(method_); }
+    /// A context of an optional header (see detail::context_extension).
+    constexpr explicit Context(const detail::context_extension& e) noexcept : method_(StartMethod::spawn), ext_(&e) {}
+    /// The start method of this context; mp::ValueError for a context that is not one (the
+    /// "mpi" context's workers are ranks: Process, Queue, Value, locks stay on one machine).
+    [[nodiscard]] constexpr StartMethod start_method() const {
+        if (ext_) throw ValueError(std::string(ext_->local_only));
+        return method_;
+    }
+    /// The Python name of the start method (or of the context: "mpi").
+    [[nodiscard]] constexpr std::string_view name() const noexcept { return ext_ ? ext_->name : to_string(method_); }
+    /// The optional header's context this is, or null for a start method.
+    [[nodiscard]] constexpr const detail::context_extension* extension() const noexcept { return ext_; }
     friend constexpr bool operator==(const Context&, const Context&) noexcept = default;
 
 private:
     StartMethod method_;
+    const detail::context_extension* ext_ = nullptr;
 };
 
 namespace detail {
@@ -84,8 +97,11 @@ inline void set_start_method(std::string_view method, bool force = false) {
 [[nodiscard]] inline Context get_context() { return Context(get_start_method()); }
 /// The context of a given start method.
 [[nodiscard]] constexpr Context get_context(StartMethod method) noexcept { return Context(method); }
-/// The context of a start method given by its Python name; unknown names raise mp::ValueError.
+/// The context of a start method given by its Python name, or of a registered context ("mpi");
+/// unknown names raise mp::ValueError.
 [[nodiscard]] inline Context get_context(std::string_view method) {
+    // "mpi" exists once <multiprocessing/mpi.hpp> is included.
+    if (const auto* e = detail::find_context_extension(method)) return Context(*e);
     return Context(parse_start_method(method));
 }
 

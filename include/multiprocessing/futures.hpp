@@ -589,6 +589,10 @@ public:
     /// cpu_count() workers.
     ProcessPoolExecutor() : ProcessPoolExecutor(cpu_count()) {}
     /// `max_workers` workers (mp::ValueError below 1).
+    /// The context's default number of workers: cpu_count(), or the number of serving ranks for
+    /// the "mpi" context (`ProcessPoolExecutor ex({.mp_context = mp::get_context("mpi")})`).
+    explicit ProcessPoolExecutor(ProcessPoolExecutorOptions options)
+        : ProcessPoolExecutor(Pool::default_processes(options.mp_context), std::move(options)) {}
     explicit ProcessPoolExecutor(int max_workers, ProcessPoolExecutorOptions options = {}) {
         if (max_workers <= 0) throw ValueError("concurrent.futures: max_workers must be greater than 0");
         PoolOptions pool_options;
@@ -599,7 +603,7 @@ public:
             // As CPython: a worker replaced while the parent runs threads is started by spawn, not fork.
             if (!options.mp_context)
                 options.mp_context = get_context("spawn");
-            else if (options.mp_context->start_method() == StartMethod::fork)
+            else if (!options.mp_context->extension() && options.mp_context->start_method() == StartMethod::fork)
                 throw ValueError("concurrent.futures: max_tasks_per_child is incompatible with the 'fork' start method; "
                                  "supply a different mp_context (\"spawn\" or \"forkserver\")");
             pool_options.maxtasksperchild = options.max_tasks_per_child;

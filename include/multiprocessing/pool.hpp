@@ -750,6 +750,14 @@ public:
     Pool() : Pool(cpu_count()) {}
     /// `processes` workers (mp::ValueError if it is below 1).
     explicit Pool(int processes, PoolOptions options = {}) : Pool(processes, std::move(options), nullptr) {}
+    /// The context's default number of workers (Python: Pool(context=ctx)): cpu_count(), or the
+    /// number of serving ranks for the "mpi" context (`mp::Pool pool({.context = mpi})`).
+    explicit Pool(PoolOptions options) : Pool(default_processes(options.context), std::move(options), nullptr) {}
+
+    /// The number of workers a pool of context `ctx` (none: the default) has when none is given.
+    [[nodiscard]] static int default_processes(const std::optional<Context>& ctx) {
+        return ctx && ctx->extension() ? ctx->extension()->default_processes() : cpu_count();
+    }
 
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
@@ -766,6 +774,13 @@ protected:
     Pool(int processes, PoolOptions options, std::function<void(const std::string&)> on_worker_failed)
         : basic_pool(checked(processes, options), options.maxtasksperchild.value_or(0)), options_(std::move(options)) {
         pipeline_.on_worker_failed(std::move(on_worker_failed));
+        if (options_.context && options_.context->extension()) {
+            // A context of an optional header ("mpi"): its own workers behind the same seam.
+            pipeline_.open(options_.context->extension()->make_pool_workers(
+                pipeline_, static_cast<std::size_t>(processes), options_.initializer.pickled(),
+                options_.maxtasksperchild.value_or(0)));
+            return;
+        }
         detail::process_pool_config config;
         config.cpus = cpu_count();
         config.start = [ctx = options_.context ? *options_.context : get_context(),

@@ -1244,6 +1244,11 @@ struct pickler<shared_handle<T>> {
     using E = std::remove_extent_t<T>;
 
     static void dump(PickleWriter& w, const shared_handle<T>& h) {
+        if (detail::pickling_for_another_machine())
+            throw ValueError(
+                "multiprocessing: a Queue, Value, Array, lock or other shared object lives in this machine's "
+                "shared memory and cannot be sent to an MPI rank; Process, Queue, Value, locks and the arena "
+                "stay on one machine (use a start method's context for them, and return results instead)");
         w.dump(static_cast<bool>(h));
         if (!h) return;
         detail::arena& a = *detail::arena::current();

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "context_extension.hpp"
 #include "errors.hpp"
 #include "popen_fork.hpp"
 #include "popen_forkserver.hpp"
@@ -81,6 +82,7 @@ inline std::unique_ptr<Popen> launch(StartMethod method, ProcessState& state) {
 inline void run_child_main_if_requested() {
     for (const auto& l : launchers)
         if (l.child_main) l.child_main();
+    run_extension_child_mains();  // a rank started by mpirun or MPI_Comm_spawn (mpi.hpp)
 }
 
 }  // namespace multiprocessing::detail

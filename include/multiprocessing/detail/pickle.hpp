@@ -349,6 +349,13 @@ inline constexpr std::size_t max_pickle_depth = 1000;
 
 namespace detail {
 
+/// True while this thread pickles a message for another machine (a task for an MPI rank): objects
+/// that live in this machine's shared memory refuse to travel, with mp::ValueError.
+inline bool& pickling_for_another_machine() noexcept {
+    thread_local bool on = false;
+    return on;
+}
+
 /// Values that load and dump without nesting deeper: no depth is counted for them (hot path).
 template <class T>
 inline constexpr bool flat_pickle_v = std::is_arithmetic_v<T> || std::is_enum_v<T> || bitwise_v<T>;

@@ -55,6 +55,7 @@ enum class process_wide_slot : std::uint32_t {
     logger,           // log_core.hpp: mp::get_logger()'s level and handlers
     shm_tracker,      // shm.hpp: this process's end of the shared-memory segments' tracker
     shm_mappings,     // shm.hpp: the segments this process has mapped, by file
+    context_extensions, // context.hpp: the contexts optional headers register (mpi.hpp's "mpi")
 };
 
 /// The table of one process: one entry per slot, each made by the first module that needs it.
