@@ -6,8 +6,12 @@
 #include <multiprocessing.hpp>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace mp = multiprocessing;
@@ -36,6 +40,14 @@ inline bool wait_gone(pid_t pid) {
     bool ended = mp::detail::wait_readable(fd.get(), mp::detail::deadline(bound));
     ::waitpid(pid, nullptr, WNOHANG);
     return ended;
+}
+
+/// The machine's Python 3 (MP_TEST_PYTHON overrides), or empty: those tests are skipped.
+std::optional<std::string> python3() {
+    if (const char* p = std::getenv("MP_TEST_PYTHON"); p && *p) return std::string(p);
+    for (const char* p : {"/usr/bin/python3", "/usr/local/bin/python3"})
+        if (::access(p, X_OK) == 0) return std::string(p);
+    return std::nullopt;
 }
 
 }  // namespace mp_test

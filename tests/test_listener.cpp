@@ -182,13 +182,7 @@ void report_authkey(mp::Connection c) { c.send_bytes(mp::current_process().authk
 
 // ---- Python's multiprocessing.connection on the other end ----------------------------------
 
-/// The machine's Python 3 (MP_TEST_PYTHON overrides), or empty: those tests are skipped.
-std::optional<std::string> python3() {
-    if (const char* p = std::getenv("MP_TEST_PYTHON"); p && *p) return std::string(p);
-    for (const char* p : {"/usr/bin/python3", "/usr/local/bin/python3"})
-        if (::access(p, X_OK) == 0) return std::string(p);
-    return std::nullopt;
-}
+using mp_test::python3;
 
 /// A Python program run with `-c`, its stdout read line by line with a bound; killed and reaped
 /// by the destructor if it is still running.

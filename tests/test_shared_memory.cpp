@@ -567,12 +567,7 @@ TEST_CASE("SharedMemoryManager: what it made is unlinked at shutdown and by its 
 
 namespace {
 
-std::optional<std::string> python3() {
-    if (const char* p = std::getenv("MP_TEST_PYTHON"); p && *p) return std::string(p);
-    for (const char* p : {"/usr/bin/python3", "/usr/local/bin/python3"})
-        if (::access(p, X_OK) == 0) return std::string(p);
-    return std::nullopt;
-}
+using mp_test::python3;
 
 /// Runs `python -c script args...`; returns its exit code and stdout (bounded by a pidfd wait).
 struct python_result {
