@@ -186,6 +186,38 @@ TEST_CASE("ThreadPool: exceptions come back through get() as themselves", "[thre
     CHECK(pool.apply([](int x) { return x + 1; }, 1) == 2);
 }
 
+TEST_CASE("ThreadPool: a map that raises returns only after the calls reading its inputs have ended", "[thread_pool]") {
+    // map() lends the caller's vector to the worker threads: once it raises, the caller may free
+    // it, so no call may still be reading it (it did: a data race, and a use after free).
+    mp::ThreadPool pool(2);
+    std::atomic<bool> raised{false};
+    std::atomic<int> started{0}, finished{0};
+    for (int round = 0; round < 20; ++round) {
+        started = finished = 0;
+        raised = false;
+        auto xs = std::make_unique<std::vector<int>>(std::vector<int>{0, 1});
+        auto f = [&](const int& x) {
+            ++started;
+            if (x == 0) {
+                raised = true;
+                throw std::runtime_error("zero");
+            }
+            const auto until = std::chrono::steady_clock::now() + mp_test::bound;
+            while (!raised && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+            const volatile int* p = &x;  // reads its input for a while after the other call raised
+            long sum = 0;
+            for (int i = 0; i < 200000; ++i) sum += *p;
+            ++finished;
+            return static_cast<int>(sum);
+        };
+        CHECK_THROWS_AS(pool.map(f, *xs, 1), std::runtime_error);
+        const int s = started, e = finished;
+        xs.reset();
+        CHECK(s == 2);  // both chunks went out at once, one to each idle thread
+        CHECK(e == 1);
+    }
+}
+
 TEST_CASE("ThreadPool: callbacks run one at a time in the result thread, before get() returns", "[thread_pool]") {
     mp::ThreadPool pool(4);
     const auto caller = std::this_thread::get_id();

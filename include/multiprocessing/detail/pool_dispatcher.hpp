@@ -168,11 +168,16 @@ public:
             if (queue_[i]->next_chunk == 0) jobs.push_back(queue_[i]);
         return jobs;
     }
+    /// True if a worker holds some chunk of `job`.
+    [[nodiscard]] bool held_by_a_worker(const job_base& job) const noexcept {
+        for (const auto& h : held_)
+            for (std::size_t i = 0; i < h.chunks.size(); ++i)
+                if (h.chunks[i].job.get() == &job) return true;
+        return false;
+    }
     /// True if some chunk of `job` may still be sent (held, to send again, or never sent).
     [[nodiscard]] bool pending(const job_base& job) const noexcept {
-        bool p = job.next_chunk < job.n_chunks;
-        for (const auto& h : held_)
-            for (std::size_t i = 0; i < h.chunks.size(); ++i) p |= h.chunks[i].job.get() == &job;
+        bool p = job.next_chunk < job.n_chunks || held_by_a_worker(job);
         for (std::size_t i = 0; i < redo_.size(); ++i) p |= redo_[i].job.get() == &job;
         return p;
     }

@@ -303,6 +303,8 @@ struct job_base {
     /// The caller's inputs, borrowed by a blocking map, are about to go away: copy them, for
     /// chunks still to send (pool lock held).
     virtual void own_inputs() noexcept {}
+    /// True for a thread pool's job: its workers read its inputs in place, not from a message.
+    [[nodiscard]] virtual bool runs_here() const noexcept { return false; }
 
     std::string first_message;  // chunk 0's message when submit() pickled it early, until sent
     std::size_t n_chunks = 0;
@@ -471,6 +473,7 @@ struct job_of : job_base {
     std::string_view encode(std::size_t c, std::string& out) const final { return calls.encode(c, out); }
     [[nodiscard]] bool may_fail_to_pickle() const noexcept final { return !Local && !calls_type::plain; }
     void own_inputs() noexcept final { calls.own(); }
+    [[nodiscard]] bool runs_here() const noexcept final { return Local; }
 };
 
 /// The argument tuple of a one-call job, kept in the job itself (a base, so that it is built

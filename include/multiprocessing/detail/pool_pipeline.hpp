@@ -217,8 +217,15 @@ public:
 
     /// A blocking map returns: if some chunk of its job may still be sent (the map raised before
     /// all came back), the job copies the inputs it borrowed from the caller.
+    /// A thread pool's worker reads the borrowed inputs in place while it runs a chunk, so the
+    /// caller first waits for the chunks workers hold (they finish; terminate() joins them).
     void stop_borrowing(job_base& job) noexcept {
-        std::lock_guard g(mutex_);
+        std::unique_lock g(mutex_);
+        if (job.runs_here()) {
+            ++borrow_waiters_;
+            handed_back_.wait(g, [&] { return !dispatcher_.held_by_a_worker(job); });
+            --borrow_waiters_;
+        }
         if (dispatcher_.pending(job)) job.own_inputs();
     }
 
@@ -275,6 +282,7 @@ public:
             unsent.swap(failed_later_);
             dispatcher_.forget_all();
         }
+        handed_back_.notify_all();
         // Without the pool lock: an error callback may call the pool (close(), terminate(), ...).
         auto e = std::make_exception_ptr(WorkerLostError("multiprocessing: the pool was terminated before this task finished"));
         for (auto& [job, c] : lost) job->on_error(c, e);
@@ -385,6 +393,7 @@ public:
     [[nodiscard]] chunk_ref computed(std::size_t w) {
         chunk_ref r = dispatcher_.answered(w);
         if (!r.job) assert_unreachable("a pool thread finished a task it was not given");
+        if (borrow_waiters_) handed_back_.notify_all();
         return r;
     }
     /// A chunk from computed() was published.
@@ -582,6 +591,8 @@ private:
 
     mutable std::mutex mutex_;  // the pool lock
     std::condition_variable idle_;
+    std::condition_variable handed_back_;  // a worker thread gave a chunk back (see stop_borrowing)
+    int borrow_waiters_ = 0;               // callers waiting on handed_back_ (pool lock)
     run_state state_ = run_state::run;
     bool stop_thread_ = false;
     std::thread::id terminator_;  // the thread doing terminate()'s work
