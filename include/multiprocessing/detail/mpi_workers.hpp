@@ -215,22 +215,19 @@ public:
                 --self.pollers_;
             }
         } on_exit{*this};
-        auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(2000);
-        if (until < spin_until) spin_until = until;
         const auto& closing = pipeline_.link()->closing;
-        while (!ready.load(std::memory_order_acquire) && !closing.load(std::memory_order_relaxed) &&
-               std::chrono::steady_clock::now() < spin_until) {
+        for (prober p(std::chrono::microseconds(2000), until); !ready.load(std::memory_order_acquire) &&
+                                                                !closing.load(std::memory_order_relaxed) && !p.spun();) {
             std::unique_lock g(m);
             if (receiving_ || pipeline_.stopping()) {
                 g.unlock();
-                std::this_thread::yield();
+                p.pause();
                 continue;
             }
             receiving_ = true;
             bool handed_off = false;
-            bool moved = false;
             try {
-                moved = pump(g, true, handed_off);
+                (void)pump(g, true, handed_off);
             } catch (...) {
                 end_receiving();
                 throw;
@@ -242,9 +239,7 @@ public:
                 return;
             }
             g.unlock();
-            // Ranks outnumber cores on a small machine: a rank that has the answer to send may
-            // be waiting for this CPU.
-            if (!moved) std::this_thread::yield();
+            p.pause();  // also when it moved: the spin ends at `until` whatever comes
         }
     }
 
@@ -292,7 +287,10 @@ private:
                 slot& s = slots_[i];
                 if (!s.alive || !s.peer) break;
                 const int r = rank_of(s);
-                if (for_waiter && pipeline_.held(i) > 0 && pipeline_.oldest_has_callbacks(i)) {
+                // A caller looks only where an answer is due (one probe per busy rank each
+                // round); the result thread takes the rest (a rank's ready, left or failed).
+                if (for_waiter && pipeline_.held(i) == 0) break;
+                if (for_waiter && pipeline_.oldest_has_callbacks(i)) {
                     int flag = 0;
                     MPI_Iprobe(r, MPI_ANY_TAG, ranks_->comm(), &flag, MPI_STATUS_IGNORE);
                     if (flag) {
@@ -310,7 +308,9 @@ private:
                 receive(msg, st, in_);
                 switch (st.MPI_TAG) {
                     case r_answer:
-                        reap_sends(s.sends);
+                        // A send completes once its answer is here; its buffer is freed later,
+                        // off the round trip's path, a few at a time.
+                        if (s.sends.size() > 4) reap_sends(s.sends);
                         pipeline_.deliver(g, i, in_, [] {});
                         break;
                     case r_ready: s.ready = true; break;
@@ -318,6 +318,9 @@ private:
                     case r_left: ended(g, i, {}); break;
                     default: break;
                 }
+                // A caller goes back to look at its result after each message: another probe
+                // here would come before it on the round trip's path.
+                if (for_waiter) break;
             }
             if (any && !pipeline_.stopping()) pipeline_.dispatch();
         }

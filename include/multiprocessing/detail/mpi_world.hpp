@@ -55,6 +55,7 @@
 #include "process_state.hpp"
 #include "remote_exception.hpp"
 #include "task.hpp"
+#include "wait.hpp"
 
 namespace multiprocessing::detail::mpi {
 
@@ -147,40 +148,110 @@ inline bool launched_by_mpi() noexcept {
     return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_RANK");
 }
 
-/// Waits for a message, probing, then napping between probes longer each time: spins for
-/// `spin` first (a busy peer answers within microseconds), then sleeps 20 us doubling to 1 ms.
+/// Waits for a message, probing, then napping between probes longer each time: probes back to
+/// back for `spin` first (a busy peer answers within microseconds), then sleeps 20 us doubling to
+/// 1 ms. The first spin_policy::mpi.budget of the spin never yields: a sched_yield costs a
+/// system call and, in a VM, a hypervisor exit (perf: 60% of a round trip's time when every empty
+/// probe yielded), while the peer that will answer runs on its own CPU; after it, every 16th
+/// pause yields, so that a machine with more ranks than cores lets the answering rank run.
 class prober {
 public:
     explicit prober(std::chrono::microseconds spin = std::chrono::microseconds(2000)) noexcept
-        : spin_until_(std::chrono::steady_clock::now() + spin) {}
+        : start_(std::chrono::steady_clock::now()), spin_until_(start_ + spin) {}
+    /// A spin that ends at `until` if that comes first.
+    prober(std::chrono::microseconds spin, std::chrono::steady_clock::time_point until) noexcept : prober(spin) {
+        spin_until_ = std::min(spin_until_, until);
+    }
     /// One pause between two probes.
     void pause() noexcept {
         if (nap_.count() == 0) {
-            if (++count_ % 64 != 0 || std::chrono::steady_clock::now() < spin_until_) {
-                if (count_ % 16 == 0) std::this_thread::yield();  // a CPU shared with more ranks than cores
+            if (++count_ % 8 != 0) {  // the clock every 8th pause: a probe costs less than a read of it
+                cpu_relax();
+                return;
+            }
+            const auto now = std::chrono::steady_clock::now();
+            if (now < spin_until_) {
+                if (now - start_ >= spin_policy::mpi.budget && count_ % 16 == 0)
+                    cpu_yield();
+                else
+                    cpu_relax();
                 return;
             }
             nap_ = std::chrono::microseconds(20);
+            return;  // spun() says so; the next pause naps
         }
         std::this_thread::sleep_for(nap_);
         nap_ = std::min(2 * nap_, std::chrono::microseconds(1000));
     }
-    /// The next nap (zero while spinning).
-    [[nodiscard]] std::chrono::microseconds nap() const noexcept { return nap_; }
+    /// True once the spin is over, as the last pause found it (the next pause naps).
+    [[nodiscard]] bool spun() const noexcept { return nap_.count() != 0; }
 
 private:
-    std::chrono::steady_clock::time_point spin_until_;
+    std::chrono::steady_clock::time_point start_, spin_until_;
     std::chrono::microseconds nap_{0};
     unsigned count_ = 0;
 };
+
+/// Completes `req`, probing at the prober's pace: never inside a blocking MPI call, which spins
+/// without yielding once the library has told Open MPI not to yield (see init_locked).
+inline void complete(MPI_Request& req, const char* call) {
+    for (prober p;; p.pause()) {
+        int done = 0;
+        check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), call);
+        if (done) return;
+    }
+}
+
+/// Messages up to this size are sent eagerly by Open MPI's shared-memory transport (vader's
+/// default eager limit is 4 KiB): a matched one is already here, and a blocking receive of it
+/// copies and returns, one MPI call instead of a request and its tests.
+inline constexpr int eager_bytes = 4096;
 
 /// Receives a matched message into `out`.
 inline void receive(MPI_Message& msg, MPI_Status& st, std::string& out) {
     int count = 0;
     MPI_Get_count(&st, MPI_BYTE, &count);
     out.resize(static_cast<std::size_t>(count));
-    check(MPI_Mrecv(out.data(), count, MPI_BYTE, &msg, MPI_STATUS_IGNORE), "MPI_Mrecv");
+    if (count <= eager_bytes) {
+        check(MPI_Mrecv(out.data(), count, MPI_BYTE, &msg, MPI_STATUS_IGNORE), "MPI_Mrecv");
+        return;
+    }
+    MPI_Request req;
+    check(MPI_Imrecv(out.data(), count, MPI_BYTE, &msg, &req), "MPI_Imrecv");
+    complete(req, "MPI_Imrecv");
 }
+
+/// A rank's answers to its boss: each is sent without waiting, and completed before the next
+/// message (in order: MPI keeps the order of sends between two ranks), so a round trip's critical
+/// path has one MPI call on this side for the answer.
+class answer_sender {
+public:
+    answer_sender(MPI_Comm comm, int boss) noexcept : comm_(comm), boss_(boss) {}
+    answer_sender(const answer_sender&) = delete;
+    answer_sender& operator=(const answer_sender&) = delete;
+    ~answer_sender() {
+        try {
+            finish();
+        } catch (...) {
+        }
+    }
+    /// Sends `out` (swapped with the buffer of the last answer, which is sent by then).
+    void send(std::string& out) {
+        finish();
+        buf_.swap(out);
+        check(MPI_Isend(buf_.data(), static_cast<int>(buf_.size()), MPI_BYTE, boss_, r_answer, comm_, &req_), "MPI_Isend");
+    }
+    /// Waits until the last answer's buffer may be reused.
+    void finish() {
+        if (req_ != MPI_REQUEST_NULL) complete(req_, "MPI_Isend");
+    }
+
+private:
+    MPI_Comm comm_;
+    int boss_;
+    std::string buf_;
+    MPI_Request req_ = MPI_REQUEST_NULL;
+};
 
 /// Waits (probing) for a message from `source` with `tag` (MPI_ANY_TAG: any) and receives it;
 /// returns its tag, or -1 if none came by `until`.
@@ -201,8 +272,11 @@ inline int wait_receive(MPI_Comm comm, int source, int tg, std::string& out,
     }
 }
 
+/// Sends `bytes` and waits until its buffer may be reused.
 inline void send(MPI_Comm comm, int dest, int tg, std::string_view bytes) {
-    check(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, dest, tg, comm), "MPI_Send");
+    MPI_Request req;
+    check(MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, dest, tg, comm, &req), "MPI_Isend");
+    complete(req, "MPI_Isend");
 }
 
 // ---- the serving rank ---------------------------------------------------------------------------
@@ -226,6 +300,7 @@ inline bool serve_pool(MPI_Comm comm, int boss, std::string_view join) {
     }
     send(comm, boss, r_ready, {});
     task_server server;
+    answer_sender answers(comm, boss);
     std::string in, out;
     // terminate(): the tasks sent before the stop that follows the abandon are dropped unrun.
     auto abandon = [&] {
@@ -240,20 +315,20 @@ inline bool serve_pool(MPI_Comm comm, int boss, std::string_view join) {
             send(comm, boss, r_left, {});
             return true;
         }
+        // An abandon overtakes the queued tasks: looked for once per task, after its answer went
+        // (off the round trip's path), and not in every probe of the wait.
         int t = -1;
-        for (prober p;; p.pause()) {
+        if (done > 0) {
             int flag = 0;
             MPI_Message msg;
             MPI_Status st;
-            // An abandon overtakes the queued tasks; the rest come in order.
             check(MPI_Improbe(boss, t_abandon, comm, &flag, &msg, &st), "MPI_Improbe");
-            if (!flag) check(MPI_Improbe(boss, MPI_ANY_TAG, comm, &flag, &msg, &st), "MPI_Improbe");
             if (flag) {
                 receive(msg, st, in);
-                t = st.MPI_TAG;
-                break;
+                t = t_abandon;
             }
         }
+        if (t < 0) t = wait_receive(comm, boss, MPI_ANY_TAG, in);
         if (t == t_abandon) {
             abandon();
             return true;
@@ -266,7 +341,7 @@ inline bool serve_pool(MPI_Comm comm, int boss, std::string_view join) {
             return true;
         }
         server.answer(r, out);
-        send(comm, boss, r_answer, out);
+        answers.send(out);
     }
 }
 
@@ -528,6 +603,12 @@ inline void init_locked(world& w) {
     if (already) {
         MPI_Query_thread(&provided);  // the program's own MPI_Init_thread: it finalizes
     } else {
+        // Open MPI yields the CPU in every empty progress call once ranks outnumber cores, which
+        // is how this 2-core machine runs 3 ranks: a round trip then cost 16 us against 3 us
+        // without. The library never blocks inside MPI (it probes and tests at the pace of its
+        // prober, which yields after spin_policy::mpi.budget), so it turns that off, unless the
+        // user set it (`mpirun --mca mpi_yield_when_idle 1`, or the variable itself).
+        ::setenv("OMPI_MCA_mpi_yield_when_idle", "0", 0);
         check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
         w.we_init = true;
     }

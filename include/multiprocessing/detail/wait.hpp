@@ -49,6 +49,7 @@ struct spin_policy {
     static const spin_policy ring;     // the queues' rings (Queue, SimpleQueue, JoinableQueue)
     static const spin_policy pool;     // both sides of a pool's channels (pool_channel.hpp, pool.hpp)
     static const spin_policy manager;  // both sides of a manager's channel (manager_channel.hpp)
+    static const spin_policy mpi;      // probing for an MPI message (mpi_world.hpp)
 };
 
 /// A contended Lock/RLock waiter does not spin but sleeps at once, as glibc's default mutex does:
@@ -93,6 +94,12 @@ inline constexpr spin_policy spin_policy::pool{
 /// (manager_channel.hpp says why).
 inline constexpr spin_policy spin_policy::manager{
     .pauses = 64, .budget = std::chrono::microseconds(50), .yield_after = 128, .slice = {}};
+
+/// An MPI rank or a caller probing for a message (mpi_world.hpp's prober): probes back to back,
+/// a CPU pause apart, without yielding for `budget` (the answering rank runs on its own CPU: a
+/// yield is a system call, and in a VM a hypervisor exit), then yields every 16th pause.
+inline constexpr spin_policy spin_policy::mpi{
+    .pauses = 0, .budget = std::chrono::microseconds(50), .yield_after = 0, .slice = {}};
 
 /// The pacing of one spin-wait: CPU pauses, and past `yield_after` of them every 16th a yield.
 class spinner {
