@@ -308,8 +308,8 @@ private:
                 receive(msg, st, in_);
                 switch (st.MPI_TAG) {
                     case r_answer:
-                        // A send completes once its answer is here; its buffer is freed later,
-                        // off the round trip's path, a few at a time.
+                        // The task's send has completed (its answer is here); the buffers are
+                        // freed a few at a time, with one MPI_Testall.
                         if (s.sends.size() > 4) reap_sends(s.sends);
                         pipeline_.deliver(g, i, in_, [] {});
                         break;
