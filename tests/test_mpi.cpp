@@ -194,6 +194,35 @@ TEST_CASE("mpi Pool: a shared object as a task's argument raises mp::ValueError 
     CHECK(pool.apply(square, 3) == 9);
 }
 
+TEST_CASE("mpi Pool and executor: a shared object as an initializer argument is refused when made", "[mpi]") {
+    mp::Queue<int> q;
+    auto says_why = [](const mp::ValueError& e) {
+        const std::string what = e.what();
+        CHECK(what.find("initializer") != std::string::npos);
+        CHECK(what.find("cannot be sent to an MPI rank") != std::string::npos);
+    };
+    try {
+        mp::Pool pool(2, {.initializer = {seen_queue, q}, .context = mpi()});
+        FAIL("the pool was made");
+    } catch (const mp::ValueError& e) {
+        says_why(e);
+    }
+    try {
+        mp::futures::ProcessPoolExecutor ex(2, {.mp_context = mpi(), .initializer = {seen_queue, q}});
+        FAIL("the executor was made");
+    } catch (const mp::ValueError& e) {
+        says_why(e);
+    }
+    // Nothing was taken: the ranks serve the next pool, and the queue still works here.
+    mp::Pool pool(2, {.context = mpi()});
+    CHECK(pool.apply(square, 4) == 16);
+    q.put(5);
+    CHECK(q.get(mp_test::bound) == 5);
+    // The same initializer is fine for a pool of this machine.
+    mp::Pool local(1, {.initializer = {seen_queue, q}, .context = mp::get_context("fork")});
+    CHECK(local.apply(square, 2) == 4);
+}
+
 TEST_CASE("mpi Pool: terminate fails what is running at once; the ranks serve the next pool", "[mpi]") {
     const auto t0 = std::chrono::steady_clock::now();
     {

@@ -356,9 +356,27 @@ struct PoolOptions {
             PickleWriter w(pickled_);
             w.set_sender_holds_objects(true);
             task->pickle(w);
+            // A pool whose workers are on other machines (the "mpi" context) refuses, when it is
+            // made, arguments that live in this machine's shared memory: pickled once more as
+            // for another machine, they say so here, not in a rank that cannot map them.
+            std::string remote;
+            PickleWriter rw(remote);
+            rw.set_sender_holds_objects(true);
+            struct remote_scope {
+                remote_scope() noexcept { detail::pickling_for_another_machine() = true; }
+                ~remote_scope() { detail::pickling_for_another_machine() = false; }
+            };
+            try {
+                remote_scope scope;
+                task->pickle(rw);
+            } catch (const ValueError& e) {
+                local_only_ = e.what();
+            }
             held_ = std::move(task);
         }
         [[nodiscard]] const std::string& pickled() const noexcept { return pickled_; }
+        /// Why the arguments cannot go to another machine's workers (empty if they can).
+        [[nodiscard]] const std::string& local_only() const noexcept { return local_only_; }
 
     private:
         template <class F, class... S>
@@ -367,6 +385,7 @@ struct PoolOptions {
         }
 
         std::string pickled_;
+        std::string local_only_;
         std::shared_ptr<const detail::Task> held_;
     };
 
@@ -776,6 +795,10 @@ protected:
         pipeline_.on_worker_failed(std::move(on_worker_failed));
         if (options_.context && options_.context->extension()) {
             // A context of an optional header ("mpi"): its own workers behind the same seam.
+            if (!options_.initializer.local_only().empty())
+                throw ValueError("multiprocessing: the pool's initializer arguments cannot go to the workers of the \"" +
+                                 std::string(options_.context->extension()->name) +
+                                 "\" context: " + options_.initializer.local_only());
             pipeline_.open(options_.context->extension()->make_pool_workers(
                 pipeline_, static_cast<std::size_t>(processes), options_.initializer.pickled(),
                 options_.maxtasksperchild.value_or(0)));
