@@ -15,9 +15,18 @@ start=$(date +%s.%N)
 setsid "$@" > >(tee "$out") 2>&1 &
 pid=$!
 status=0
+# The binaries this run starts (absolute paths among the arguments).
+binaries=()
+for a in "$@"; do [ -x "$a" ] && [ -f "$a" ] && binaries+=("$a"); done
 if ! timeout "$seconds" tail --pid="$pid" -f /dev/null; then
-  echo "run.sh: FAILED: the command did not end within ${seconds} s: killing its process group"
+  echo "run.sh: FAILED: the command did not end within ${seconds} s: killing its process group and its ranks"
   kill -KILL -- "-$pid" 2>/dev/null
+  # mpirun puts each rank in a process group of its own: they are found by their binary.
+  for b in "${binaries[@]}"; do
+    for p in $(pgrep -f -- "$b"); do
+      [ "$p" = $$ ] || grep -qF run.sh "/proc/$p/cmdline" 2>/dev/null || kill -KILL "$p" 2>/dev/null
+    done
+  done
   wait "$pid"
   exit 1
 fi
@@ -31,9 +40,6 @@ esac
 for p in "${patterns[@]}"; do
   grep -Eq -- "$p" "$out" || { echo "run.sh: FAILED: the output does not match: $p"; exit 1; }
 done
-# The binaries this run started (absolute paths among the arguments).
-binaries=()
-for a in "$@"; do [ -x "$a" ] && [ -f "$a" ] && binaries+=("$a"); done
 for _ in $(seq 100); do
   snapshot=$(ps -eo pid=,pgid=,stat=,args=)  # taken alone: no filter of ours is in it
   left=$(echo "$snapshot" | awk -v g="$pid" '$2 == g && $3 !~ /^Z/')
