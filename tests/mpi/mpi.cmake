@@ -40,6 +40,9 @@ add_test(NAME mpi.mismatched_build
 add_test(NAME mpi.rank_dies
   COMMAND ${_mp_run} --expect "rank 0: submitted the task that kills its rank" nonzero 60 ${_mp_mpirun} -n 3
     $<TARGET_FILE:mpi_rank_dies>)
-set_tests_properties(mpi.pool_mpirun mpi.pool_singleton mpi.mismatched_build mpi.rank_dies PROPERTIES
+add_test(NAME mpi.rank_dies_singleton
+  COMMAND ${_mp_run} --expect "rank 0: the task failed with WorkerLostError: .*MPI rank .* is gone"
+    --expect "rank 0: the pool ended" 0 60 $<TARGET_FILE:mpi_rank_dies>)
+set_tests_properties(mpi.pool_mpirun mpi.pool_singleton mpi.mismatched_build mpi.rank_dies mpi.rank_dies_singleton PROPERTIES
   TIMEOUT 180 LABELS mpi RUN_SERIAL TRUE
   ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")

@@ -150,6 +150,7 @@ public:
         bool moved = false;
         try {
             moved = pump(g, false, handed_off);
+            look_for_lost_ranks(g);
         } catch (...) {
             end_receiving();
             throw;
@@ -327,6 +328,27 @@ private:
         return any;
     }
 
+    /// A rank of this host that died ends as a worker that died (its running chunk fails with
+    /// mp::WorkerLostError, the others go to the other ranks, and no rank replaces it unless a free
+    /// one is left), looked for every 50 ms. Pool lock held, receiving role.
+    void look_for_lost_ranks(std::unique_lock<std::mutex>& g) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now < next_liveness_check_) return;
+        next_liveness_check_ = now + std::chrono::milliseconds(50);
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            slot& s = slots_[i];
+            if (!s.peer || !s.alive || !ranks_->gone(*s.peer)) continue;
+            const peer& p = ranks_->at(*s.peer);
+            worker_exit how;
+            how.who = "the MPI rank " + std::to_string(p.rank) + " (host " + p.host + ", pid " + std::to_string(p.pid) + ")";
+            ranks_->lose(*s.peer, std::move(s.sends));
+            s.sends.clear();
+            s.peer.reset();
+            s.alive = false;
+            pipeline_.worker_ended(g, i, how, [](std::uint64_t) { return true; });
+        }
+    }
+
     /// Worker `w` left the pool: its initializer raised (`why`), or it ran maxtasks. Its rank goes
     /// back to the book, and the pipeline starts another (pool lock held, receiving role).
     void ended(std::unique_lock<std::mutex>& g, std::size_t w, const std::string& why) {
@@ -361,6 +383,7 @@ private:
     std::condition_variable receive_done_;
     int pollers_ = 0;  // callers in before_sleep (pool lock)
     std::chrono::microseconds nap_{0};
+    std::chrono::steady_clock::time_point next_liveness_check_{};
     std::mutex wake_m_;
     std::condition_variable wake_cv_;
     bool woken_ = false;

@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "errors.hpp"
+#include "liveness.hpp"
 #include "log_core.hpp"
 #include "pickle.hpp"
 #include "pool_protocol.hpp"
@@ -360,7 +361,7 @@ inline bool serve_pool(MPI_Comm comm, int boss, std::string_view join) {
     {
         std::string hello;
         PickleWriter w(hello);
-        w(binary_identity(), std::string(host), static_cast<std::int64_t>(::getpid()));
+        w(binary_identity(), std::string(host), static_cast<std::int64_t>(::getpid()), barrier_party_self().start);
         send(comm, boss, r_hello, hello);
     }
     int code = 0;
@@ -396,11 +397,12 @@ inline bool serve_pool(MPI_Comm comm, int boss, std::string_view join) {
 
 /// A rank that serves this process, as its boss sees it.
 struct peer {
-    enum class state { free, busy, draining, refused };
+    enum class state { free, busy, draining, refused, lost };
     int rank = 0;
     state st = state::free;
     std::string host;
     std::int64_t pid = 0;
+    std::uint64_t start = 0;  // the process's start time (clock ticks since its host's boot)
     std::string refused_why;
     /// Messages sent and possibly not yet received (their buffers live until they complete).
     std::deque<std::pair<std::unique_ptr<std::string>, MPI_Request>> sends;
@@ -440,6 +442,7 @@ public:
         const std::string mine = binary_identity();
         char host[256] = {};
         ::gethostname(host, sizeof host - 1);
+        host_ = host;
         const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
         std::string msg;
         for (int r = first; r < first + count; ++r) {
@@ -451,7 +454,7 @@ public:
             } else {
                 std::string id;
                 PickleReader rd(msg);
-                rd(id, p.host, p.pid);
+                rd(id, p.host, p.pid, p.start);
                 if (id != mine) {
                     p.st = peer::state::refused;
                     p.refused_why = "it runs another build of the program (" + id + ", rank 0 runs " + mine +
@@ -472,12 +475,30 @@ public:
 
     [[nodiscard]] MPI_Comm comm() const noexcept { return comm_; }
 
-    /// The ranks a pool may take (not refused).
+    /// The ranks a pool may take (not refused, not lost).
     [[nodiscard]] int usable() {
         std::lock_guard g(m_);
         int n = 0;
-        for (auto& p : peers_) n += p.st != peer::state::refused;
+        for (auto& p : peers_) n += p.st != peer::state::refused && p.st != peer::state::lost;
         return n;
+    }
+
+    /// True if the rank at index `i` runs on this host and its process has ended (or is ending).
+    /// MPI says nothing of a rank that died: under mpirun, Open MPI ends the whole job then, but
+    /// a job spawned by a singleton is aborted without its parent, which would wait for ever.
+    /// A rank on another host is not looked at (false).
+    [[nodiscard]] bool gone(std::size_t i) const noexcept {
+        const peer& p = peers_[i];  // host, pid and start never change once said
+        return p.host == host_ && p.pid > 0 && barrier_party_gone(static_cast<std::uint32_t>(p.pid), p.start);
+    }
+    /// A pool gives back a rank that died: it is never claimed or sent anything again. Its
+    /// unfinished sends are kept (MPI may still hold their buffers) until the end.
+    void lose(std::size_t i, std::deque<std::pair<std::unique_ptr<std::string>, MPI_Request>> sends) {
+        std::lock_guard g(m_);
+        peer& p = peers_[i];
+        for (auto& s : sends) p.sends.push_back(std::move(s));
+        p.st = peer::state::lost;
+        any_lost_ = true;
     }
 
     /// True if `n` ranks can serve a new pool.
@@ -496,6 +517,7 @@ public:
             if (p.st == peer::state::free || p.st == peer::state::draining) ++room;
             if (p.st == peer::state::refused)
                 refused += "; rank " + std::to_string(p.rank) + " was refused: " + p.refused_why;
+            if (p.st == peer::state::lost) refused += "; rank " + std::to_string(p.rank) + " died";
         }
         if (n <= room) return;
         throw ValueError("multiprocessing: a pool of the \"mpi\" context asks for " + std::to_string(n) +
@@ -552,12 +574,13 @@ public:
                                  "pool; it is told to exit once it has\n",
                                  p.rank);
             for (auto& p : peers_)
-                if (p.st != peer::state::refused) send(comm_, p.rank, t_exit, {});
+                if (p.st != peer::state::refused && p.st != peer::state::lost) send(comm_, p.rank, t_exit, {});
             for (auto& p : peers_) {
                 for (auto& s : p.sends) MPI_Request_free(&s.second);
                 p.sends.clear();
             }
-            if (spawned_) MPI_Comm_disconnect(&comm_);
+            // A disconnect waits for every rank of the other side: not for one that died.
+            if (spawned_ && !any_lost_) MPI_Comm_disconnect(&comm_);
             else MPI_Comm_free(&comm_);
         } catch (...) {
         }
@@ -579,6 +602,8 @@ private:
 
     MPI_Comm comm_;
     bool spawned_;
+    std::string host_;  // this process's host name
+    bool any_lost_ = false;
     std::mutex m_;
     std::deque<peer> peers_;  // a deque: a peer holds requests and never moves
     bool done_ = false;
