@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -174,5 +175,31 @@ private:
     std::uint64_t generation_ = 0;
     bool stop_ = false;
 };
+
+/// The CPU-bound item: `iters` rounds of integer mixing that the compiler cannot skip.
+inline std::uint64_t burn(std::uint64_t iters) {
+    std::uint64_t x = iters ^ 0x9E3779B97F4A7C15ull;
+    for (std::uint64_t i = 0; i < iters; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    return x;
+}
+
+/// Rounds of burn() that take about 2 ms here, measured once per program.
+inline std::uint64_t iters_for_2ms() {
+    static const std::uint64_t n = [] {
+        std::uint64_t iters = 100000;
+        for (;;) {
+            auto t0 = std::chrono::steady_clock::now();
+            benchmark::DoNotOptimize(burn(iters));
+            auto dt = std::chrono::steady_clock::now() - t0;
+            if (dt > std::chrono::milliseconds(20)) return static_cast<std::uint64_t>(iters * 2e-3 / std::chrono::duration<double>(dt).count());
+            iters *= 2;
+        }
+    }();
+    return n;
+}
 
 }  // namespace mp_bench

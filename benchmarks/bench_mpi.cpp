@@ -24,31 +24,8 @@ namespace {
 
 long long sqr(long long x) { return x * x; }
 
-std::uint64_t burn(std::uint64_t iters) {
-    std::uint64_t x = iters ^ 0x9E3779B97F4A7C15ull;
-    for (std::uint64_t i = 0; i < iters; ++i) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-    }
-    return x;
-}
-
-/// Rounds of burn() that take about 2 ms here, measured once (as bench_pool's).
-std::uint64_t iters_for_2ms() {
-    static const std::uint64_t n = [] {
-        std::uint64_t iters = 100000;
-        for (;;) {
-            auto t0 = std::chrono::steady_clock::now();
-            benchmark::DoNotOptimize(burn(iters));
-            auto dt = std::chrono::steady_clock::now() - t0;
-            if (dt > std::chrono::milliseconds(20))
-                return static_cast<std::uint64_t>(static_cast<double>(iters) * 2e-3 / std::chrono::duration<double>(dt).count());
-            iters *= 2;
-        }
-    }();
-    return n;
-}
+using mp_bench::burn;
+using mp_bench::iters_for_2ms;
 
 /// What holds the serving ranks now: each rank serves one pool at a time, and the benchmarks run
 /// interleaved, so each takes the ranks from the others (ended, not timed) as it starts.

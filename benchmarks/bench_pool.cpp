@@ -70,31 +70,8 @@ std::vector<long long> inputs(int n) {
     return v;
 }
 
-/// The CPU-bound item: `iters` rounds of integer mixing that the compiler cannot skip.
-std::uint64_t burn(std::uint64_t iters) {
-    std::uint64_t x = iters ^ 0x9E3779B97F4A7C15ull;
-    for (std::uint64_t i = 0; i < iters; ++i) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-    }
-    return x;
-}
-
-/// Rounds of burn() that take about 2 ms here, measured once.
-std::uint64_t iters_for_2ms() {
-    static const std::uint64_t n = [] {
-        std::uint64_t iters = 100000;
-        for (;;) {
-            auto t0 = std::chrono::steady_clock::now();
-            benchmark::DoNotOptimize(burn(iters));
-            auto dt = std::chrono::steady_clock::now() - t0;
-            if (dt > std::chrono::milliseconds(20)) return static_cast<std::uint64_t>(iters * 2e-3 / std::chrono::duration<double>(dt).count());
-            iters *= 2;
-        }
-    }();
-    return n;
-}
+using mp_bench::burn;
+using mp_bench::iters_for_2ms;
 
 constexpr int cpu_items = 64;
 

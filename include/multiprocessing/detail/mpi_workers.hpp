@@ -145,17 +145,14 @@ public:
     /// One round of the result thread: moves what the ranks sent; if nothing, probes a moment,
     /// then naps (woken by wake()), longer each idle round up to 1 ms, or until `until`.
     void serve(std::unique_lock<std::mutex>& g, std::optional<std::chrono::steady_clock::time_point> until) override {
-        begin_receiving(g);
-        bool handed_off = false;
         bool moved = false;
-        try {
+        {
+            receiving_.take(g);
+            receiving_role::held role{receiving_};
+            bool handed_off = false;
             moved = pump(g, false, handed_off);
             look_for_lost_ranks(g);
-        } catch (...) {
-            end_receiving();
-            throw;
         }
-        end_receiving();
         if (moved) {
             nap_ = std::chrono::microseconds(0);
             return;
@@ -220,20 +217,16 @@ public:
         for (prober p(std::chrono::microseconds(2000), until); !ready.load(std::memory_order_acquire) &&
                                                                 !closing.load(std::memory_order_relaxed) && !p.spun();) {
             std::unique_lock g(m);
-            if (receiving_ || pipeline_.stopping()) {
+            if (pipeline_.stopping() || !receiving_.try_take()) {
                 g.unlock();
                 p.pause();
                 continue;
             }
-            receiving_ = true;
             bool handed_off = false;
-            try {
+            {
+                receiving_role::held role{receiving_};
                 (void)pump(g, true, handed_off);
-            } catch (...) {
-                end_receiving();
-                throw;
             }
-            end_receiving();
             if (handed_off) {
                 g.unlock();
                 wake();
@@ -365,22 +358,12 @@ private:
         pipeline_.worker_ended(g, w, how, [](std::uint64_t) { return false; });
     }
 
-    void begin_receiving(std::unique_lock<std::mutex>& g) {
-        receive_done_.wait(g, [&] { return !receiving_; });
-        receiving_ = true;
-    }
-    void end_receiving() noexcept {
-        receiving_ = false;
-        receive_done_.notify_all();
-    }
-
     pool_pipeline& pipeline_;
     std::shared_ptr<boss> ranks_;
     std::vector<slot> slots_;
     std::string join_;  // the join message: maxtasks, then the pickled initializer
     std::string in_;  // the message being delivered (receiving role)
-    bool receiving_ = false;
-    std::condition_variable receive_done_;
+    receiving_role receiving_;  // one thread moves the answers at a time
     int pollers_ = 0;  // callers in before_sleep (pool lock)
     std::chrono::microseconds nap_{0};
     std::chrono::steady_clock::time_point next_liveness_check_{};

@@ -294,16 +294,10 @@ inline bool serve_pool(MPI_Comm comm, int boss, std::string_view join) {
     std::int32_t maxtasks = 0;
     if (join.size() < sizeof maxtasks) throw PicklingError("multiprocessing: truncated MPI join message");
     std::memcpy(&maxtasks, join.data(), sizeof maxtasks);
-    std::string initializer(join.substr(sizeof maxtasks));
-    if (!initializer.empty()) {
-        try {
-            PickleReader r(initializer);
-            unpickle_task(r)->run();
-        } catch (...) {
-            auto info = describe(std::current_exception());
-            send(comm, boss, r_failed, "its initializer raised " + info.type_name + ": " + info.message);
-            return true;
-        }
+    try {
+        run_initializer(join.substr(sizeof maxtasks), [&](const std::string& why) { send(comm, boss, r_failed, why); });
+    } catch (...) {
+        return true;  // the boss was told why
     }
     send(comm, boss, r_ready, {});
     task_server server;

@@ -58,6 +58,37 @@ struct worker_exit {
     std::optional<std::string> could_not_start;  // it ended before taking up work: why
 };
 
+/// The role of the one thread at a time that moves a message transport's answers: the result
+/// thread, or a caller that helps it while it waits for its result (pool_waiter). Every call is
+/// made with the pool lock held.
+class receiving_role {
+public:
+    /// Waits until no thread has the role, then takes it.
+    void take(std::unique_lock<std::mutex>& g) {
+        free_.wait(g, [&] { return !taken_; });
+        taken_ = true;
+    }
+    /// Takes the role if no thread has it; true if taken.
+    [[nodiscard]] bool try_take() noexcept { return !std::exchange(taken_, true); }
+    void give_back() noexcept {
+        taken_ = false;
+        free_.notify_all();
+    }
+    /// Gives the role back as it goes out of scope, also when a corrupt message throws (the pool
+    /// lock must still be held then).
+    struct held {
+        receiving_role& role;
+        explicit held(receiving_role& r) noexcept : role(r) {}
+        held(const held&) = delete;
+        held& operator=(const held&) = delete;
+        ~held() { role.give_back(); }
+    };
+
+private:
+    bool taken_ = false;
+    std::condition_variable free_;
+};
+
 /// The worker seam: a pool's workers, of whatever kind. The pipeline calls it with the pool lock
 /// held unless a method says otherwise; it calls the pipeline back (deliver, worker_ended,
 /// dispatch) from the thread that runs serve().

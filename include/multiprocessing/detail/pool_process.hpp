@@ -52,20 +52,12 @@ inline void pool_worker_main(shared_handle<pool_rings> rings, shared_handle<pool
     // Pool::terminate() stops workers with SIGTERM: a handler inherited from the parent by fork
     // must not keep them alive or make them act as the parent would.
     ::signal(SIGTERM, SIG_DFL);
-    if (!initializer.empty()) {
-        try {
-            PickleReader r(initializer);
-            unpickle_task(r)->run();
-        } catch (...) {
-            // The worker ends with its report, as in Python; the pool names the cause in the
-            // errors of the tasks it cannot run.
-            auto info = describe(std::current_exception());
-            std::string why = "its initializer raised " + info.type_name + ": " + info.message;
-            why.resize(std::min(why.size(), sizeof rings->start_error - 1));
-            std::memcpy(rings->start_error, why.data(), why.size());
-            throw;
-        }
-    }
+    // The worker ends with the initializer's exception, as in Python; the pool names the cause
+    // in the errors of the tasks it cannot run.
+    run_initializer(initializer, [&](std::string why) {
+        why.resize(std::min(why.size(), sizeof rings->start_error - 1));
+        std::memcpy(rings->start_error, why.data(), why.size());
+    });
     rings->started.store(1, std::memory_order_release);
     worker_channel channel(std::move(rings), std::move(activity), std::move(doorbell));
     task_server server;
@@ -208,10 +200,13 @@ public:
     /// others keep the thread awake; idle, it spins a moment (more may come at once: a callback
     /// submits the next task), then sleeps until a worker publishes or ends, wake() or `until`.
     void serve(std::unique_lock<std::mutex>& g, std::optional<std::chrono::steady_clock::time_point> until) override {
-        begin_receiving(g);
-        bool unused = false;
-        const bool any = pump(g, false, unused);
-        end_receiving();
+        bool any = false;
+        {
+            receiving_.take(g);
+            receiving_role::held role{receiving_};
+            bool unused = false;
+            any = pump(g, false, unused);
+        }
         auto now = std::chrono::steady_clock::now();
         if (any && now - last_sentinel_check_ < std::chrono::milliseconds(5)) return;
         last_sentinel_check_ = now;
@@ -274,10 +269,10 @@ public:
         bool ended = false;
         for (std::size_t k = 0; k < who_.size(); ++k) ended |= fds_[2 + k].revents != 0;
         if (ended) {
-            begin_receiving(g);
+            receiving_.take(g);
+            receiving_role::held role{receiving_};
             for (std::size_t k = 0; k < who_.size(); ++k)
                 if (fds_[2 + k].revents && slots_[who_[k]].alive) worker_ended(g, who_[k]);
-            end_receiving();
         }
     }
 
@@ -303,7 +298,7 @@ private:
     enum class look { nothing, ready, caller_moves_them };
 
     /// Moves what the rings hold: results in (delivered), tasks out. Pool lock held, and the
-    /// receiving role (begin_receiving). A caller waiting for its result (`for_waiter`) stops
+    /// receiving role (receiving_). A caller waiting for its result (`for_waiter`) stops
     /// before a result whose job has callbacks, which run in the result thread as in Python, and
     /// says so in `handed_off`. Returns true if some ring had something.
     bool pump(std::unique_lock<std::mutex>& g, bool for_waiter, bool& handed_off) {
@@ -336,17 +331,6 @@ private:
     }
     /// True if the oldest chunk worker `w` holds belongs to a job with callbacks.
     [[nodiscard]] bool oldest_has_callbacks(std::size_t w) const noexcept { return pipeline_.oldest_has_callbacks(w); }
-
-    /// Takes the role of the one thread that reads the channels, waiting for a caller that has
-    /// it (pool lock held).
-    void begin_receiving(std::unique_lock<std::mutex>& g) {
-        receive_done_.wait(g, [&] { return !receiving_; });
-        receiving_ = true;
-    }
-    void end_receiving() noexcept {
-        receiving_ = false;
-        receive_done_.notify_all();
-    }
 
     /// Asks the workers to ring the doorbell when they publish (or stops asking; pool lock held).
     void set_armed(bool on) noexcept {
@@ -382,16 +366,12 @@ private:
             bool moved = false;
             {
                 std::unique_lock g(m);
-                if (!receiving_ && !pipeline_.stopping()) {
-                    receiving_ = true;
+                if (!pipeline_.stopping() && receiving_.try_take()) {
                     bool handed_off = false;
-                    try {
+                    {
+                        receiving_role::held role{receiving_};  // a corrupt message: get() says so
                         moved = pump(g, true, handed_off);
-                    } catch (...) {  // a corrupt message: the caller's get() says so
-                        end_receiving();
-                        throw;
                     }
-                    end_receiving();
                     if (handed_off) {
                         helping = false;
                         wake();
@@ -469,8 +449,7 @@ private:
     std::optional<Connection> doorbell_recv_, doorbell_send_;  // workers ring it when they publish
     shared_handle<pool_activity> activity_;                     // shared with the workers
     // Who reads the channels (pool lock): the result thread, or a caller waiting in get().
-    bool receiving_ = false;  // one thread reads the channels at a time
-    std::condition_variable receive_done_;
+    receiving_role receiving_;  // one thread reads the channels at a time
     int pollers_ = 0;                       // callers in help_while
     bool result_asleep_ = false;            // the result thread sleeps in poll()
     bool armed_ = false;                    // the workers ring the doorbell when they publish

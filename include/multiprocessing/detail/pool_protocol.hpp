@@ -19,6 +19,7 @@
 #include <exception>
 #include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -135,6 +136,22 @@ void write_task_prefix(PickleWriter& w, const F& f) {
     w.write_raw(static_cast<std::uint8_t>(pool_message::task));
     w.dump(runner_id<F, Args...>());
     dump_callable(w, f);
+}
+
+/// Runs a worker's pickled initializer (empty: none). If it raises, `failed` is told why ("its
+/// initializer raised T: message", what the pool names in the errors of the tasks it cannot run)
+/// and the exception goes on: the worker ends with it, as in Python.
+template <class Failed>
+void run_initializer(std::string_view pickled, Failed&& failed) {
+    if (pickled.empty()) return;
+    try {
+        PickleReader r(pickled);
+        unpickle_task(r)->run();
+    } catch (...) {
+        auto info = describe(std::current_exception());
+        failed("its initializer raised " + info.type_name + ": " + info.message);
+        throw;
+    }
 }
 
 /// The worker's half: answers one task message (after its kind byte) into `out`, which it
