@@ -448,7 +448,10 @@ public:
             } else {
                 std::string id;
                 PickleReader rd(msg);
-                rd(id, p.host, p.pid, p.start);
+                // Identity, host and pid first, as every build has sent them: another build is
+                // refused by name whatever else its hello holds.
+                rd(id, p.host, p.pid);
+                if (id == mine) rd(p.start);
                 if (id != mine) {
                     p.st = peer::state::refused;
                     p.refused_why = "it runs another build of the program (" + id + ", rank 0 runs " + mine +
