@@ -247,9 +247,9 @@ public:
     void on_worker_failed(std::function<void(const std::string&)> hook) { worker_failed_ = std::move(hook); }
 
     /// A blocking map returns: if some chunk of its job may still be sent (the map raised before
-    /// all came back), the job copies the inputs it borrowed from the caller.
-    /// A thread pool's worker reads the borrowed inputs in place while it runs a chunk, so the
-    /// caller first waits for the chunks workers hold (they finish; terminate() joins them).
+    /// all came back), the job copies the inputs it borrowed from the caller. A thread pool's
+    /// worker reads them in place while it runs a chunk, so the caller first waits for the chunks
+    /// workers hold (they finish; terminate() joins them).
     void stop_borrowing(job_base& job) noexcept {
         std::unique_lock g(mutex_);
         if (job.runs_here()) {
